@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+// Unit and in-process SSH tests: no root, no system services.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    exclude: ['test/**/*.e2e.test.ts', 'node_modules/**'],
+    testTimeout: 20_000,
+    hookTimeout: 30_000,
+  },
+});
