@@ -1,0 +1,101 @@
+import { existsSync } from 'node:fs';
+import { dirname, extname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DeployfileError } from '../core/errors.ts';
+import { normalizeTask, type TaskDefinition } from './define.ts';
+import { DeployfileSchema, formatIssues } from './schema.ts';
+
+/** A site with its defaults applied: `user` is the site's name unless set. */
+export interface ResolvedSite {
+  name: string;
+  host: string;
+  user: string;
+  /** Undefined when the deployfile leaves it to ~/.ssh/config (default 22). */
+  port: number | undefined;
+  identityFile: string | undefined;
+  forwardAgent: boolean | undefined;
+  vars: Record<string, unknown>;
+}
+
+export interface LoadedDeployfile {
+  file: string;
+  sites: ResolvedSite[];
+  groups: Record<string, string[]>;
+  tasks: Record<string, TaskDefinition>;
+}
+
+export const DEPLOYFILE_NAMES = ['deployfile.ts', 'deployfile.mts', 'deployfile.js', 'deployfile.mjs'];
+
+/** `-f FILE`, else `./deployfile.ts`, else the nearest one in a parent directory. */
+export function findDeployfile(explicit: string | undefined, cwd = process.cwd()): string {
+  if (explicit) {
+    const file = resolve(cwd, explicit);
+    if (!existsSync(file)) throw new DeployfileError(`${explicit}: no such file`, file);
+    return file;
+  }
+  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
+    for (const name of DEPLOYFILE_NAMES) {
+      const file = join(dir, name);
+      if (existsSync(file)) return file;
+    }
+    if (dirname(dir) === dir) break;
+  }
+  throw new DeployfileError(
+    `no deployfile.ts in ${cwd} or any parent directory. Create one (see deployfile.example.ts in the deployfile package) or pass -f FILE.`,
+  );
+}
+
+/**
+ * Where `import 'deployfile'` in a user's file goes: always this running
+ * copy, so the deployfile and the CLI share one engine and one set of types.
+ */
+function selfAliases(): Record<string, string> {
+  const here = fileURLToPath(import.meta.url);
+  const ext = extname(here); // .ts under tests, .js when built
+  const srcRoot = resolve(dirname(here), '..');
+  return {
+    'deployfile/tasks': resolve(srcRoot, '..', 'tasks', `index${ext}`),
+    deployfile: resolve(srcRoot, `index${ext}`),
+  };
+}
+
+/** Import a deployfile.ts at run time (no build step) and validate it. */
+export async function loadDeployfile(file: string): Promise<LoadedDeployfile> {
+  const { createJiti } = await import('jiti');
+  const jiti = createJiti(import.meta.url, { alias: selfAliases(), interopDefault: true, moduleCache: false });
+  let exported: unknown;
+  try {
+    exported = await jiti.import(file, { default: true });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new DeployfileError(`${file}: could not be loaded: ${message}`, file);
+  }
+  return validateDeployfile(exported, file);
+}
+
+/** Validate a deployfile's default export; errors name the file and every bad path. */
+export function validateDeployfile(exported: unknown, file: string): LoadedDeployfile {
+  if (exported === undefined || exported === null || (typeof exported === 'object' && Object.keys(exported).length === 0)) {
+    throw new DeployfileError(`${file}: has no default export. End it with: export default defineDeployfile({ sites, tasks })`, file);
+  }
+  const parsed = DeployfileSchema.safeParse(exported, { reportInput: true });
+  if (!parsed.success) {
+    const lines = formatIssues(parsed.error.issues);
+    throw new DeployfileError(`${file}: invalid deployfile\n${lines.map((line) => `  ${line}`).join('\n')}`, file);
+  }
+  const config = parsed.data;
+  return {
+    file,
+    sites: Object.entries(config.sites).map(([name, site]) => ({
+      name,
+      host: site.host,
+      user: site.user ?? name,
+      port: site.port,
+      identityFile: site.identityFile,
+      forwardAgent: site.forwardAgent,
+      vars: site.vars ?? {},
+    })),
+    groups: config.groups ?? {},
+    tasks: Object.fromEntries(Object.entries(config.tasks).map(([name, value]) => [name, normalizeTask(value as TaskDefinition)])),
+  };
+}

@@ -1,0 +1,136 @@
+import { z } from 'zod';
+
+const isFunction = (value: unknown): boolean => typeof value === 'function';
+
+/** Site and group names double as Unix user names and CLI words. */
+const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+const USER = /^[a-z_][a-z0-9_-]*[$]?$/i;
+
+export const SiteSchema = z
+  .object({
+    host: z.string().min(1, 'expected a host name'),
+    user: z.string().regex(USER, 'expected a Unix user name').optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    identityFile: z.string().min(1).optional(),
+    forwardAgent: z.boolean().optional(),
+    vars: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+export const TaskSchema = z.union([
+  z.custom<(...args: unknown[]) => unknown>(isFunction, { message: 'expected a function or task({...})' }),
+  z
+    .object({
+      description: z.string().optional(),
+      once: z.boolean().optional(),
+      lock: z.boolean().optional(),
+      run: z.custom<(...args: unknown[]) => unknown>(isFunction, { message: 'expected a function' }),
+    })
+    .strict(),
+]);
+
+export const DeployfileSchema = z
+  .object({
+    sites: z.record(z.string().regex(NAME, 'site names may use letters, digits, _ . - only'), SiteSchema),
+    groups: z.record(z.string().regex(NAME, 'group names may use letters, digits, _ . - only'), z.array(z.string())).optional(),
+    tasks: z.record(z.string().regex(NAME, 'task names may use letters, digits, _ . - only'), TaskSchema),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    for (const [group, members] of Object.entries(config.groups ?? {})) {
+      if (group in config.sites) {
+        ctx.addIssue({ code: 'custom', path: ['groups', group], message: `"${group}" is both a site and a group; rename one` });
+      }
+      members.forEach((member, i) => {
+        if (!(member in config.sites) && !(member in (config.groups ?? {}))) {
+          ctx.addIssue({ code: 'custom', path: ['groups', group, i], message: `unknown site "${member}"; sites are: ${Object.keys(config.sites).join(', ') || '(none)'}` });
+        }
+      });
+    }
+  });
+
+export type ValidDeployfile = z.infer<typeof DeployfileSchema>;
+
+const ARTICLE: Record<string, string> = { object: 'an object', array: 'an array', undefined: 'nothing' };
+const describeType = (type: string): string => ARTICLE[type] ?? `a ${type}`;
+
+function describeInput(input: unknown): string {
+  if (input === undefined) return 'nothing';
+  if (typeof input === 'function') return 'a function';
+  try {
+    const text = JSON.stringify(input);
+    return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+  } catch {
+    return typeof input;
+  }
+}
+
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const distance = levenshtein(word.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+/** Edit distance, for "did you mean" suggestions. */
+export function levenshtein(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0] as number;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j] as number;
+      row[j] = Math.min((row[j] as number) + 1, (row[j - 1] as number) + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length] as number;
+}
+
+/** Suggest the closest of `candidates`, or undefined when none is close. */
+export function suggest(word: string, candidates: readonly string[]): string | undefined {
+  return closest(word, candidates);
+}
+
+const KNOWN_KEYS: Record<string, string[]> = {
+  root: ['sites', 'groups', 'tasks'],
+  site: Object.keys(SiteSchema.shape),
+  task: ['description', 'once', 'lock', 'run'],
+};
+
+/**
+ * One line per problem, each starting with the path in the deployfile:
+ * `sites.alleged.port: expected a number, got "22x"`.
+ */
+export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map((issue) => {
+    const path = issue.path.map(String).join('.') || '(top level)';
+    const input = (issue as { input?: unknown }).input;
+    switch (issue.code) {
+      case 'invalid_type':
+        return `${path}: expected ${describeType(issue.expected)}, got ${describeInput(input)}`;
+      case 'unrecognized_keys': {
+        const kind = issue.path.length === 0 ? 'root' : issue.path[0] === 'sites' ? 'site' : 'task';
+        return issue.keys
+          .map((key) => {
+            const hint = closest(key, KNOWN_KEYS[kind] ?? []);
+            return `${path === '(top level)' ? '' : `${path}.`}${key}: unknown setting${hint ? ` (did you mean "${hint}"?)` : `; allowed: ${(KNOWN_KEYS[kind] ?? []).join(', ')}`}`;
+          })
+          .join('\n');
+      }
+      case 'invalid_union':
+        return `${path}: expected a task function or task({ run, description, once }), got ${describeInput(input)}`;
+      case 'too_small':
+      case 'too_big':
+        return `${path}: ${issue.message.replace(/^Too (small|big): expected number to be /, 'expected a number ')}, got ${describeInput(input)}`;
+      default:
+        return `${path}: ${issue.message}${input !== undefined && issue.code !== 'custom' ? `, got ${describeInput(input)}` : ''}`;
+    }
+  });
+}

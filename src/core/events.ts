@@ -1,0 +1,157 @@
+import { z } from 'zod';
+
+/**
+ * The event stream is the only thing the execution core tells the outside
+ * world. Views (listr2, plain lines, JSON lines) and tests consume it; the
+ * shapes are defined once here and documented in the README. Bump
+ * EVENT_VERSION on any incompatible change.
+ */
+export const EVENT_VERSION = 1;
+
+const base = {
+  v: z.literal(EVENT_VERSION),
+  runId: z.string(),
+  ts: z.string().describe('ISO 8601 time the event was emitted'),
+};
+/** null: the operator's machine, for run-once tasks. */
+const site = z.string().nullable();
+
+export const SiteStatus = z.enum(['ok', 'failed', 'aborted', 'interrupted', 'skipped', 'not-started']);
+export type SiteStatus = z.infer<typeof SiteStatus>;
+
+export const SiteSummary = z.object({
+  site: z.string(),
+  target: z.string().describe('user@host:port'),
+  status: SiteStatus,
+  durationMs: z.number(),
+  failedTask: z.string().optional(),
+  failedCommand: z.string().optional(),
+  error: z.string().optional(),
+});
+export type SiteSummary = z.infer<typeof SiteSummary>;
+
+export const RunStartEvent = z.object({
+  ...base,
+  type: z.literal('run:start'),
+  tasks: z.array(z.string()),
+  sites: z.array(z.object({ site: z.string(), target: z.string() })),
+  dryRun: z.boolean(),
+  deployfile: z.string(),
+});
+export const SiteStartEvent = z.object({ ...base, type: z.literal('site:start'), site: z.string(), target: z.string() });
+export const TaskStartEvent = z.object({
+  ...base,
+  type: z.literal('task:start'),
+  site,
+  task: z.string(),
+  taskId: z.string(),
+  parentTaskId: z.string().nullable(),
+  description: z.string().optional(),
+  once: z.boolean(),
+});
+export const TaskEndEvent = z.object({
+  ...base,
+  type: z.literal('task:end'),
+  site,
+  task: z.string(),
+  taskId: z.string(),
+  status: z.enum(['ok', 'failed', 'skipped']),
+  durationMs: z.number(),
+  error: z.string().optional(),
+  note: z.string().optional().describe('why a task was skipped, e.g. requirements unchanged'),
+});
+export const CommandStartEvent = z.object({
+  ...base,
+  type: z.literal('command:start'),
+  site,
+  taskId: z.string().nullable(),
+  commandId: z.string(),
+  command: z.string(),
+  composed: z.string(),
+  where: z.enum(['local', 'remote']),
+});
+export const OutputEvent = z.object({
+  ...base,
+  type: z.literal('output'),
+  site,
+  commandId: z.string(),
+  stream: z.enum(['stdout', 'stderr']),
+  chunk: z.string(),
+});
+export const CommandEndEvent = z.object({
+  ...base,
+  type: z.literal('command:end'),
+  site,
+  commandId: z.string(),
+  exitCode: z.number().nullable(),
+  signal: z.string().nullable(),
+  timedOut: z.boolean(),
+  ok: z.boolean(),
+  durationMs: z.number(),
+});
+export const PromptEvent = z.object({
+  ...base,
+  type: z.literal('prompt'),
+  site,
+  kind: z.enum(['confirm', 'failure']),
+  question: z.string(),
+  answer: z.string(),
+  by: z.enum(['user', 'policy']),
+});
+export const LogEvent = z.object({
+  ...base,
+  type: z.literal('log'),
+  site,
+  level: z.enum(['info', 'warn', 'error']),
+  message: z.string(),
+});
+export const SiteEndEvent = z.object({ ...base, type: z.literal('site:end'), ...SiteSummary.shape });
+export const RunEndEvent = z.object({
+  ...base,
+  type: z.literal('run:end'),
+  status: z.enum(['ok', 'failed', 'interrupted']),
+  exitCode: z.number(),
+  durationMs: z.number(),
+  summary: z.array(SiteSummary),
+});
+
+export const DeployEvent = z.discriminatedUnion('type', [
+  RunStartEvent,
+  SiteStartEvent,
+  TaskStartEvent,
+  TaskEndEvent,
+  CommandStartEvent,
+  OutputEvent,
+  CommandEndEvent,
+  PromptEvent,
+  LogEvent,
+  SiteEndEvent,
+  RunEndEvent,
+]);
+export type DeployEvent = z.infer<typeof DeployEvent>;
+export type EventType = DeployEvent['type'];
+export type EventOf<T extends EventType> = Extract<DeployEvent, { type: T }>;
+/** An event as the core emits it: the envelope (v, runId, ts) is added by the bus. */
+export type EventInput = DeployEvent extends infer E ? (E extends DeployEvent ? Omit<E, 'v' | 'runId' | 'ts'> : never) : never;
+
+export type Listener = (event: DeployEvent) => void;
+
+/** Stamps events with the envelope and hands them to every listener, in order. */
+export class EventBus {
+  private readonly listeners: Listener[] = [];
+
+  constructor(readonly runId: string) {}
+
+  on(listener: Listener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  emit(input: EventInput): void {
+    const event = { v: EVENT_VERSION, runId: this.runId, ts: new Date().toISOString(), ...input } as DeployEvent;
+    for (const listener of this.listeners) listener(event);
+  }
+}

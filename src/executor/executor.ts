@@ -1,0 +1,207 @@
+import { randomUUID } from 'node:crypto';
+import { AbortError, CommandError, ConnectionError, EXIT, InterruptedError } from '../core/errors.ts';
+import type { EventBus, SiteStatus, SiteSummary } from '../core/events.ts';
+import { Redactor } from '../core/secret.ts';
+import type { SiteInfo } from '../core/context.ts';
+import type { LoadedDeployfile, ResolvedSite } from '../config/load.ts';
+import type { TaskDefinition } from '../config/define.ts';
+import { suggest } from '../config/schema.ts';
+import type { Prompter } from '../prompts/prompter.ts';
+import type { Transport } from '../transports/transport.ts';
+import type { SiteRuntime } from '../runner/site-runtime.ts';
+import { TaskContext, type TaskFrame } from '../runner/task-context.ts';
+import { pool } from './pool.ts';
+
+export interface ExecuteOptions {
+  deployfile: LoadedDeployfile;
+  /** Task names, run in this order on every site. */
+  tasks: string[];
+  sites: ResolvedSite[];
+  bus: EventBus;
+  prompter: Prompter;
+  /** Creates the (lazily connecting) transport for a site. */
+  transportFor: (site: ResolvedSite) => Transport;
+  local: Transport;
+  dryRun?: boolean;
+  /** Sites run at once. */
+  parallel?: number;
+  /** Ctrl-C: no new command or site starts. */
+  signal?: AbortSignal;
+  redactor?: Redactor;
+  defaultTimeoutMs?: number;
+  outputLimit?: number;
+  sudoPassword?: () => Promise<string | undefined>;
+}
+
+export interface RunOutcome {
+  status: 'ok' | 'failed' | 'interrupted';
+  exitCode: number;
+  summary: SiteSummary[];
+  durationMs: number;
+}
+
+/** The task that failed first (innermost), kept beside errors for the summary. */
+const failedIn = new WeakMap<object, string>();
+
+export function newRunId(): string {
+  return randomUUID();
+}
+
+export function siteTarget(site: ResolvedSite): string {
+  return `${site.user}@${site.host}:${site.port ?? 22}`;
+}
+
+function statusOf(error: unknown): SiteStatus {
+  if (error instanceof InterruptedError) return 'interrupted';
+  if (error instanceof AbortError || (error instanceof Error && error.name === 'AbortError')) return 'aborted';
+  return 'failed';
+}
+
+/**
+ * Runs the requested tasks on every site: each site's tasks in order, sites
+ * in parallel up to `parallel`, run-once tasks once for the whole run.
+ * Never throws for a site's failure: outcomes go to the events and the summary.
+ */
+export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
+  const { deployfile, bus } = options;
+  const started = performance.now();
+  const signal = options.signal ?? new AbortController().signal;
+  const redactor = options.redactor ?? new Redactor();
+  const shared = new Map<string, unknown>();
+  const once = new Map<string, Promise<void>>();
+  let taskCounter = 0;
+
+  bus.emit({
+    type: 'run:start',
+    tasks: options.tasks,
+    sites: options.sites.map((site) => ({ site: site.name, target: siteTarget(site) })),
+    dryRun: options.dryRun ?? false,
+    deployfile: deployfile.file,
+  });
+
+  const lookup = (name: string): TaskDefinition => {
+    const definition = deployfile.tasks[name];
+    if (definition) return definition;
+    const hint = suggest(name, Object.keys(deployfile.tasks));
+    throw new AbortError(`unknown task "${name}"${hint ? ` (did you mean "${hint}"?)` : ''}; tasks are: ${Object.keys(deployfile.tasks).join(', ')}`);
+  };
+
+  const runBody = async (rt: SiteRuntime, name: string, definition: TaskDefinition, parentTaskId: string | null): Promise<void> => {
+    const taskId = `t${++taskCounter}`;
+    const taskStarted = performance.now();
+    bus.emit({ type: 'task:start', site: rt.siteName, task: name, taskId, parentTaskId, description: definition.description, once: definition.once ?? false });
+    const frame: TaskFrame = { taskId, task: name };
+    try {
+      await definition.run(new TaskContext(rt, frame));
+      const durationMs = Math.round(performance.now() - taskStarted);
+      bus.emit({ type: 'task:end', site: rt.siteName, task: name, taskId, status: frame.skipped ? 'skipped' : 'ok', durationMs, note: frame.skipped });
+    } catch (error) {
+      if (error instanceof Object && !failedIn.has(error)) failedIn.set(error, name);
+      const message = redactor.redact(error instanceof Error ? error.message : String(error));
+      bus.emit({ type: 'task:end', site: rt.siteName, task: name, taskId, status: 'failed', durationMs: Math.round(performance.now() - taskStarted), error: message });
+      throw error;
+    }
+  };
+
+  const runTask = (rt: SiteRuntime, name: string, parentTaskId: string | null): Promise<void> => {
+    const definition = lookup(name);
+    if (!definition.once || rt.site === null) return runBody(rt, name, definition, parentTaskId);
+    // Every site waits on the same promise: the first to get here starts it.
+    let pending = once.get(name);
+    if (!pending) {
+      pending = runBody(onceRuntime, name, definition, null);
+      once.set(name, pending);
+    }
+    return pending;
+  };
+
+  const makeRuntime = (site: ResolvedSite | null, remote: Transport | null): SiteRuntime => {
+    const info: SiteInfo | null = site ? { name: site.name, user: site.user, host: site.host, port: site.port ?? 22, vars: site.vars } : null;
+    const rt: SiteRuntime = {
+      site: info,
+      siteName: site?.name ?? null,
+      remote,
+      local: options.local,
+      bus,
+      redactor,
+      prompter: options.prompter,
+      shared,
+      dryRun: options.dryRun ?? false,
+      signal,
+      defaultTimeoutMs: options.defaultTimeoutMs,
+      outputLimit: options.outputLimit,
+      sudoPassword: options.sudoPassword,
+      invoke: (task, parentTaskId) => runTask(rt, task, parentTaskId),
+      targetFor: (where) => (where === 'local' || !remote ? 'local' : remote.target),
+    };
+    return rt;
+  };
+  const onceRuntime = makeRuntime(null, null);
+
+  let stopStarting = false;
+  const runSite = async (site: ResolvedSite): Promise<SiteSummary> => {
+    const siteStarted = performance.now();
+    const target = siteTarget(site);
+    bus.emit({ type: 'site:start', site: site.name, target });
+    const transport = options.transportFor(site);
+    const rt = makeRuntime(site, transport);
+    let summary: SiteSummary;
+    try {
+      for (const name of options.tasks) await runTask(rt, name, null);
+      summary = { site: site.name, target, status: 'ok', durationMs: 0 };
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 'interrupted') stopStarting = true;
+      summary = {
+        site: site.name,
+        target,
+        status,
+        durationMs: 0,
+        failedTask: error instanceof Object ? failedIn.get(error) : undefined,
+        failedCommand: error instanceof CommandError ? error.command : undefined,
+        error: redactor.redact(error instanceof CommandError ? error.shortMessage : error instanceof Error ? error.message : String(error)),
+      };
+    } finally {
+      await transport.close().catch(() => {});
+    }
+    summary.durationMs = Math.round(performance.now() - siteStarted);
+    bus.emit({ type: 'site:end', ...summary });
+    return summary;
+  };
+
+  let summary: SiteSummary[] = [];
+  let onceFailed = false;
+  const allOnce = options.tasks.every((name) => lookup(name).once);
+  if (allOnce || options.sites.length === 0) {
+    // Nothing to do per site: run the run-once tasks on their own.
+    try {
+      for (const name of options.tasks) await runTask(onceRuntime, name, null);
+    } catch (error) {
+      onceFailed = true;
+      if (statusOf(error) === 'interrupted') stopStarting = true;
+      if (!(error instanceof CommandError || error instanceof AbortError || error instanceof ConnectionError || error instanceof InterruptedError)) {
+        bus.emit({ type: 'log', site: null, level: 'error', message: redactor.redact(error instanceof Error ? (error.stack ?? error.message) : String(error)) });
+      }
+    }
+  } else {
+    summary = await pool(
+      options.sites,
+      options.parallel ?? 1,
+      (site) => runSite(site),
+      (site) => {
+        const skipped: SiteSummary = { site: site.name, target: siteTarget(site), status: 'not-started', durationMs: 0 };
+        bus.emit({ type: 'site:end', ...skipped });
+        return skipped;
+      },
+      () => !stopStarting && !signal.aborted,
+    );
+  }
+
+  const interrupted = signal.aborted || summary.some((s) => s.status === 'interrupted');
+  const failed = onceFailed || summary.some((s) => s.status !== 'ok');
+  const status = interrupted ? 'interrupted' : failed ? 'failed' : 'ok';
+  const exitCode = interrupted ? EXIT.interrupted : failed ? EXIT.failed : EXIT.ok;
+  const durationMs = Math.round(performance.now() - started);
+  bus.emit({ type: 'run:end', status, exitCode, durationMs, summary });
+  return { status, exitCode, summary, durationMs };
+}

@@ -1,0 +1,24 @@
+/**
+ * Run `work` over `items` with at most `limit` at once, in order of items.
+ * `shouldStart` is asked before each item starts, so a run can stop
+ * starting new sites (after an abort, Ctrl-C or too many failures).
+ */
+export async function pool<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T, index: number) => Promise<R>,
+  skipped: (item: T, index: number) => R,
+  shouldStart: () => boolean = () => true,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      const item = items[index] as T;
+      results[index] = shouldStart() ? await work(item, index) : skipped(item, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, lane));
+  return results;
+}

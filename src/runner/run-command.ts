@@ -1,0 +1,109 @@
+import { parseDuration } from '../core/duration.ts';
+import { CommandError, InterruptedError } from '../core/errors.ts';
+import { TailBuffer, type Result, type Where } from '../core/result.ts';
+import type { ShellCommand } from '../core/quote.ts';
+import type { RunOptions } from '../core/context.ts';
+import type { Transport } from '../transports/transport.ts';
+import type { SiteRuntime } from './site-runtime.ts';
+
+/** How much of each stream a Result keeps; the rest still streams to views. */
+export const DEFAULT_OUTPUT_LIMIT = 1024 * 1024;
+
+export interface CommandRequest {
+  where: Where;
+  transport: Transport;
+  /** As the author wrote it (shown in views and errors). */
+  command: ShellCommand;
+  /** What the shell receives. */
+  composed: ShellCommand;
+  cwd: string | undefined;
+  taskId: string | null;
+  options: RunOptions;
+}
+
+let commandCounter = 0;
+
+/**
+ * Run one command: emit its events, keep bounded output, enforce its timeout,
+ * and on failure (unless warn-only) let the prompter decide: retry, skip, abort.
+ */
+export async function runCommand(rt: SiteRuntime, request: CommandRequest): Promise<Result> {
+  rt.redactor.add(...request.command.secrets, ...request.composed.secrets);
+  for (;;) {
+    const result = await runOnce(rt, request);
+    if (result.ok || request.options.warn) return result;
+    const error = new CommandError(result);
+    if (rt.signal.aborted) throw new InterruptedError(`interrupted during: ${result.command}`);
+    const { answer, by } = await rt.prompter.onFailure({ site: rt.siteName, error });
+    rt.bus.emit({ type: 'prompt', site: rt.siteName, kind: 'failure', question: error.shortMessage, answer, by });
+    if (answer === 'retry') continue;
+    if (answer === 'skip') return result;
+    throw error;
+  }
+}
+
+async function runOnce(rt: SiteRuntime, request: CommandRequest): Promise<Result> {
+  if (rt.signal.aborted) throw new InterruptedError(`interrupted before: ${rt.redactor.redact(request.command.text)}`);
+  const commandId = `c${++commandCounter}`;
+  const command = rt.redactor.redact(request.command.text);
+  const composed = rt.redactor.redact(request.composed.text);
+  const site = rt.siteName;
+  rt.bus.emit({ type: 'command:start', site, taskId: request.taskId, commandId, command, composed, where: request.where });
+
+  const limit = rt.outputLimit ?? DEFAULT_OUTPUT_LIMIT;
+  const stdout = new TailBuffer(limit);
+  const stderr = new TailBuffer(limit);
+  const stream = (name: 'stdout' | 'stderr', buffer: TailBuffer) => (chunk: string) => {
+    buffer.push(chunk);
+    if (!request.options.quiet) rt.bus.emit({ type: 'output', site, commandId, stream: name, chunk: rt.redactor.redact(chunk) });
+  };
+
+  const timeoutMs = request.options.timeout !== undefined ? parseDuration(request.options.timeout) : rt.defaultTimeoutMs;
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer =
+    timeoutMs && timeoutMs > 0
+      ? setTimeout(() => {
+          timedOut = true;
+          controller.abort();
+        }, timeoutMs)
+      : undefined;
+  const onInterrupt = (): void => controller.abort();
+  rt.signal.addEventListener('abort', onInterrupt, { once: true });
+
+  const started = performance.now();
+  try {
+    const exec = await request.transport.exec(request.composed.text, {
+      onStdout: stream('stdout', stdout),
+      onStderr: stream('stderr', stderr),
+      stdin: request.options.stdin,
+      signal: controller.signal,
+    });
+    const durationMs = Math.round(performance.now() - started);
+    const ok = exec.exitCode === 0 && !timedOut;
+    rt.bus.emit({ type: 'command:end', site, commandId, exitCode: exec.exitCode, signal: exec.signal, timedOut, ok, durationMs });
+    return {
+      command,
+      composed,
+      site,
+      target: rt.targetFor(request.where),
+      where: request.where,
+      cwd: request.cwd,
+      stdout: rt.redactor.redact(stdout.toString()),
+      stderr: rt.redactor.redact(stderr.toString()),
+      exitCode: exec.exitCode,
+      signal: exec.signal,
+      timedOut,
+      durationMs,
+      ok,
+      failed: !ok,
+    };
+  } catch (error) {
+    const durationMs = Math.round(performance.now() - started);
+    rt.bus.emit({ type: 'command:end', site, commandId, exitCode: null, signal: null, timedOut: false, ok: false, durationMs });
+    throw error;
+  } finally {
+    if (timer) clearTimeout(timer);
+    rt.signal.removeEventListener('abort', onInterrupt);
+  }
+}

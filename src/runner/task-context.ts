@@ -1,0 +1,168 @@
+import { AbortError } from '../core/errors.ts';
+import { checkEnv, compose, EMPTY_SCOPE, joinCwd, wrapSudo, type Scope } from '../core/compose.ts';
+import { toShellCommand, type CommandInput, type ShellValue } from '../core/quote.ts';
+import type { CommandFn, ConfirmOptions, Context, RunOptions, SiteInfo, SudoOptions } from '../core/context.ts';
+import type { Result } from '../core/result.ts';
+import { runCommand } from './run-command.ts';
+import type { SiteRuntime } from './site-runtime.ts';
+
+/** The task being run, so commands and skips are attributed to it. */
+export interface TaskFrame {
+  readonly taskId: string;
+  readonly task: string;
+  skipped?: string;
+}
+
+type Call = [first: CommandInput | TemplateStringsArray, ...rest: unknown[]];
+
+/** Splits `(cmd, options)` and tagged-template calls into a command and options. */
+function parseCall<O>(args: Call): { command: ReturnType<typeof toShellCommand>; options: O | undefined } {
+  const [first, ...rest] = args;
+  if (Array.isArray(first) && 'raw' in first) {
+    return { command: toShellCommand(first, rest as ShellValue[]), options: undefined };
+  }
+  return { command: toShellCommand(first as CommandInput), options: rest[0] as O | undefined };
+}
+
+/**
+ * The Context tasks receive. Immutable: every derivation returns a new one
+ * sharing the same runtime, so concurrent sites never share mutable state.
+ */
+export class TaskContext implements Context {
+  constructor(
+    private readonly rt: SiteRuntime,
+    private readonly frame: TaskFrame,
+    private readonly scope: Scope = EMPTY_SCOPE,
+    private readonly defaults: RunOptions = {},
+  ) {}
+
+  get site(): SiteInfo {
+    if (!this.rt.site) {
+      throw new AbortError(`task "${this.frame.task}" runs once on the operator's machine and has no site; use c.local, or make it a per-site task`);
+    }
+    return this.rt.site;
+  }
+
+  get once(): boolean {
+    return this.rt.site === null;
+  }
+
+  get shared(): Map<string, unknown> {
+    return this.rt.shared;
+  }
+
+  get dryRun(): boolean {
+    return this.rt.dryRun;
+  }
+
+  private derive(scope: Scope, defaults = this.defaults): TaskContext {
+    return new TaskContext(this.rt, this.frame, scope, defaults);
+  }
+
+  // Like Fabric's Connection, cd/prefix/env apply to c.run, c.sudo and c.local alike.
+  cd(dir: string): TaskContext {
+    return this.derive({ ...this.scope, cwd: joinCwd(this.scope.cwd, dir) });
+  }
+
+  prefix(command: CommandInput): TaskContext {
+    return this.derive({ ...this.scope, prefixes: [...this.scope.prefixes, toShellCommand(command)] });
+  }
+
+  env(vars: Record<string, string | number>): TaskContext {
+    return this.derive({ ...this.scope, env: { ...this.scope.env, ...checkEnv(vars) } });
+  }
+
+  warnOnly(): TaskContext {
+    return this.with({ warn: true });
+  }
+
+  with(options: RunOptions): TaskContext {
+    return this.derive(this.scope, { ...this.defaults, ...options });
+  }
+
+  readonly run: CommandFn<RunOptions> = (...args: Call) => {
+    const { command, options } = parseCall<RunOptions>(args);
+    const transport = this.rt.remote;
+    if (!transport) {
+      return Promise.reject(new AbortError(`c.run in run-once task "${this.frame.task}": it has no site to run on; use c.local`));
+    }
+    return runCommand(this.rt, {
+      where: 'remote',
+      transport,
+      command,
+      composed: compose(this.scope, command),
+      cwd: this.scope.cwd,
+      taskId: this.frame.taskId,
+      options: { ...this.defaults, ...options },
+    });
+  };
+
+  readonly local: CommandFn<RunOptions> = (...args: Call) => {
+    const { command, options } = parseCall<RunOptions>(args);
+    return runCommand(this.rt, {
+      where: 'local',
+      transport: this.rt.local,
+      command,
+      composed: compose(this.scope, command),
+      cwd: this.scope.cwd,
+      taskId: this.frame.taskId,
+      options: { ...this.defaults, ...options },
+    });
+  };
+
+  readonly sudo: CommandFn<SudoOptions> = async (...args: Call): Promise<Result> => {
+    const { command, options = {} } = parseCall<SudoOptions>(args);
+    const transport = this.rt.remote;
+    if (!transport) throw new AbortError(`c.sudo in run-once task "${this.frame.task}": it has no site to run on`);
+    const password = await this.rt.sudoPassword?.();
+    if (password) this.rt.redactor.add(password);
+    return runCommand(this.rt, {
+      where: 'remote',
+      transport,
+      command,
+      composed: wrapSudo(compose(this.scope, command), { user: options.user, password: password !== undefined && password !== '' }),
+      cwd: this.scope.cwd,
+      taskId: this.frame.taskId,
+      options: { ...this.defaults, ...options, stdin: password ? `${password}\n${options.stdin ?? ''}` : options.stdin },
+    });
+  };
+
+  async confirm(question: string, options: ConfirmOptions = {}): Promise<boolean> {
+    const { answer, by } = await this.rt.prompter.confirm({ site: this.rt.siteName, question, default: options.default });
+    this.rt.bus.emit({ type: 'prompt', site: this.rt.siteName, kind: 'confirm', question, answer: answer ? 'yes' : 'no', by });
+    return answer;
+  }
+
+  abort(message: string): never {
+    throw new AbortError(message);
+  }
+
+  async put(localPath: string, remotePath: string): Promise<void> {
+    const transport = this.rt.remote ?? this.rt.local;
+    this.log(`put ${localPath} -> ${this.rt.targetFor('remote')}:${remotePath}`);
+    await transport.put(localPath, remotePath);
+  }
+
+  async get(remotePath: string, localPath: string): Promise<void> {
+    const transport = this.rt.remote ?? this.rt.local;
+    this.log(`get ${this.rt.targetFor('remote')}:${remotePath} -> ${localPath}`);
+    await transport.get(remotePath, localPath);
+  }
+
+  invoke(task: string): Promise<void> {
+    return this.rt.invoke(task, this.frame.taskId);
+  }
+
+  log(message: string): void {
+    this.rt.bus.emit({ type: 'log', site: this.rt.siteName, level: 'info', message: this.rt.redactor.redact(message) });
+  }
+
+  warn(message: string): void {
+    this.rt.bus.emit({ type: 'log', site: this.rt.siteName, level: 'warn', message: this.rt.redactor.redact(message) });
+  }
+
+  skip(reason: string): void {
+    this.frame.skipped = reason;
+    this.log(`skipped: ${reason}`);
+  }
+}

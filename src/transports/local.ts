@@ -1,0 +1,66 @@
+import { spawn } from 'node:child_process';
+import { copyFile, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { ExecOptions, ExecResult, Transport } from './transport.ts';
+
+/** Runs commands on the operator's machine with `/bin/sh -c`, as `c.local` does. */
+export class LocalTransport implements Transport {
+  readonly target = 'local';
+  private readonly running = new Set<ReturnType<typeof spawn>>();
+
+  constructor(private readonly options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {}
+
+  async connect(): Promise<void> {}
+
+  exec(command: string, options: ExecOptions): Promise<ExecResult> {
+    return new Promise((resolve, reject) => {
+      // A process group of its own, so ending a command ends what it started too.
+      const child = spawn('/bin/sh', ['-c', command], {
+        cwd: this.options.cwd,
+        env: this.options.env ?? process.env,
+        detached: true,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      this.running.add(child);
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => options.onStdout?.(chunk));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => options.onStderr?.(chunk));
+      child.stdin.on('error', () => {}); // the command may exit without reading stdin
+      child.stdin.end(options.stdin ?? '');
+      const kill = (): void => killGroup(child.pid, 'SIGTERM');
+      options.signal?.addEventListener('abort', kill, { once: true });
+      if (options.signal?.aborted) kill();
+      child.on('error', (error) => {
+        this.running.delete(child);
+        reject(error);
+      });
+      child.on('close', (code, signal) => {
+        this.running.delete(child);
+        options.signal?.removeEventListener('abort', kill);
+        resolve({ exitCode: code, signal: signal ? signal.replace(/^SIG/, '') : null });
+      });
+    });
+  }
+
+  async put(localPath: string, remotePath: string): Promise<void> {
+    await mkdir(dirname(remotePath), { recursive: true });
+    await copyFile(localPath, remotePath);
+  }
+
+  async get(remotePath: string, localPath: string): Promise<void> {
+    await mkdir(dirname(localPath), { recursive: true });
+    await copyFile(remotePath, localPath);
+  }
+
+  async close(): Promise<void> {
+    for (const child of this.running) killGroup(child.pid, 'SIGTERM');
+  }
+}
+
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}
