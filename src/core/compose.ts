@@ -64,8 +64,15 @@ export function compose(scope: Scope, command: ShellCommand): ShellCommand {
     secrets.push(...prefix.secrets);
   }
   if (guards.length === 0) return command;
-  const body = LIST_OPERATOR.test(command.text) ? `{ ${command.text}\n}` : command.text;
-  return shellCommand([...guards, body].join(' && '), secrets);
+  return shellCommand([...guards, group(command.text)].join(' && '), secrets);
+}
+
+/** `{ ...; }` keeps a list behind the guards; a newline closes it when a comment would eat `; }`. */
+function group(text: string): string {
+  if (!LIST_OPERATOR.test(text)) return text;
+  const trimmed = text.trimEnd();
+  if (text.includes('#') || text.includes('\n')) return `{ ${text}\n}`;
+  return /[;&]$/.test(trimmed) ? `{ ${trimmed} }` : `{ ${trimmed}; }`;
 }
 
 /**

@@ -44,7 +44,7 @@ export class CommandError extends Error implements Result {
   readonly result: Result;
 
   constructor(result: Result, options: { cause?: unknown } = {}) {
-    const where = result.site ? `on ${result.site} (${result.target})` : 'locally';
+    const where = result.where === 'local' ? `locally${result.site ? ` (for site ${result.site})` : ''}` : `on ${result.site} (${result.target})`;
     const dir = result.cwd ? ` in ${result.cwd}` : '';
     const short = `Command ${describeOutcome(result)} ${where}${dir}: ${result.command}`;
     const tail = tailLines(result.stderr || result.stdout, 10);

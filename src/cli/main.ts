@@ -1,0 +1,109 @@
+import { createRequire } from 'node:module';
+import { Command, CommanderError, Option } from 'commander';
+
+// Only commander is loaded up front: `deploy --help` must stay close to a bare
+// `node` start, so the engine, ssh2 and listr2 are imported by the commands.
+function packageVersion(): string {
+  const require = createRequire(import.meta.url);
+  // src/cli/ when run from source, dist/src/cli/ when built.
+  for (const path of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = require(path) as { name?: string; version?: string };
+      if (pkg.name === 'deployfile' && pkg.version) return pkg.version;
+    } catch {
+      // not at this depth
+    }
+  }
+  return 'unknown';
+}
+
+export const EXIT_CODES_HELP = `
+Exit codes:
+  0    every site succeeded
+  1    a task failed on at least one site, or the run was aborted
+  2    usage error or broken deployfile (nothing ran)
+  130  interrupted (Ctrl-C)`;
+
+export function buildProgram(): Command {
+  const program = new Command('deploy')
+    .description('Deploy sites over SSH, one Unix user per site, with tasks written in a typed deployfile.ts.')
+    .version(packageVersion(), '-V, --version')
+    .option('-f, --file <file>', 'deployfile to load (default: ./deployfile.ts, else the nearest in a parent directory)')
+    .showSuggestionAfterError(true)
+    // Set before the subcommands are added: commander copies these settings to them.
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(text) })
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ deploy list                         tasks and sites of ./deployfile.ts
+  $ deploy run deploy                   run the "deploy" task on every site
+  $ deploy run test push deploy -s web  several tasks, in order, on a group of sites
+  $ deploy run deploy --dry-run         print the exact commands, connect to nothing
+  $ deploy demo                         deploy the example site to a throwaway local target
+${EXIT_CODES_HELP}`,
+    );
+
+  program
+    .command('run')
+    .description('run tasks, in the order given, on the selected sites')
+    .argument('<task...>', 'task names from the deployfile (see: deploy list)')
+    .option('-s, --site <names>', 'comma-separated sites or groups (default: all sites)')
+    .option('-y, --yes', 'answer yes to every c.confirm question (env DEPLOY_YES=1)')
+    .addOption(
+      new Option('--on-failure <mode>', 'when a command fails and nobody can be asked: abort the site, or skip the command and continue (env DEPLOY_ON_FAILURE)').choices(['abort', 'continue']),
+    )
+    .option('-p, --parallel <n>', 'sites run at once (env DEPLOY_PARALLEL)')
+    .option('-n, --dry-run', 'print the exact shell commands each site would run; connect to nothing')
+    .option('-v, --verbose', 'stream every output line, prefixed with its site')
+    .option('--json', 'print events as JSON lines on stdout (human output goes to stderr)')
+    .option('--timeout <duration>', 'default per-command timeout, e.g. 10m (env DEPLOY_TIMEOUT)')
+    .addHelpText(
+      'after',
+      `
+Without a TTY (CI, pipes) nothing ever waits for input: --yes answers
+c.confirm questions (otherwise they are answered no), and --on-failure
+decides what a failed command does (default: abort that site).
+On a TTY, a failed command asks: retry, skip and continue, or abort.
+${EXIT_CODES_HELP}`,
+    )
+    .action(async (tasks: string[], options: Record<string, unknown>, command: Command) => {
+      const { runCommand } = await import('./run.ts');
+      process.exitCode = await runCommand(tasks, { ...command.optsWithGlobals(), ...options });
+    });
+
+  program
+    .command('list')
+    .description('list the tasks (with descriptions) and sites (user@host:port) of the deployfile')
+    .action(async (_options: unknown, command: Command) => {
+      const { listCommand } = await import('./list.ts');
+      process.exitCode = await listCommand(command.optsWithGlobals());
+    });
+
+  program
+    .command('demo')
+    .description('deploy the example Django site to a throwaway local target (no server of yours needed)')
+    .option('--keep', 'keep the temporary target after the demo')
+    .action(async (options: Record<string, unknown>) => {
+      const { demoCommand } = await import('./demo.ts');
+      process.exitCode = await demoCommand(options);
+    });
+
+  return program;
+}
+
+/** Entry point of the `deploy` binary. */
+export async function main(argv: string[] = process.argv): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end through here with code 0; usage errors get 2.
+      process.exitCode = error.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    throw error;
+  }
+}

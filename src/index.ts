@@ -1,0 +1,17 @@
+/**
+ * deployfile's public API: what a `deployfile.ts` and the task library import.
+ *
+ * @example
+ * import { defineDeployfile, task, sh } from 'deployfile';
+ */
+export { defineDeployfile, task } from './config/define.ts';
+export type { DeployfileConfig, SiteConfig, TaskDefinition, TaskFn } from './config/define.ts';
+export type { CommandFn, ConfirmOptions, Context, RunOptions, SiteInfo, SudoOptions } from './core/context.ts';
+export { quote, quotePath, raw, sh } from './core/quote.ts';
+export type { CommandInput, ShellCommand, ShellValue } from './core/quote.ts';
+export { secret } from './core/secret.ts';
+export type { Secret } from './core/secret.ts';
+export type { Result } from './core/result.ts';
+export { AbortError, CommandError, ConnectionError, DeployfileError, InterruptedError, UsageError, EXIT } from './core/errors.ts';
+export { parseDuration } from './core/duration.ts';
+export { DeployEvent, EVENT_VERSION } from './core/events.ts';

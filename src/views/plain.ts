@@ -1,0 +1,100 @@
+import { formatDuration } from '../core/duration.ts';
+import type { DeployEvent } from '../core/events.ts';
+import { style, type Style } from './style.ts';
+import { renderSummary } from './summary.ts';
+
+export interface PlainViewOptions {
+  out: NodeJS.WritableStream & { isTTY?: boolean };
+  color: boolean;
+  /** Print every output line of every command (CI logs want this). */
+  showOutput: boolean;
+}
+
+/**
+ * One line per thing that happened, each prefixed with `[site]`: the view for
+ * CI logs, pipes and `--verbose`. No spinners, no cursor movement.
+ */
+export class PlainView {
+  private readonly s: Style;
+  private readonly partial = new Map<string, string>();
+  private readonly commandSite = new Map<string, string | null>();
+  private dryRun = false;
+
+  constructor(private readonly options: PlainViewOptions) {
+    this.s = style(options.color);
+  }
+
+  private write(site: string | null, text: string): void {
+    const tag = site === null ? this.s.cyan('[local]') : this.s.cyan(`[${site}]`);
+    for (const line of text.split('\n')) this.options.out.write(`${tag} ${line}\n`);
+  }
+
+  private flush(commandId: string): void {
+    const rest = this.partial.get(commandId);
+    if (rest) this.write(this.commandSite.get(commandId) ?? null, `  ${rest}`);
+    this.partial.delete(commandId);
+  }
+
+  readonly handle = (event: DeployEvent): void => {
+    const s = this.s;
+    switch (event.type) {
+      case 'run:start':
+        this.dryRun = event.dryRun;
+        this.options.out.write(
+          s.bold(`${event.dryRun ? 'Dry run: ' : ''}${event.tasks.join(', ')} on ${event.sites.length} site${event.sites.length === 1 ? '' : 's'}`) +
+            s.dim(` (${event.deployfile})`) +
+            '\n',
+        );
+        break;
+      case 'site:start':
+        this.write(event.site, s.dim(`start (${event.target})`));
+        break;
+      case 'task:start':
+        this.write(event.site, `${s.bold('▶')} ${event.task}${event.once ? s.dim(' (once for the run)') : ''}`);
+        break;
+      case 'command:start':
+        this.commandSite.set(event.commandId, event.site);
+        this.write(event.site, `${s.dim('$')} ${this.dryRun ? event.composed : event.command}`);
+        break;
+      case 'output': {
+        if (!this.options.showOutput) break;
+        const text = (this.partial.get(event.commandId) ?? '') + event.chunk;
+        const lines = text.split('\n');
+        this.partial.set(event.commandId, lines.pop() ?? '');
+        for (const line of lines) this.write(event.site, `  ${event.stream === 'stderr' ? s.yellow(line) : line}`);
+        break;
+      }
+      case 'command:end':
+        this.flush(event.commandId);
+        this.commandSite.delete(event.commandId);
+        if (!event.ok) {
+          const why = event.timedOut ? 'timed out' : event.signal ? `killed by ${event.signal}` : event.exitCode === null ? 'no exit status' : `exit code ${event.exitCode}`;
+          this.write(event.site, s.red(`  ✖ ${why} after ${formatDuration(event.durationMs)}`));
+        }
+        break;
+      case 'task:end':
+        if (event.status === 'ok') this.write(event.site, s.green(`✔ ${event.task} (${formatDuration(event.durationMs)})`));
+        else if (event.status === 'skipped') this.write(event.site, s.dim(`↓ ${event.task} skipped: ${event.note ?? ''}`));
+        else this.write(event.site, s.red(`✖ ${event.task} failed: ${event.error ?? ''}`));
+        break;
+      case 'prompt':
+        this.write(event.site, `? ${event.question} ${s.bold(event.answer)}${event.by === 'policy' ? s.dim(' (answered by policy: no TTY; see --yes / --on-failure)') : ''}`);
+        break;
+      case 'log':
+        this.write(event.site, event.level === 'info' ? event.message : event.level === 'warn' ? s.yellow(`warning: ${event.message}`) : s.red(event.message));
+        break;
+      case 'site:end':
+        if (event.status === 'not-started') this.write(event.site, s.dim('not started'));
+        break;
+      case 'run:end': {
+        const table = renderSummary(event.summary, s);
+        if (table) this.options.out.write(`\n${table}\n`);
+        const verdict = event.status === 'ok' ? s.green('done') : event.status === 'interrupted' ? s.yellow('interrupted') : s.red('failed');
+        this.options.out.write(`${verdict} in ${formatDuration(event.durationMs)} (exit ${event.exitCode})\n`);
+        break;
+      }
+      default:
+        break;
+    }
+  };
+}
