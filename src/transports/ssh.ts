@@ -1,13 +1,32 @@
 import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
+import { BaseAgent, Client, OpenSSHAgent, utils, type ClientChannel, type ConnectConfig, type ParsedKey, type SFTPWrapper } from 'ssh2';
 import { ConnectionError } from '../core/errors.ts';
 import type { ExecOptions, ExecResult, Transport } from './transport.ts';
 
+/** A private key ready for ssh2: the key text and its passphrase, if encrypted. */
+export interface LoadedKey {
+  /** Key text, or a key ssh2 already parsed (so an encrypted key's KDF runs once). */
+  privateKey: string | Buffer | ParsedKey;
+  passphrase?: string;
+}
+
 /** One way to authenticate, tried in order like OpenSSH does. */
 export type AuthMethod =
-  | { type: 'agent'; socket: string; label?: string }
-  | { type: 'key'; privateKey: string | Buffer; passphrase?: string; label: string };
+  | {
+      type: 'agent';
+      socket: string;
+      label?: string;
+      /** IdentitiesOnly: offer only the agent's keys whose public blob is listed. */
+      onlyKeys?: Buffer[];
+    }
+  | { type: 'key'; privateKey: string | Buffer; passphrase?: string; label: string }
+  /**
+   * A key read (and its passphrase asked for) only when its turn comes, so a
+   * working agent means no passphrase prompt. `load` resolves to the key, or
+   * to the reason it was skipped (`no such file`, `wrong passphrase`).
+   */
+  | { type: 'lazy-key'; label: string; load: () => Promise<LoadedKey | { skip: string }> };
 
 export interface SshTransportOptions {
   /** Site name, for error messages. */
@@ -19,17 +38,146 @@ export interface SshTransportOptions {
   /**
    * Decides whether the server's host key is acceptable: `true`, or the
    * message that explains the refusal. Required on purpose: ssh2 accepts any
-   * key when this is missing.
+   * key when this is missing. Time spent here (a question on the TTY) does
+   * not count against the handshake timeout.
    */
   hostVerifier: (key: Buffer) => true | string | Promise<true | string>;
+  /** Host key algorithms in order of preference (the types known_hosts has first); ssh2's defaults when omitted. */
+  hostKeyAlgorithms?: string[];
+  /** TCP connect plus SSH handshake and authentication (OpenSSH's ConnectTimeout); default 20 s. */
   readyTimeoutMs?: number;
+  /** 0 turns keepalives off (OpenSSH's ServerAliveInterval 0). */
   keepaliveIntervalMs?: number;
   keepaliveCountMax?: number;
   forwardAgent?: boolean;
+  /** The agent socket to forward; defaults to the first agent in `auth`. */
+  forwardAgentSocket?: string;
   /** Opens the byte stream to the server (ProxyJump); default a TCP socket. */
   openSocket?: () => Promise<Duplex>;
+  /** Called after close(): closes the jump host connections behind openSocket. */
+  onClose?: () => Promise<void>;
   /** Most channels opened at once: OpenSSH's MaxSessions defaults to 10. */
   maxChannels?: number;
+  /** How errors name this connection, e.g. `jump host bastion for site alleged`; default `site <site>`. */
+  description?: string;
+}
+
+const HOST_KEY_ALGORITHMS = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+  'ssh-rsa',
+];
+const SUPPORTED_HOST_KEY_ALGORITHMS = [...HOST_KEY_ALGORITHMS, 'ssh-dss'];
+
+/** The preferred algorithms first, then ssh2's defaults: what to offer the server. */
+export function orderHostKeyAlgorithms(preferred: readonly string[]): string[] {
+  const first = preferred.filter((a, i) => SUPPORTED_HOST_KEY_ALGORITHMS.includes(a) && preferred.indexOf(a) === i);
+  return [...first, ...HOST_KEY_ALGORITHMS.filter((a) => !first.includes(a))];
+}
+
+type SignDone = (err?: Error, signature?: Buffer) => void;
+/** The two calls of ssh2's OpenSSHAgent we use, typed plainly. */
+interface AgentLike {
+  getIdentities(cb: (err: Error | undefined, keys?: ParsedKey[]) => void): void;
+  sign(pubKey: ParsedKey, data: Buffer, options: unknown, cb?: SignDone): void;
+}
+
+/**
+ * The operator's agent as ssh2 sees it, counting the keys it offers (for
+ * "agent: 2 keys" when authentication fails) and, under IdentitiesOnly,
+ * hiding the keys that are not configured.
+ */
+class RecordingAgent extends BaseAgent<ParsedKey> {
+  keys: number | undefined;
+  error: string | undefined;
+  private readonly inner: AgentLike;
+
+  constructor(
+    readonly socket: string,
+    private readonly onlyKeys: Buffer[] | undefined,
+  ) {
+    super();
+    this.inner = new OpenSSHAgent(socket) as unknown as AgentLike;
+  }
+
+  getIdentities(cb: (err: Error | undefined, keys?: ParsedKey[]) => void): void {
+    this.inner.getIdentities((err, keys) => {
+      if (err || !keys) {
+        this.error = err?.message ?? 'no answer';
+        cb(err ?? new Error('no answer from the agent'));
+        return;
+      }
+      const wanted = this.onlyKeys;
+      const offered = wanted ? keys.filter((key) => wanted.some((blob) => blob.equals(key.getPublicSSH()))) : keys;
+      this.keys = offered.length;
+      cb(undefined, offered);
+    });
+  }
+
+  sign(pubKey: ParsedKey, data: Buffer, options: unknown, cb?: SignDone): void {
+    if (typeof options === 'function') this.inner.sign(pubKey, data, {}, options as SignDone);
+    else this.inner.sign(pubKey, data, options ?? {}, cb);
+  }
+
+  /** What to say about the agent when authentication fails. */
+  describe(label: string): string {
+    if (this.error !== undefined) return `${label}: not usable (${this.error})`;
+    if (this.keys === undefined) return `${label}: not asked`;
+    if (this.keys === 0) return `${label}: no keys${this.onlyKeys ? ' matching IdentityFile (IdentitiesOnly)' : ''}`;
+    return `${label}: ${this.keys} key${this.keys === 1 ? '' : 's'}, rejected`;
+  }
+}
+
+/**
+ * Runs `fn` while an overall deadline is paused: the handshake timeout
+ * measures the network and the server, never a human answering a question.
+ */
+class Deadline {
+  private timer: NodeJS.Timeout | undefined;
+  private remaining: number;
+  private started = 0;
+  private paused = 0;
+  private done = false;
+
+  constructor(
+    ms: number,
+    private readonly onExpire: () => void,
+  ) {
+    this.remaining = ms;
+    this.resume();
+  }
+
+  private resume(): void {
+    if (this.done || this.remaining <= 0) return;
+    this.started = Date.now();
+    this.timer = setTimeout(() => {
+      this.done = true;
+      this.onExpire();
+    }, this.remaining);
+    this.timer.unref?.();
+  }
+
+  async pauseWhile<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.paused++ === 0 && this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.remaining -= Date.now() - this.started;
+    }
+    try {
+      return await fn();
+    } finally {
+      if (--this.paused === 0) this.resume();
+    }
+  }
+
+  cancel(): void {
+    this.done = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
 }
 
 /**
@@ -43,6 +191,8 @@ export class SshTransport implements Transport {
   private sftp: Promise<SFTPWrapper> | undefined;
   private closed = false;
   private lostReason: string | undefined;
+  /** A refusal that no retry can change (host key, authentication): every later use fails the same way. */
+  private fatal: ConnectionError | undefined;
   private readonly channels: Semaphore;
   /** What each authentication attempt came to, for the error when all fail. */
   readonly authLog: string[] = [];
@@ -57,74 +207,143 @@ export class SshTransport implements Transport {
   }
 
   private ensureClient(): Promise<Client> {
+    if (this.fatal) return Promise.reject(this.fatal);
     if (this.closed) return Promise.reject(new ConnectionError(`connection to ${this.target} is closed`, this.options.site));
     this.connecting ??= this.open().catch((error: unknown) => {
       this.connecting = undefined;
+      if (error instanceof ConnectionError && !error.transient) this.fatal = error;
       throw error;
     });
     return this.connecting;
   }
 
+  private get who(): string {
+    return this.options.description ?? `site ${this.options.site}`;
+  }
+
   private async open(): Promise<Client> {
     const { host, port, site } = this.options;
-    const sock = this.options.openSocket
-      ? await this.options.openSocket()
-      : await tcpSocket(host, port, this.options.readyTimeoutMs ?? 20_000);
+    const timeoutMs = this.options.readyTimeoutMs ?? 20_000;
+    const sock = this.options.openSocket ? await this.options.openSocket() : await tcpSocket(host, port, timeoutMs);
     const client = new Client();
     const auth = [...this.options.auth];
+    const username = this.options.username;
     let hostKeyRefusal: string | undefined;
+    let timedOut = false;
+    const deadline = new Deadline(timeoutMs, () => {
+      timedOut = true;
+      client.end();
+      sock.destroy();
+    });
+    // The attempt under way, described once the server turns it down.
+    let current: (() => string) | undefined;
+    const finishCurrent = (): void => {
+      if (current) this.authLog.push(current());
+      current = undefined;
+    };
+
+    const chooseNext = async (methodsLeft: string[] | null): Promise<Record<string, unknown> | false> => {
+      finishCurrent();
+      if (methodsLeft && !methodsLeft.includes('publickey')) {
+        this.authLog.push(`server accepts only: ${methodsLeft.join(', ') || 'nothing'} (deployfile uses keys)`);
+        return false;
+      }
+      for (;;) {
+        const method = auth.shift();
+        if (!method) return false;
+        if (method.type === 'agent') {
+          const agent = new RecordingAgent(method.socket, method.onlyKeys);
+          const label = method.label ?? 'agent';
+          current = () => agent.describe(label);
+          return { type: 'agent', username, agent };
+        }
+        let key: LoadedKey | { skip: string };
+        if (method.type === 'lazy-key') {
+          try {
+            key = await deadline.pauseWhile(method.load);
+          } catch (error) {
+            key = { skip: error instanceof Error ? error.message : String(error) };
+          }
+        } else {
+          key = { privateKey: method.privateKey, passphrase: method.passphrase };
+        }
+        if ('skip' in key) {
+          this.authLog.push(`${method.label}: ${key.skip}`);
+          continue;
+        }
+        const parsed = utils.parseKey(key.privateKey, key.passphrase);
+        if (parsed instanceof Error || !parsed.isPrivateKey()) {
+          this.authLog.push(`${method.label}: unusable (${parsed instanceof Error ? parsed.message : 'not a private key'})`);
+          continue;
+        }
+        const label = method.label;
+        current = () => `${label}: rejected`;
+        return { type: 'publickey', username, key: parsed };
+      }
+    };
+
+    const algorithms = this.options.hostKeyAlgorithms ? { serverHostKey: orderHostKeyAlgorithms(this.options.hostKeyAlgorithms) } : undefined;
+    const keepalive = this.options.keepaliveIntervalMs ?? 15_000;
     const config: ConnectConfig = {
       sock,
       host,
       port,
-      username: this.options.username,
-      readyTimeout: this.options.readyTimeoutMs ?? 20_000,
-      keepaliveInterval: this.options.keepaliveIntervalMs ?? 15_000,
+      username,
+      // Our own Deadline replaces ssh2's, which would also count a human answering a host key question.
+      readyTimeout: 0,
+      keepaliveInterval: keepalive,
       keepaliveCountMax: this.options.keepaliveCountMax ?? 3,
+      ...(algorithms ? { algorithms } : {}),
       hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
-        Promise.resolve(this.options.hostVerifier(key)).then(
-          (verdict) => {
-            if (verdict !== true) hostKeyRefusal = verdict;
-            verify(verdict === true);
-          },
-          (error: unknown) => {
-            hostKeyRefusal = `host key check failed: ${error instanceof Error ? error.message : String(error)}`;
-            verify(false);
-          },
-        );
+        deadline
+          .pauseWhile(async () => this.options.hostVerifier(key))
+          .then(
+            (verdict) => {
+              if (verdict !== true) hostKeyRefusal = verdict;
+              verify(verdict === true);
+            },
+            (error: unknown) => {
+              hostKeyRefusal = `host key check failed: ${error instanceof Error ? error.message : String(error)}`;
+              verify(false);
+            },
+          );
       },
-      authHandler: (_methodsLeft, _partial, next) => {
-        const method = auth.shift();
-        if (!method) return next(false as never);
-        if (method.type === 'agent') {
-          this.authLog.push(`agent (${method.label ?? method.socket})`);
-          return next({ type: 'agent', username: this.options.username, agent: method.socket } as never);
-        }
-        this.authLog.push(method.label);
-        return next({
-          type: 'publickey',
-          username: this.options.username,
-          key: method.privateKey,
-          passphrase: method.passphrase,
-        } as never);
+      authHandler: (methodsLeft: string[] | null, _partial: boolean | null, next: (method: unknown) => void) => {
+        chooseNext(methodsLeft).then(next, () => next(false));
       },
-    } as ConnectConfig;
+    } as unknown as ConnectConfig;
     if (this.options.forwardAgent) {
-      const agentMethod = this.options.auth.find((m) => m.type === 'agent');
-      if (agentMethod?.type === 'agent') Object.assign(config, { agent: agentMethod.socket, agentForward: true });
+      const firstAgent = this.options.auth.find((m) => m.type === 'agent');
+      const socket = this.options.forwardAgentSocket ?? (firstAgent?.type === 'agent' ? firstAgent.socket : undefined);
+      if (socket) Object.assign(config, { agent: socket, agentForward: true });
     }
 
     return new Promise<Client>((resolve, reject) => {
       let ready = false;
+      let settled = false;
+      const fail = (error: ConnectionError): void => {
+        if (settled) return;
+        settled = true;
+        deadline.cancel();
+        reject(error);
+      };
       client.once('ready', () => {
         ready = true;
+        settled = true;
+        deadline.cancel();
         this.client = client;
         resolve(client);
       });
       client.on('error', (error: Error & { level?: string }) => {
+        // The agent could not be reached: recorded by RecordingAgent, and ssh2 goes on to the next method.
+        if (error.level === 'agent') return;
         if (!ready) {
-          // A refused host key is never transient: retrying would only ask again.
-          reject(hostKeyRefusal ? new ConnectionError(`site ${site}: ${hostKeyRefusal}`, site, false) : describeConnectError(error, this.target, site, this.authLog));
+          if (hostKeyRefusal) fail(new ConnectionError(`${this.who}: ${hostKeyRefusal}`, site, false));
+          else if (timedOut) fail(new ConnectionError(`could not connect to ${this.target}: no answer within ${timeoutMs / 1000}s (ConnectTimeout)`, site, true));
+          else {
+            finishCurrent();
+            fail(describeConnectError(error, this.target, site, this.authLog));
+          }
         } else {
           this.lostReason = error.message;
         }
@@ -132,10 +351,29 @@ export class SshTransport implements Transport {
       client.on('close', () => {
         this.lostReason ??= 'the server closed the connection';
         this.client = undefined;
-        if (!ready && hostKeyRefusal) reject(new ConnectionError(`site ${site}: ${hostKeyRefusal}`, site, false));
-        if (!ready) reject(new ConnectionError(`could not connect to ${this.target}: connection closed during the handshake`, site, true));
+        if (ready) return;
+        if (hostKeyRefusal) fail(new ConnectionError(`${this.who}: ${hostKeyRefusal}`, site, false));
+        else if (timedOut) fail(new ConnectionError(`could not connect to ${this.target}: no answer within ${timeoutMs / 1000}s (ConnectTimeout)`, site, true));
+        else fail(new ConnectionError(`could not connect to ${this.target}: connection closed during the handshake`, site, true));
       });
       client.connect(config);
+    });
+  }
+
+  /**
+   * A byte stream to `host:port` as seen from this server (`direct-tcpip`,
+   * what `ssh -W` and ProxyJump use): the next hop's socket.
+   */
+  async forwardOut(host: string, port: number): Promise<Duplex> {
+    const client = await this.ensureClient();
+    return new Promise<Duplex>((resolve, reject) => {
+      client.forwardOut('127.0.0.1', 0, host, port, (error, channel) => {
+        if (error) {
+          reject(new ConnectionError(`${this.target} could not open a connection to ${host}:${port} (ProxyJump): ${error.message}`, this.options.site, false, { cause: error }));
+        } else {
+          resolve(channel);
+        }
+      });
     });
   }
 
@@ -217,12 +455,14 @@ export class SshTransport implements Transport {
   async close(): Promise<void> {
     this.closed = true;
     const client = this.client;
-    if (!client) return;
-    await new Promise<void>((resolve) => {
-      client.once('close', () => resolve());
-      client.end();
-      setTimeout(resolve, 2000).unref();
-    });
+    if (client) {
+      await new Promise<void>((resolve) => {
+        client.once('close', () => resolve());
+        client.end();
+        setTimeout(resolve, 2000).unref();
+      });
+    }
+    await this.options.onClose?.();
   }
 }
 
