@@ -27,6 +27,22 @@ export interface SiteConfig<V = Record<string, unknown>> {
   identityFile?: string;
   /** Forward the operator's ssh-agent so `git pull` on the server can use its keys. */
   forwardAgent?: boolean;
+  /**
+   * Jump hosts, like OpenSSH's ProxyJump / `ssh -J`: `[user@]host[:port]`,
+   * comma-separated, first hop first; `'none'` ignores ProxyJump from
+   * ~/.ssh/config. Each hop's host key is verified too.
+   *
+   * Like every setting here, this wins over ~/.ssh/config, as ssh's command
+   * line does; options the deployfile leaves out (HostName, User, Port,
+   * IdentityFile, ProxyJump, ...) come from ~/.ssh/config for `host`.
+   */
+  proxyJump?: string;
+  /**
+   * `false` turns host key verification off for this site only: anyone
+   * between you and the server can then impersonate it. Every run says so.
+   * There is no way to turn it off for all sites.
+   */
+  hostKeyChecking?: false;
   /** Typed values for this site's tasks, read as `c.site.vars`. */
   vars?: V;
 }

@@ -14,6 +14,15 @@ export interface ResolvedSite {
   port: number | undefined;
   identityFile: string | undefined;
   forwardAgent: boolean | undefined;
+  /** ProxyJump as given in the deployfile (wins over ~/.ssh/config). */
+  proxyJump?: string;
+  /** `false` only when the deployfile turns host key checking off for this site. */
+  hostKeyChecking?: false;
+  /**
+   * True when `user` is only the site name (the deployfile set none), so
+   * ~/.ssh/config's User for the host may take its place.
+   */
+  userIsDefault?: boolean;
   vars: Record<string, unknown>;
 }
 
@@ -90,9 +99,12 @@ export function validateDeployfile(exported: unknown, file: string): LoadedDeplo
       name,
       host: site.host,
       user: site.user ?? name,
+      userIsDefault: site.user === undefined,
       port: site.port,
       identityFile: site.identityFile,
       forwardAgent: site.forwardAgent,
+      proxyJump: site.proxyJump,
+      hostKeyChecking: site.hostKeyChecking,
       vars: site.vars ?? {},
     })),
     groups: config.groups ?? {},

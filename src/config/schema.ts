@@ -13,6 +13,8 @@ export const SiteSchema = z
     port: z.number().int().min(1).max(65535).optional(),
     identityFile: z.string().min(1).optional(),
     forwardAgent: z.boolean().optional(),
+    proxyJump: z.string().min(1, 'expected jump hosts like "deploy@bastion:22", comma-separated, or "none"').optional(),
+    hostKeyChecking: z.literal(false, { error: 'hostKeyChecking can only be set to false (verification is always on otherwise)' }).optional(),
     vars: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
