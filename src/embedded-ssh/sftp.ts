@@ -279,12 +279,30 @@ export function serveSftp(sftp: SFTPWrapper, home: string, log?: (line: string) 
   sftp.on('end', () => {
     cleanup();
     try {
+      sendExitStatus(sftp, 0);
       sftp.end();
     } catch {
       // connection already gone
     }
   });
   sftp.on('close', cleanup);
+}
+
+/**
+ * Reports the subsystem's exit-status the way sshd does when sftp-server
+ * exits. OpenSSH's scp (SFTP mode since 9.0) fails with "Exit status -1"
+ * without it. ssh2's SFTPWrapper has no exit(), so this uses the protocol
+ * object it carries; if those internals ever change it quietly does nothing.
+ */
+function sendExitStatus(sftp: SFTPWrapper, code: number): void {
+  const internals = sftp as unknown as {
+    _protocol?: { exitStatus?: (channelId: number, status: number) => void };
+    outgoing?: { id: number; state: string };
+  };
+  const { _protocol: protocol, outgoing } = internals;
+  if (outgoing?.state === 'open' && typeof protocol?.exitStatus === 'function') {
+    protocol.exitStatus(outgoing.id, code);
+  }
 }
 
 /** SFTP pflags → numeric fs.open flags. */

@@ -416,13 +416,16 @@ describe('sftp', () => {
     expect(list.length).toBe(250);
   });
 
-  it('closes the SFTP channel when the client ends it', async () => {
+  it('closes the SFTP channel with exit-status 0 when the client ends it', async () => {
     const server = await start();
     const client = await connect(server);
     const sftp = await openSftp(client);
+    let status: number | undefined;
+    sftp.on('exit', (code: number) => (status = code)); // OpenSSH's scp insists on it
     const closed = new Promise<void>((resolve) => sftp.on('close', () => resolve()));
     sftp.end();
     await closed;
+    expect(status).toBe(0);
     expect((await run(client, 'echo ok')).stdout).toBe('ok\n');
   });
 });
