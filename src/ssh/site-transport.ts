@@ -7,7 +7,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { utils } from 'ssh2';
+import ssh2 from 'ssh2';
+
+const { utils } = ssh2;
 import type { ResolvedSite } from '../config/load.ts';
 import { ConnectionError } from '../core/errors.ts';
 import type { Redactor } from '../core/secret.ts';

@@ -1,6 +1,10 @@
 import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { BaseAgent, Client, OpenSSHAgent, utils, type ClientChannel, type ConnectConfig, type ParsedKey, type SFTPWrapper } from 'ssh2';
+// ssh2 is CommonJS: Node's ESM loader only sees some of its named exports, so take them from the default.
+import ssh2, { type ClientChannel, type ConnectConfig, type ParsedKey, type SFTPWrapper } from 'ssh2';
+
+const { BaseAgent, Client, OpenSSHAgent, utils } = ssh2;
+type Client = ssh2.Client;
 import { ConnectionError } from '../core/errors.ts';
 import type { ExecOptions, ExecResult, Transport } from './transport.ts';
 
