@@ -1,3 +1,5 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { AbortError } from '../core/errors.ts';
 import { checkEnv, compose, EMPTY_SCOPE, joinCwd, wrapSudo, type Scope } from '../core/compose.ts';
 import { toShellCommand, type CommandInput, type ShellValue } from '../core/quote.ts';
@@ -146,6 +148,8 @@ export class TaskContext implements Context {
   async get(remotePath: string, localPath: string): Promise<void> {
     const transport = this.rt.remote ?? this.rt.local;
     this.log(`get ${this.rt.targetFor('remote')}:${remotePath} -> ${localPath}`);
+    // Like scp into a new folder: the local side is ours to prepare, whatever the transport.
+    if (!this.rt.dryRun) await mkdir(dirname(resolve(localPath)), { recursive: true });
     await transport.get(remotePath, localPath);
   }
 

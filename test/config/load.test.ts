@@ -1,0 +1,79 @@
+import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { findDeployfile, loadDeployfile, validateDeployfile } from '../../src/config/load.ts';
+import { DeployfileError } from '../../src/core/errors.ts';
+
+const message = (fn: () => unknown): string => {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(DeployfileError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a DeployfileError');
+};
+
+const tasks = { t: async () => {} };
+
+describe('deployfile validation', () => {
+  it('names the file, the path and the problem', () => {
+    const text = message(() => validateDeployfile({ sites: { alleged: { host: 'web1', port: '22x' } }, tasks }, '/srv/deployfile.ts'));
+    expect(text).toContain('/srv/deployfile.ts: invalid deployfile');
+    expect(text).toContain('sites.alleged.port: expected a number, got "22x"');
+  });
+
+  it('lists every problem, not just the first', () => {
+    const text = message(() => validateDeployfile({ sites: { a: { port: 70000 }, b: { host: 'x', user: 'no spaces' } }, tasks: { t: 'echo' } }, 'd.ts'));
+    expect(text).toContain('sites.a.host: expected a string, got nothing');
+    expect(text).toMatch(/sites\.a\.port: .*65535.*got 70000/);
+    expect(text).toContain('sites.b.user: expected a Unix user name');
+    expect(text).toContain('tasks.t: expected a task function or task({ run, description, once }), got "echo"');
+  });
+
+  it('catches a misspelt setting and suggests the right one', () => {
+    expect(message(() => validateDeployfile({ sites: { a: { hots: 'x', host: 'y' } }, tasks }, 'd.ts'))).toContain('sites.a.hots: unknown setting (did you mean "host"?)');
+  });
+
+  it('refuses a group naming an unknown site', () => {
+    expect(message(() => validateDeployfile({ sites: { a: { host: 'x' } }, groups: { web: ['a', 'zz'] }, tasks }, 'd.ts'))).toContain('groups.web.1: unknown site "zz"; sites are: a');
+  });
+
+  it('defaults user to the site name: one Unix account per site', () => {
+    const loaded = validateDeployfile({ sites: { alleged: { host: 'web1' }, other: { host: 'web1', user: 'deploy' } }, tasks }, 'd.ts');
+    expect(loaded.sites.map((s) => s.user)).toEqual(['alleged', 'deploy']);
+  });
+
+  it('says what to write when there is no default export', () => {
+    expect(message(() => validateDeployfile(undefined, 'd.ts'))).toContain('has no default export');
+  });
+});
+
+describe('loading deployfile.ts', () => {
+  it('imports TypeScript at run time, with `deployfile` and the user\'s own modules resolving', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'deployfile-load-'));
+    await writeFile(join(dir, 'hosts.ts'), `export const WEB: string = 'web1.example.com';\n`);
+    await writeFile(
+      join(dir, 'deployfile.ts'),
+      `import { defineDeployfile, task } from 'deployfile';\nimport { WEB } from './hosts';\ninterface Vars { greeting: string }\nexport default defineDeployfile<Vars>({ sites: { alleged: { host: WEB, vars: { greeting: 'hi' } } }, tasks: { hello: task('Say hi', async (c) => { await c.run(c.site.vars.greeting); }) } });\n`,
+    );
+    const loaded = await loadDeployfile(join(dir, 'deployfile.ts'));
+    expect(loaded.sites[0]).toMatchObject({ name: 'alleged', host: 'web1.example.com', user: 'alleged', vars: { greeting: 'hi' } });
+    expect(loaded.tasks.hello?.description).toBe('Say hi');
+  });
+
+  it('reports a syntax error with the file name', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'deployfile-load-'));
+    await writeFile(join(dir, 'deployfile.ts'), 'export default {{{');
+    await expect(loadDeployfile(join(dir, 'deployfile.ts'))).rejects.toThrow(/deployfile\.ts: could not be loaded/);
+  });
+
+  it('finds ./deployfile.ts, else the nearest one in a parent directory', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'deployfile-find-'));
+    await mkdir(join(dir, 'a', 'b'), { recursive: true });
+    await writeFile(join(dir, 'deployfile.ts'), '');
+    expect(findDeployfile(undefined, join(dir, 'a', 'b'))).toBe(join(dir, 'deployfile.ts'));
+    expect(() => findDeployfile('nope.ts', dir)).toThrow(/nope\.ts: no such file/);
+  });
+});
