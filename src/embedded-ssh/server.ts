@@ -199,6 +199,10 @@ export async function startEmbeddedSshServer(opts: EmbeddedSshServerOptions): Pr
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', (err) => log?.(`socket error: ${err.message}`));
+    // Exec is many tiny request/reply round trips: with Nagle plus delayed
+    // ACKs each command costs ~40 ms instead of ~3 ms (clients should call
+    // ssh2's conn.setNoDelay() for the same reason).
+    socket.setNoDelay(true);
     sshServer.injectSocket(socket);
   });
   listener.on('error', (err) => log?.(`listener error: ${err.message}`));
