@@ -18,7 +18,13 @@ const SSH_SIGNALS: ReadonlySet<string> = new Set([
   'ABRT', 'ALRM', 'FPE', 'HUP', 'ILL', 'INT', 'KILL', 'PIPE', 'QUIT', 'SEGV', 'TERM', 'USR1', 'USR2',
 ]);
 
-/** A command started by {@link runCommand}. */
+/**
+ * A command started by {@link runCommand}.
+ *
+ * @example
+ * if (!cmd.signal('INT')) reject(); // nothing running, or not an SSH signal name
+ * await cmd.exited;
+ */
 export interface RunningCommand {
   /** Process group id (= pid of the `sh` we spawned), undefined if spawning failed. */
   readonly pgid: number | undefined;
@@ -33,7 +39,12 @@ export interface RunningCommand {
   kill(): void;
 }
 
-/** Where and how {@link runCommand} runs a command. */
+/**
+ * Where and how {@link runCommand} runs a command.
+ *
+ * @example
+ * { cwd: home, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home }, groups: new Set() }
+ */
 export interface RunOptions {
   cwd: string;
   env: Record<string, string>;

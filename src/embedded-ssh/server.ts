@@ -17,7 +17,15 @@ import { serveSftp } from './sftp.ts';
 
 const { Server, utils } = ssh2;
 
-/** A running embedded SSH server; see {@link startEmbeddedSshServer}. */
+/**
+ * A running embedded SSH server; see {@link startEmbeddedSshServer}.
+ *
+ * @example
+ * await fs.writeFile(knownHostsPath, `${server.knownHostsLine}\n`);
+ * // ssh -p ${server.port} -o UserKnownHostsFile=... site@127.0.0.1 'uname'
+ * expect(server.stats.commands).toContain('uname');
+ * await server.close();
+ */
 export interface EmbeddedSshServer {
   /** Always loopback: the server never listens on other interfaces. */
   readonly host: '127.0.0.1';
@@ -40,7 +48,13 @@ export interface EmbeddedSshServer {
   close(): Promise<void>;
 }
 
-/** Options for {@link startEmbeddedSshServer}. */
+/**
+ * Options for {@link startEmbeddedSshServer}.
+ *
+ * @example
+ * // Two site users, each with its own home, one deploy key:
+ * { homes: { 'shop': '/tmp/demo/shop', 'blog': '/tmp/demo/blog' }, authorizedKeys: [keys.publicKey] }
+ */
 export interface EmbeddedSshServerOptions {
   /**
    * Home of every accepted user without an entry in `homes`: commands run

@@ -388,7 +388,7 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 const SIX_MONTHS_MS = 182 * 24 * 3600 * 1000;
 
 /** `ls -ln`-style line, the format sftp-server puts in READDIR longnames. */
-export function longname(name: string, st: Stats, now = Date.now()): string {
+function longname(name: string, st: Stats, now = Date.now()): string {
   const t = new Date(st.mtimeMs);
   const day = String(t.getDate()).padStart(2);
   const recent = Math.abs(now - st.mtimeMs) < SIX_MONTHS_MS;
@@ -407,7 +407,7 @@ export function longname(name: string, st: Stats, now = Date.now()): string {
 }
 
 /** `-rwxr-xr-x`-style rendering of st_mode, with setuid/setgid/sticky bits. */
-export function modeString(mode: number): string {
+function modeString(mode: number): string {
   const { S_IFMT, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK } = fsConstants;
   const types: Record<number, string> = {
     [S_IFDIR]: 'd',
