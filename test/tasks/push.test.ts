@@ -1,0 +1,136 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AbortError } from '../../src/index.ts';
+import { push, PUSHED_BRANCH, PUSHED_REVISION } from '../../tasks/push.ts';
+import { fakeContext } from '../helpers/fake-context.ts';
+
+// Real repositories: a bare "origin" and a clone tracking it, as on an operator's machine.
+let root: string;
+let work: string;
+let origin: string;
+
+const gitEnv = {
+  ...process.env,
+  GIT_CONFIG_NOSYSTEM: '1',
+  GIT_AUTHOR_NAME: 'Test',
+  GIT_AUTHOR_EMAIL: 'test@example.com',
+  GIT_COMMITTER_NAME: 'Test',
+  GIT_COMMITTER_EMAIL: 'test@example.com',
+};
+const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, env: gitEnv, encoding: 'utf8', stdio: 'pipe' }).trim();
+
+function commit(file: string, content: string, message: string): string {
+  writeFileSync(join(work, file), content);
+  git(work, 'add', file);
+  git(work, 'commit', '-q', '-m', message);
+  return git(work, 'rev-parse', 'HEAD');
+}
+
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'deployfile-push-'));
+  origin = join(root, 'origin.git');
+  work = join(root, 'work');
+  git(root, 'init', '-q', '--bare', '-b', 'main', origin);
+  git(root, 'init', '-q', '-b', 'main', work);
+  git(work, 'remote', 'add', 'origin', origin);
+  commit('app.py', 'print(1)\n', 'first');
+  git(work, 'push', '-q', '-u', 'origin', 'main');
+});
+
+afterEach(() => {
+  rmSync(root, { recursive: true, force: true });
+});
+
+const originHead = (branch = 'main') => git(origin, 'rev-parse', branch);
+
+describe('push', () => {
+  it('runs once per run and pushes the branch to its upstream, sharing the full SHA', async () => {
+    const definition = push({ localDir: work });
+    expect(definition.once).toBe(true);
+    const sha = commit('app.py', 'print(2)\n', 'second');
+    const c = fakeContext({ site: null });
+    await definition.run(c);
+    expect(originHead()).toBe(sha);
+    expect(c.shared.get(PUSHED_REVISION)).toBe(sha);
+    expect(sha).toMatch(/^[0-9a-f]{40}$/);
+    expect(c.shared.get(PUSHED_BRANCH)).toBe('main');
+    expect(c.recorder.logs).toEqual([`pushed main at ${sha} to origin/main`]);
+  });
+
+  it('refuses uncommitted changes, naming the files and how to fix it, and pushes nothing', async () => {
+    const before = originHead();
+    commit('app.py', 'print(2)\n', 'second');
+    writeFileSync(join(work, 'app.py'), 'print(3)\n');
+    const c = fakeContext({ site: null });
+    const run = push({ localDir: work }).run(c);
+    await expect(run).rejects.toBeInstanceOf(AbortError);
+    const message = await run.catch((error: Error) => error.message);
+    expect(message).toContain('uncommitted changes');
+    expect(message).toContain(' M app.py');
+    expect(message).toContain('git commit -a');
+    expect(message).toContain('git stash');
+    expect(originHead()).toBe(before);
+    expect(c.shared.has(PUSHED_REVISION)).toBe(false);
+  });
+
+  it('refuses staged but uncommitted changes too', async () => {
+    writeFileSync(join(work, 'new.py'), 'x = 1\n');
+    git(work, 'add', 'new.py');
+    await expect(push({ localDir: work }).run(fakeContext({ site: null }))).rejects.toThrow(/uncommitted changes[\s\S]*A  new\.py/);
+  });
+
+  it('pushes with untracked files around, warning that they are not deployed', async () => {
+    const sha = commit('app.py', 'print(2)\n', 'second');
+    writeFileSync(join(work, 'notes.txt'), 'scratch\n');
+    const c = fakeContext({ site: null });
+    await push({ localDir: work }).run(c);
+    expect(originHead()).toBe(sha);
+    expect(c.recorder.warnings).toEqual(['push: untracked files are not deployed: notes.txt']);
+  });
+
+  it('refuses a branch without upstream and says how to set one', async () => {
+    git(work, 'switch', '-q', '-c', 'feature/login');
+    commit('app.py', 'print(2)\n', 'on a branch');
+    const run = push({ localDir: work }).run(fakeContext({ site: null }));
+    await expect(run).rejects.toBeInstanceOf(AbortError);
+    await expect(run).rejects.toThrow('push: branch feature/login has no upstream, so there is nowhere to push it. Set one with: git push -u origin feature/login');
+  });
+
+  it('refuses a detached HEAD', async () => {
+    git(work, 'switch', '-q', '--detach', 'HEAD');
+    await expect(push({ localDir: work }).run(fakeContext({ site: null }))).rejects.toThrow(/HEAD is detached/);
+  });
+
+  it("reports git's refusal when the remote has moved on", async () => {
+    const other = join(root, 'other');
+    git(root, 'clone', '-q', origin, other);
+    writeFileSync(join(other, 'app.py'), 'print("theirs")\n');
+    git(other, 'commit', '-q', '-am', 'theirs');
+    git(other, 'push', '-q');
+    commit('app.py', 'print("mine")\n', 'mine');
+    const run = push({ localDir: work }).run(fakeContext({ site: null }));
+    await expect(run).rejects.toBeInstanceOf(AbortError);
+    await expect(run).rejects.toThrow(/git push origin HEAD:refs\/heads\/main failed:[\s\S]*rejected/);
+  });
+
+  it('in a dry run pushes nothing and says what it would push', async () => {
+    const before = originHead();
+    const sha = commit('app.py', 'print(2)\n', 'second');
+    const c = fakeContext({ site: null, dryRun: true });
+    await push({ localDir: work }).run(c);
+    expect(originHead()).toBe(before);
+    expect(c.recorder.logs).toEqual([`would push main at ${sha} to origin/main (dry run: nothing pushed)`]);
+  });
+
+  it('says when run outside a git repository', async () => {
+    const plain = mkdtempSync(join(tmpdir(), 'deployfile-nogit-'));
+    try {
+      await expect(push({ localDir: plain }).run(fakeContext({ site: null }))).rejects.toThrow(/is not a git repository/);
+    } finally {
+      rmSync(plain, { recursive: true, force: true });
+    }
+  });
+});
