@@ -1,0 +1,48 @@
+import { sh, task, type TaskDefinition } from '../src/index.ts';
+import { expandSite, resolveSite, shellPath, type PerSite, type SiteOptions } from './options.ts';
+
+/** Options of {@link installRequirements}. */
+export interface InstallRequirementsOptions extends SiteOptions {
+  /**
+   * Where the copy of the last installed requirements file is kept on the
+   * server. Default `{virtualenv}/.deployfile/requirements.installed`: inside
+   * the virtualenv, so a rebuilt virtualenv installs everything again.
+   */
+  installedCopy?: PerSite<string>;
+}
+
+/**
+ * `pip install -r REQUIREMENTS` in the site's virtualenv, skipped (and said
+ * so) when the file is byte-identical to the one the last successful install
+ * used. The comparison runs on the server; nothing is downloaded.
+ *
+ * @example
+ * tasks: { installRequirements: installRequirements({ requirements: 'requirements/production.txt' }) }
+ */
+export function installRequirements(options: InstallRequirementsOptions = {}): TaskDefinition {
+  return task({
+    description: 'pip install the requirements in the virtualenv, unless unchanged since the last deploy',
+    run: async (c) => {
+      const site = resolveSite(c.site, options);
+      const given = typeof options.installedCopy === 'function' ? options.installedCopy(c.site) : options.installedCopy;
+      const copy = given ? expandSite(given, site.site) : `${site.virtualenv}/.deployfile/requirements.installed`;
+      const code = c.cd(site.codeDir);
+
+      const same = await code.warnOnly().run(sh`cmp -s ${site.requirements} ${shellPath(copy)}`, { quiet: true });
+      // A dry run's cmp "succeeds" without running; claiming "unchanged" then would be a guess.
+      if (same.ok && !c.dryRun) {
+        c.skip('requirements unchanged since last deploy');
+        return;
+      }
+      await code.prefix(sh`. ${shellPath(site.virtualenv)}/bin/activate`).run(sh`pip install -r ${site.requirements}`);
+      // Saved only after pip succeeded: a failed install is retried by the next deploy.
+      await code.run(sh`mkdir -p ${shellPath(dirname(copy))} && cp ${site.requirements} ${shellPath(copy)}`, { quiet: true });
+    },
+  });
+}
+
+function dirname(path: string): string {
+  const at = path.lastIndexOf('/');
+  if (at < 0) return '.';
+  return at === 0 ? '/' : path.slice(0, at);
+}
