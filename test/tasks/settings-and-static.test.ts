@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { collectstatic } from '../../tasks/collectstatic.ts';
+import { copyProductionSettings } from '../../tasks/copy-production-settings.ts';
+import { fakeContext } from '../helpers/fake-context.ts';
+
+describe('copyProductionSettings', () => {
+  it('copies {settings}/settings_production.py over settings.py in the code dir', async () => {
+    const c = fakeContext();
+    await copyProductionSettings().run(c);
+    expect(c.recorder.lines).toEqual(['cd /home/alleged/Sites/alleged && cp alleged/settings_production.py alleged/settings.py']);
+  });
+
+  it('uses the settings package given as an option or var', async () => {
+    const c = fakeContext({ site: { name: 'alleged', vars: { settings: 'example_site' } } });
+    await copyProductionSettings({ settings: 'ignored_by_the_var' }).run(c);
+    expect(c.recorder.lines).toEqual(['cd /home/alleged/Sites/alleged && cp example_site/settings_production.py example_site/settings.py']);
+  });
+});
+
+describe('collectstatic', () => {
+  it('makes static/ and caches/django, then collects in the virtualenv', async () => {
+    const c = fakeContext();
+    await collectstatic().run(c);
+    expect(c.recorder.lines).toEqual([
+      'cd /home/alleged/Sites/alleged && mkdir -p static caches/django',
+      'cd /home/alleged/Sites/alleged && . /home/alleged/virtualenvs/alleged/bin/activate && ./manage.py collectstatic --noinput',
+    ]);
+  });
+});
