@@ -217,3 +217,19 @@ export class FakeContext implements Context {
 export function fakeContext(options: FakeOptions = {}): FakeContext {
   return new FakeContext(options);
 }
+
+/**
+ * The error a task run ended with; fails the test if it succeeded.
+ *
+ * @example
+ * const error = await errorOf(pull().run(c));
+ * expect(error.message).toContain(sha);
+ */
+export async function errorOf(run: void | Promise<void>): Promise<Error> {
+  try {
+    await run;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected the task to fail, but it succeeded');
+}

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AbortError } from '../../src/index.ts';
 import { pull } from '../../tasks/pull.ts';
 import { PUSHED_BRANCH, PUSHED_REVISION } from '../../tasks/push.ts';
-import { fakeContext } from '../helpers/fake-context.ts';
+import { errorOf, fakeContext } from '../helpers/fake-context.ts';
 
 const PUSHED = '1111111111111111111111111111111111111111';
 const OTHER = '2222222222222222222222222222222222222222';
@@ -20,9 +20,9 @@ describe('pull', () => {
     const c = fakeContext({ shared: new Map([[PUSHED_REVISION, PUSHED], [PUSHED_BRANCH, 'main']]) });
     c.script('git rev-parse HEAD', { stdout: `${OTHER}\n` });
     c.script('git rev-parse --abbrev-ref HEAD', { stdout: 'staging\n' });
-    const run = pull().run(c);
-    await expect(run).rejects.toBeInstanceOf(AbortError);
-    const message = await run.catch((error: Error) => error.message);
+    const error = await errorOf(pull().run(c));
+    expect(error).toBeInstanceOf(AbortError);
+    const message = error.message;
     expect(message).toContain(`/home/alleged/Sites/alleged is at ${OTHER} after git pull, but this run pushed ${PUSHED}`);
     expect(message).toContain('the server has branch staging checked out, but main was pushed');
     expect(message).toMatch(/diverged/);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AbortError } from '../../src/index.ts';
 import { push, PUSHED_BRANCH, PUSHED_REVISION } from '../../tasks/push.ts';
-import { fakeContext } from '../helpers/fake-context.ts';
+import { errorOf, fakeContext } from '../helpers/fake-context.ts';
 
 // Real repositories: a bare "origin" and a clone tracking it, as on an operator's machine.
 let root: string;
@@ -65,9 +65,9 @@ describe('push', () => {
     commit('app.py', 'print(2)\n', 'second');
     writeFileSync(join(work, 'app.py'), 'print(3)\n');
     const c = fakeContext({ site: null });
-    const run = push({ localDir: work }).run(c);
-    await expect(run).rejects.toBeInstanceOf(AbortError);
-    const message = await run.catch((error: Error) => error.message);
+    const error = await errorOf(push({ localDir: work }).run(c));
+    expect(error).toBeInstanceOf(AbortError);
+    const message = error.message;
     expect(message).toContain('uncommitted changes');
     expect(message).toContain(' M app.py');
     expect(message).toContain('git commit -a');
