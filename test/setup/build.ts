@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 
 /**
  * CLI tests drive the real `deploy` binary, which runs the compiled dist/.
@@ -7,7 +7,7 @@ import { existsSync, rmSync } from 'node:fs';
  * that emitted nothing is fatal.
  */
 export default function setup(): void {
-  rmSync('dist', { recursive: true, force: true });
+  // No rm -rf first: several test runs may share this tree and its dist/.
   const build = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { encoding: 'utf8' });
   if (!existsSync('dist/src/cli/main.js')) throw new Error(`build failed:\n${build.stdout}${build.stderr}`);
 }
