@@ -32,6 +32,9 @@ interface TaskRow {
 
 interface Lane {
   rows: TaskRow[];
+  /** The run-once lane has one listr row for all its tasks. */
+  wrapper?: Wrapper;
+  finished?: string[];
   current: number;
   nested: string[];
   lines: string[];
@@ -75,7 +78,8 @@ export class ListrView implements Asker {
         if (outcome.status === 'not-run') wrapper.skip('not run');
         if (outcome.status === 'failed') throw new Error(outcome.note ?? 'failed');
       },
-      rendererOptions: { outputBar: OUTPUT_LINES + 1, persistentOutput: false },
+      // listr2 keeps `outputBar` past values of `output`; each of ours is already the whole picture.
+      rendererOptions: { outputBar: 1, persistentOutput: false },
     };
   }
 
@@ -86,7 +90,9 @@ export class ListrView implements Asker {
     this.lanes.set(ONCE, onceLane);
     rows.push({
       title: 'this machine (run-once tasks)',
+      rendererOptions: { outputBar: 1, persistentOutput: false },
       task: async (_ctx, wrapper) => {
+        onceLane.wrapper = wrapper as Wrapper;
         const outcome = await onceLane.done.promise;
         if (onceLane.rows.length === 0) wrapper.skip('no run-once tasks ran');
         if (outcome.status === 'failed') throw new Error(outcome.note ?? 'failed');
@@ -119,6 +125,13 @@ export class ListrView implements Asker {
   }
 
   private refresh(lane: Lane): void {
+    if (lane.wrapper) {
+      const running = lane.rows[lane.current];
+      const done = lane.finished ?? [];
+      lane.wrapper.title = `this machine: ${[...done, ...(running && !running.done.settled ? [`${running.name}…`] : [])].join(', ') || 'run-once tasks'}`;
+      lane.wrapper.output = [lane.command ? `$ ${lane.command}` : '', ...lane.lines].filter(Boolean).join('\n');
+      return;
+    }
     const row = lane.rows[lane.current];
     const wrapper = row?.wrapper;
     if (!wrapper || !row) return;
@@ -171,6 +184,12 @@ export class ListrView implements Asker {
           row.done.resolve({ status: event.status, note: event.status === 'skipped' ? event.note : event.error });
           lane.command = undefined;
           lane.lines = [];
+          if (lane.wrapper) {
+            const mark = event.status === 'ok' ? '✔' : event.status === 'skipped' ? '↓' : '✖';
+            lane.finished = [...(lane.finished ?? []), `${event.task} ${mark} ${formatDuration(event.durationMs)}`];
+            if (event.status === 'failed') lane.lines = [event.error?.split('\n')[0] ?? 'failed'];
+            this.refresh(lane);
+          }
         }
         break;
       }
