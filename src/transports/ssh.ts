@@ -8,6 +8,11 @@ type Client = ssh2.Client;
 import { ConnectionError } from '../core/errors.ts';
 import type { ExecOptions, ExecResult, Transport } from './transport.ts';
 
+/** After TERM, how long a timed-out or interrupted command has to exit before KILL. */
+const KILL_AFTER_MS = 2000;
+/** After KILL, how long before the channel is closed anyway. */
+const CLOSE_AFTER_MS = 1000;
+
 /** A private key ready for ssh2: the key text and its passphrase, if encrypted. */
 export interface LoadedKey {
   /** Key text, or a key ssh2 already parsed (so an encrypted key's KDF runs once). */
@@ -385,12 +390,18 @@ export class SshTransport implements Transport {
     const client = await this.ensureClient();
     const release = await this.channels.acquire();
     try {
-      const stream = await new Promise<ClientChannel>((resolve, reject) => {
-        client.exec(command, {}, (error, channel) => (error ? reject(error) : resolve(channel)));
-      }).catch((error: Error) => {
-        throw new ConnectionError(`could not start a command on ${this.target}: ${error.message}`, this.options.site, false, { cause: error });
+      return await new Promise<ExecResult>((resolve, reject) => {
+        client.exec(command, {}, (error, channel) => {
+          if (error) {
+            reject(new ConnectionError(`could not start a command on ${this.target}: ${error.message}`, this.options.site, false, { cause: error }));
+            return;
+          }
+          // Listen before returning to the event loop: a fast command's output, exit
+          // status and close can arrive in the same packet batch as the exec reply,
+          // and an 'exit' emitted before anyone listens is lost.
+          this.pump(channel, command, options).then(resolve, reject);
+        });
       });
-      return await this.pump(stream, command, options);
     } finally {
       release();
     }
@@ -410,15 +421,29 @@ export class SshTransport implements Transport {
         exitCode = typeof code === 'number' ? code : null;
         signal = signalName ? String(signalName).replace(/^SIG/, '') : null;
       });
-      const abort = (): void => {
-        // OpenSSH honours "signal" requests since 7.9; closing the channel
-        // is the fallback that at least stops us waiting.
+      const send = (name: string): void => {
         try {
-          stream.signal('TERM');
+          stream.signal(name);
         } catch {
           // channel already gone
         }
-        setTimeout(() => stream.close(), 200).unref();
+      };
+      const abort = (): void => {
+        // Timeout or Ctrl-C: end the command on the server, not just our wait
+        // for it. OpenSSH (7.9+) delivers "signal" requests to the command's
+        // process group (killpg; checked against sshd 9.2 in
+        // test/reliability): TERM, then KILL if it is still running, then
+        // close the channel so we stop waiting even on servers that ignore
+        // signal requests.
+        send('TERM');
+        const kill = setTimeout(() => exited || send('KILL'), KILL_AFTER_MS);
+        const close = setTimeout(() => stream.close(), KILL_AFTER_MS + CLOSE_AFTER_MS);
+        kill.unref();
+        close.unref();
+        stream.once('close', () => {
+          clearTimeout(kill);
+          clearTimeout(close);
+        });
       };
       options.signal?.addEventListener('abort', abort, { once: true });
       if (options.signal?.aborted) abort();
