@@ -22,7 +22,7 @@ const blobOf = (pubFile: string): Buffer => Buffer.from(readFileSync(join(FIXTUR
 const ED25519 = blobOf('host_ed25519.pub');
 const ECDSA = blobOf('host_ecdsa.pub');
 const newKey = (type: 'ed25519' | 'ecdsa' = 'ed25519'): Buffer => {
-  const pair = utils.generateKeyPairSync(type === 'ecdsa' ? 'ecdsa' : 'ed25519', type === 'ecdsa' ? { bits: 256 } : undefined);
+  const pair = type === 'ecdsa' ? utils.generateKeyPairSync('ecdsa', { bits: 256 }) : utils.generateKeyPairSync('ed25519');
   const parsed = utils.parseKey(pair.public);
   if (parsed instanceof Error) throw parsed;
   return parsed.getPublicSSH();
