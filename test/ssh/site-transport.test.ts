@@ -277,3 +277,31 @@ describe('sudo password source', () => {
     expect(await sudoPasswordSource({ env: {} })()).toBeUndefined();
   });
 });
+
+describe('settings for a deploy run', () => {
+  it('never answers host key questions by policy, asks hidden questions on a TTY, and reads CI secrets from the environment', async () => {
+    const { sshRunSettings } = await import('../../src/ssh/run-settings.ts');
+    const redactor = new Redactor();
+    const asked: string[] = [];
+    const { ssh, sudoPassword } = sshRunSettings({
+      configFile: '/x/config',
+      acceptNewHostKeys: true,
+      redactor,
+      onWarning: () => undefined,
+      env: { DEPLOY_SSH_KEY: 'KEYTEXT', SSH_AUTH_SOCK: '/agent' },
+      asker: {
+        confirm: async (_site, message, def) => (asked.push(message), def),
+        secret: async (message) => (asked.push(message), 'typed'),
+      },
+    });
+    expect(ssh).toMatchObject({ configFile: '/x/config', acceptNewHostKeys: true, privateKey: 'KEYTEXT', redactor });
+    expect(await ssh.askHostKey!({ site: 'a', host: 'h', keyType: 'ssh-ed25519', fingerprint: 'SHA256:x', text: 'The authenticity...' })).toBe(false);
+    expect(await ssh.passphrase!({ site: 'a', keyPath: '/k', label: '~/.ssh/k', attempt: 1 })).toBe('typed');
+    expect(await sudoPassword()).toBe('typed');
+    expect(asked).toEqual(['The authenticity...', "Enter passphrase for key '~/.ssh/k':", 'sudo password on the servers (Enter if none is needed):']);
+    expect(redactor.redact('typed')).toBe('***');
+    const ci = sshRunSettings({ redactor, onWarning: () => undefined, env: { DEPLOY_SUDO_PASSWORD: 'from-env' } });
+    expect(ci.ssh.askHostKey).toBeUndefined();
+    expect(await ci.sudoPassword()).toBe('from-env');
+  });
+});

@@ -1,0 +1,51 @@
+import type { Redactor } from '../core/secret.ts';
+import { passphraseProvider, sshSettingsFromEnv, sudoPasswordSource, type SshSettings } from './site-transport.ts';
+
+/** How the CLI asks the person at the terminal; absent without a TTY. */
+export interface SshAsker {
+  /** A yes/no question; `default` is what Enter means. */
+  confirm(site: string | null, message: string, defaultAnswer: boolean): Promise<boolean>;
+  /** A hidden answer (passphrase, password); undefined or '' when none is given. */
+  secret(message: string): Promise<string | undefined>;
+}
+
+/**
+ * The SSH settings and sudo password source for one `deploy run`, from the
+ * flags, the environment (`DEPLOY_SSH_KEY`, `DEPLOY_SSH_PASSPHRASE`,
+ * `DEPLOY_SUDO_PASSWORD`, `SSH_AUTH_SOCK`) and, on a TTY, questions.
+ * `--yes` must not be passed through here: it answers c.confirm questions,
+ * never host key questions.
+ *
+ * @example
+ * const { ssh, sudoPassword } = sshRunSettings({ configFile: options.sshConfig, acceptNewHostKeys: options.acceptNewHostKeys, asker, redactor, onWarning });
+ * execute({ ..., transportFor: (site) => sshTransportFor(site, ssh), sudoPassword });
+ */
+export function sshRunSettings(options: {
+  configFile?: string;
+  acceptNewHostKeys?: boolean;
+  asker?: SshAsker;
+  redactor: Redactor;
+  onWarning: (site: string, message: string) => void;
+  env?: NodeJS.ProcessEnv;
+}): { ssh: SshSettings; sudoPassword: () => Promise<string | undefined> } {
+  const env = options.env ?? process.env;
+  const asker = options.asker;
+  const ssh: SshSettings = {
+    ...sshSettingsFromEnv(env),
+    configFile: options.configFile,
+    acceptNewHostKeys: options.acceptNewHostKeys,
+    askHostKey: asker ? (q) => asker.confirm(q.site, q.text, false) : undefined,
+    passphrase: passphraseProvider({
+      env,
+      ask: asker ? (r) => asker.secret(`Enter passphrase for key '${r.label}'${r.attempt > 1 ? ' (wrong, try again)' : ''}:`) : undefined,
+    }),
+    redactor: options.redactor,
+    onWarning: options.onWarning,
+  };
+  const sudoPassword = sudoPasswordSource({
+    env,
+    ask: asker ? () => asker.secret('sudo password on the servers (Enter if none is needed):') : undefined,
+    redactor: options.redactor,
+  });
+  return { ssh, sudoPassword };
+}
