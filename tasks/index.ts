@@ -1,0 +1,87 @@
+/**
+ * deployfile's built-in tasks for a Django site served by a uWSGI emperor,
+ * one Unix user per site. Each export is a factory: call it with options,
+ * get a task. `djangoTasks()` gives the whole set under their usual names.
+ *
+ * @example
+ * import { defineDeployfile, task } from 'deployfile';
+ * import { djangoTasks } from 'deployfile/tasks';
+ *
+ * export default defineDeployfile({
+ *   sites: { alleged: { host: 'web1.example.com', vars: { settings: 'alleged_site' } } },
+ *   tasks: { ...djangoTasks({ apps: ['pages'] }), migrate: task('Migrate', async (c) => { ... }) },
+ * });
+ */
+import type { TaskDefinition } from '../src/index.ts';
+import { collectstatic } from './collectstatic.ts';
+import { copyProductionSettings } from './copy-production-settings.ts';
+import { deploy, type DeployOptions } from './deploy.ts';
+import { installRequirements, type InstallRequirementsOptions } from './install-requirements.ts';
+import { pull } from './pull.ts';
+import { push, type PushOptions } from './push.ts';
+import { test, type TestOptions } from './test.ts';
+import { touchVassalIni, type TouchVassalIniOptions } from './touch-vassal-ini.ts';
+import { updateRequirements, type UpdateRequirementsOptions } from './update-requirements.ts';
+
+export { collectstatic } from './collectstatic.ts';
+export { copyProductionSettings } from './copy-production-settings.ts';
+export { deploy, DEPLOY_STEPS, type DeployOptions } from './deploy.ts';
+export { installRequirements, type InstallRequirementsOptions } from './install-requirements.ts';
+export { expandSite, resolveSite, shellPath, type DjangoVars, type PerSite, type ResolvedSiteOptions, type SiteOptions } from './options.ts';
+export { pull } from './pull.ts';
+export { push, PUSHED_BRANCH, PUSHED_REVISION, type PushOptions } from './push.ts';
+export { test, TESTS_FAILED_QUESTION, type TestOptions } from './test.ts';
+export { AppNotBackError, touchVassalIni, type TouchVassalIniOptions } from './touch-vassal-ini.ts';
+export { filterFreeze, updateRequirements, type UpdateRequirementsOptions } from './update-requirements.ts';
+export { explainUwsgiLog, parseVassalIni, type VassalInfo, type VassalSocket } from './uwsgi.ts';
+
+/**
+ * Options for the whole set: the site settings every task shares, plus each
+ * task's own. Names don't overlap, so one object configures them all.
+ */
+export interface DjangoTasksOptions
+  extends InstallRequirementsOptions,
+    TestOptions,
+    PushOptions,
+    Omit<TouchVassalIniOptions, keyof InstallRequirementsOptions>,
+    Omit<UpdateRequirementsOptions, 'file' | 'localDir'>,
+    DeployOptions {}
+
+/** The tasks {@link djangoTasks} returns, by name. */
+export interface DjangoTasks {
+  test: TaskDefinition;
+  push: TaskDefinition;
+  pull: TaskDefinition;
+  installRequirements: TaskDefinition;
+  collectstatic: TaskDefinition;
+  copyProductionSettings: TaskDefinition;
+  touchVassalIni: TaskDefinition;
+  updateRequirements: TaskDefinition;
+  deploy: TaskDefinition;
+}
+
+/**
+ * Every built-in task under the name `deploy` invokes it by, configured
+ * from one options object. Spread it into a deployfile's tasks and add or
+ * replace your own beside it.
+ *
+ * @example
+ * tasks: { ...djangoTasks({ apps: ['pages'], exclude: ['ipython'] }), migrate }
+ */
+export function djangoTasks(options: DjangoTasksOptions = {}): DjangoTasks {
+  return {
+    test: test(options),
+    push: push(options),
+    pull: pull(options),
+    installRequirements: installRequirements(options),
+    collectstatic: collectstatic(options),
+    copyProductionSettings: copyProductionSettings(options),
+    touchVassalIni: touchVassalIni(options),
+    updateRequirements: updateRequirements({
+      ...options,
+      // REQUIREMENTS is one file in the local checkout, so only a plain name applies here.
+      file: typeof options.requirements === 'string' ? options.requirements : undefined,
+    }),
+    deploy: deploy(options),
+  };
+}
