@@ -152,6 +152,8 @@ interface RunState {
   keys: Map<string, Promise<LoadedKey | { skip: string }>>;
   /** Host keys accepted in this run (also when recording them failed). */
   accepted: Set<string>;
+  /** Host keys the user said no to: other sites on that server are refused without asking again. */
+  rejected: Set<string>;
   /** Host key questions and recording, one at a time. */
   hostKeyQueue: Promise<unknown>;
   warned: Set<string>;
@@ -162,7 +164,7 @@ const states = new WeakMap<SshSettings, RunState>();
 function stateOf(settings: SshSettings): RunState {
   let state = states.get(settings);
   if (!state) {
-    state = { keys: new Map(), accepted: new Set(), hostKeyQueue: Promise.resolve(), warned: new Set() };
+    state = { keys: new Map(), accepted: new Set(), rejected: new Set(), hostKeyQueue: Promise.resolve(), warned: new Set() };
     states.set(settings, state);
   }
   return state;
@@ -525,6 +527,8 @@ function hostVerifierFor(endpoint: Endpoint, site: string, settings: SshSettings
       const again = checkHostKeyByName(endpoint.knownHostsFiles, endpoint.knownHostsName, key);
       if (again.status === 'match' || state.accepted.has(acceptedId(key))) return true;
       if (again.status !== 'unknown') return refusalFor(again, endpoint, home);
+      const no = `host key of ${endpoint.knownHostsName} (${keyTypeLabel(again.keyType)} ${again.actual}) not accepted: you answered no. Nothing was run.`;
+      if (state.rejected.has(acceptedId(key))) return no;
       const strict = endpoint.strictHostKeyChecking === 'yes';
       const acceptNew = settings.acceptNewHostKeys || endpoint.strictHostKeyChecking === 'accept-new';
       if (!strict && acceptNew && again.otherKeys.length === 0) {
@@ -542,7 +546,8 @@ function hostVerifierFor(endpoint: Endpoint, site: string, settings: SshSettings
           record(key, 'you answered yes');
           return true;
         }
-        return `host key of ${endpoint.knownHostsName} (${keyTypeLabel(again.keyType)} ${again.actual}) not accepted: you answered no. Nothing was run.`;
+        state.rejected.add(acceptedId(key));
+        return no;
       }
       const refusal = refusalFor(again, endpoint, home);
       return strict ? `${refusal}\n  (ssh config sets StrictHostKeyChecking yes for this host)` : refusal;

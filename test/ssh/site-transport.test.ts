@@ -129,9 +129,14 @@ describe('host keys', () => {
     expect(readFileSync(knownHosts(), 'utf8').trim().split('\n')).toHaveLength(1);
   });
 
-  it('refuses when the answer is no, and records nothing', async () => {
-    const error = await failure(whoami(settings({ askHostKey: async () => false })));
+  it('refuses when the answer is no, records nothing, and does not ask again for other sites on that server', async () => {
+    let asked = 0;
+    const s = settings({ askHostKey: async () => (asked++, false) });
+    const error = await failure(whoami(s));
     expect(error.message).toMatch(/not accepted: you answered no/);
+    const other = await failure(whoami(s, { name: 'bravo', user: 'bravo' }));
+    expect(other.message).toMatch(/not accepted: you answered no/);
+    expect(asked).toBe(1);
     expect(() => readFileSync(knownHosts())).toThrow();
   });
 
