@@ -363,6 +363,11 @@ describe.skipIf(skipReason !== undefined)(`ssh against OpenSSH${skipReason ? ` (
       expect(JSON.stringify(r.outcome)).not.toContain(password);
     });
 
+    // TODO(issue 5): with NOPASSWD (or a sudo that asks nothing) and a password known, `sudo -S` leaves the
+    // password on the command's stdin (`c.sudo('cat')` prints it, `tee` would write it). Needs a
+    // once-per-site `sudo -n true` probe in runner/task-context before choosing -S.
+    it.todo("never hands the sudo password to the command's stdin when sudo asks for none");
+
     it('fails without hanging on a wrong sudo password, and does not show it', async () => {
       trust(sshd);
       useOperatorKey();
