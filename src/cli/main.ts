@@ -49,23 +49,39 @@ ${EXIT_CODES_HELP}`,
     .command('run')
     .description('run tasks, in the order given, on the selected sites')
     .argument('<task...>', 'task names from the deployfile (see: deploy list)')
-    .option('-s, --site <names>', 'comma-separated sites or groups (default: all sites)')
+    .option('-s, --site <names>', "comma-separated sites, groups or globs like 'shop-*' (default: all sites; env DEPLOY_SITE)")
+    .option('-x, --exclude <names>', 'comma-separated sites, groups or globs to leave out (env DEPLOY_EXCLUDE)')
+    .option('--shard <i/n>', 'keep the i-th of n stable slices of the selection, for CI matrices (env DEPLOY_SHARD)')
     .option('-y, --yes', 'answer yes to every c.confirm question (env DEPLOY_YES=1)')
     .addOption(
       new Option('--on-failure <mode>', 'when a command fails and nobody can be asked: abort the site, or skip the command and continue (env DEPLOY_ON_FAILURE)').choices(['abort', 'continue']),
     )
-    .option('-p, --parallel <n>', 'sites run at once (env DEPLOY_PARALLEL)')
+    .option('-p, --parallel <n>', 'sites run at once (default 5, or the --batch size; see below) (env DEPLOY_PARALLEL)')
+    .option('--batch <n>', 'rolling batches of n sites: the next batch starts only when the previous one succeeded (env DEPLOY_BATCH)')
+    .option('--max-failures <k>', 'start no new site after k sites failed (default: no limit; 1 with --batch) (env DEPLOY_MAX_FAILURES)')
     .option('-n, --dry-run', 'print the exact shell commands each site would run; connect to nothing')
     .option('-v, --verbose', 'stream every output line, prefixed with its site')
-    .option('--json', 'print events as JSON lines on stdout (human output goes to stderr)')
+    .option('--json', 'print events as JSON lines on stdout, human output goes to stderr; see docs/events.md (env DEPLOY_JSON)')
     .option('--timeout <duration>', 'default per-command timeout, e.g. 10m (env DEPLOY_TIMEOUT)')
     .addHelpText(
       'after',
       `
-Without a TTY (CI, pipes) nothing ever waits for input: --yes answers
-c.confirm questions (otherwise they are answered no), and --on-failure
-decides what a failed command does (default: abort that site).
-On a TTY, a failed command asks: retry, skip and continue, or abort.
+Without a TTY (CI, pipes), or with CI set, output is plain lines prefixed
+with [site], ending in a summary, and nothing ever waits for input: --yes
+answers c.confirm questions (otherwise they are answered no), and
+--on-failure decides what a failed command does (default: abort that site).
+On a TTY, a failed command asks: retry, skip and continue, or abort; one
+question at a time, naming its site, with answers that can apply to all.
+
+--parallel defaults to 5: quick, yet a server shared by many sites stays
+responsive while several install and reload at once, and the output stays
+readable. Raise it freely for many servers: SSH handshakes are capped at 8
+at once whatever --parallel says (sshd's default MaxStartups drops
+unauthenticated connections beyond 10), and open connections don't count.
+
+Selecting: deploy run deploy -s 'shop-*,web' -x shop-test --shard 2/4
+Run-once tasks (test, push) run once per process: with --shard, each
+shard runs them; run them in a job of their own before the matrix.
 ${EXIT_CODES_HELP}`,
     )
     .action(async (tasks: string[], options: Record<string, unknown>, command: Command) => {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseDuration } from '../core/duration.ts';
 import { UsageError } from '../core/errors.ts';
+import { parseShard } from '../executor/select.ts';
 
 /** Truthy words pipelines use in environment variables. */
 const flag = z
@@ -8,15 +9,44 @@ const flag = z
   .transform((value) => (typeof value === 'boolean' ? value : /^(1|true|yes|on)$/i.test(value.trim())));
 
 /**
+ * Sites at once when neither --parallel nor --batch says: five keeps a
+ * shared server responsive while pip, collectstatic and reloads run for
+ * several sites, and keeps interleaved output readable. SSH handshakes
+ * are limited separately (8 at once, under sshd's MaxStartups), so higher
+ * values are safe for the connection itself.
+ */
+export const DEFAULT_PARALLEL = 5;
+
+const count = (max: number) => z.coerce.number().int('must be a whole number').min(1, 'must be at least 1').max(max);
+
+/**
  * `deploy run` options after merging flags over environment variables
- * (DEPLOY_YES, DEPLOY_ON_FAILURE, DEPLOY_PARALLEL, DEPLOY_TIMEOUT), validated once.
+ * (DEPLOY_YES, DEPLOY_ON_FAILURE, DEPLOY_PARALLEL, DEPLOY_BATCH,
+ * DEPLOY_MAX_FAILURES, DEPLOY_SITE, DEPLOY_EXCLUDE, DEPLOY_SHARD,
+ * DEPLOY_JSON, DEPLOY_TIMEOUT), validated once.
  */
 export const RunOptionsSchema = z.object({
   file: z.string().optional(),
   site: z.string().optional(),
+  exclude: z.string().optional(),
+  shard: z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined) return undefined;
+      try {
+        return parseShard(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
   yes: flag.default(false),
   onFailure: z.enum(['abort', 'continue']).optional(),
-  parallel: z.coerce.number().int().min(1, 'must be at least 1').max(1000).default(5),
+  /** Undefined here: parseRunOptions fills in --batch, else DEFAULT_PARALLEL. */
+  parallel: count(1000).optional(),
+  batch: count(100_000).optional(),
+  maxFailures: count(100_000).optional(),
   dryRun: flag.default(false),
   verbose: flag.default(false),
   json: flag.default(false),
@@ -34,29 +64,42 @@ export const RunOptionsSchema = z.object({
     }),
 });
 
-export type RunOptions = z.infer<typeof RunOptionsSchema>;
+export type RunOptions = Omit<z.infer<typeof RunOptionsSchema>, 'parallel'> & { parallel: number };
 
 /** Flags win over the environment, as with most CLIs. */
 export function parseRunOptions(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): RunOptions {
   const merged = {
     file: flags.file,
-    site: flags.site,
+    site: flags.site ?? (env.DEPLOY_SITE || undefined),
+    exclude: flags.exclude ?? (env.DEPLOY_EXCLUDE || undefined),
+    shard: flags.shard ?? (env.DEPLOY_SHARD || undefined),
     yes: flags.yes ?? env.DEPLOY_YES,
     onFailure: flags.onFailure ?? (env.DEPLOY_ON_FAILURE || undefined),
     parallel: flags.parallel ?? (env.DEPLOY_PARALLEL || undefined),
+    batch: flags.batch ?? (env.DEPLOY_BATCH || undefined),
+    maxFailures: flags.maxFailures ?? (env.DEPLOY_MAX_FAILURES || undefined),
     dryRun: flags.dryRun,
     verbose: flags.verbose,
-    json: flags.json,
+    json: flags.json ?? env.DEPLOY_JSON,
     timeout: flags.timeout ?? (env.DEPLOY_TIMEOUT || undefined),
   };
   const parsed = RunOptionsSchema.safeParse(merged);
   if (!parsed.success) {
-    const names: Record<string, string> = { onFailure: '--on-failure / DEPLOY_ON_FAILURE', parallel: '--parallel / DEPLOY_PARALLEL', timeout: '--timeout / DEPLOY_TIMEOUT' };
+    const names: Record<string, string> = {
+      onFailure: '--on-failure / DEPLOY_ON_FAILURE',
+      parallel: '--parallel / DEPLOY_PARALLEL',
+      batch: '--batch / DEPLOY_BATCH',
+      maxFailures: '--max-failures / DEPLOY_MAX_FAILURES',
+      shard: '--shard / DEPLOY_SHARD',
+      json: '--json / DEPLOY_JSON',
+      timeout: '--timeout / DEPLOY_TIMEOUT',
+    };
     const issue = parsed.error.issues[0];
     const key = String(issue?.path[0] ?? '');
     throw new UsageError(`${names[key] ?? key}: ${issue?.message ?? 'invalid value'}`);
   }
-  return parsed.data;
+  // With --batch alone, a whole batch runs at once.
+  return { ...parsed.data, parallel: parsed.data.parallel ?? parsed.data.batch ?? DEFAULT_PARALLEL };
 }
 
 export function splitList(value: string | undefined): string[] | undefined {

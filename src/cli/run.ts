@@ -30,9 +30,14 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
     options = parseRunOptions(flags);
     deployfile = await loadDeployfile(findDeployfile(options.file));
     checkTasks(deployfile, tasks);
-    sites = selectSites(deployfile, splitList(options.site));
+    sites = selectSites(deployfile, { site: splitList(options.site), exclude: splitList(options.exclude), shard: options.shard });
   } catch (error) {
     return reportFatal(error);
+  }
+  if (options.shard && sites.length === 0) {
+    // A CI matrix may have more runners than this slice has sites; run-once tasks would run for nothing.
+    process.stderr.write(`deploy: shard ${options.shard.index}/${options.shard.count} holds none of the selected sites; nothing to do\n`);
+    return EXIT.ok;
   }
 
   const interactive = isInteractive() && !options.json;
@@ -84,6 +89,8 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
       transportFor: (site) => (options.dryRun ? new DryRunTransport(`${site.user}@${site.host}:${site.port ?? 22}`) : sshTransportFor(site)),
       dryRun: options.dryRun,
       parallel: options.parallel,
+      batch: options.batch,
+      maxFailures: options.maxFailures,
       signal: interrupt.signal,
       redactor,
       defaultTimeoutMs: options.timeout,

@@ -10,7 +10,8 @@ import type { Prompter } from '../prompts/prompter.ts';
 import type { Transport } from '../transports/transport.ts';
 import type { SiteRuntime } from '../runner/site-runtime.ts';
 import { TaskContext, type TaskFrame } from '../runner/task-context.ts';
-import { pool } from './pool.ts';
+import { processHandshakes, type HandshakeLimiter } from './handshakes.ts';
+import { schedule } from './schedule.ts';
 
 export interface ExecuteOptions {
   deployfile: LoadedDeployfile;
@@ -25,6 +26,12 @@ export interface ExecuteOptions {
   dryRun?: boolean;
   /** Sites run at once. */
   parallel?: number;
+  /** Rolling batches of this many sites; the next starts only while failures stay under `maxFailures` (default 1). */
+  batch?: number;
+  /** No new site starts once this many have failed; default no limit (1 with `batch`). */
+  maxFailures?: number;
+  /** Caps SSH handshakes under way at once (sshd's MaxStartups); default the process-wide limiter of 8. */
+  handshakes?: HandshakeLimiter;
   /** Ctrl-C: no new command or site starts. */
   signal?: AbortSignal;
   redactor?: Redactor;
@@ -143,7 +150,8 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
     const siteStarted = performance.now();
     const target = siteTarget(site);
     bus.emit({ type: 'site:start', site: site.name, target });
-    const transport = options.transportFor(site);
+    // Connect under the handshake limiter: sessions stay open, handshakes queue.
+    const transport = (options.handshakes ?? processHandshakes).wrap(options.transportFor(site));
     const rt = makeRuntime(site, transport);
     let summary: SiteSummary;
     try {
@@ -184,16 +192,19 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
       }
     }
   } else {
-    summary = await pool(
+    summary = await schedule(
       options.sites,
-      options.parallel ?? 1,
-      (site) => runSite(site),
-      (site) => {
-        const skipped: SiteSummary = { site: site.name, target: siteTarget(site), status: 'not-started', durationMs: 0 };
-        bus.emit({ type: 'site:end', ...skipped });
-        return skipped;
+      { parallel: options.parallel ?? 1, batch: options.batch, maxFailures: options.maxFailures },
+      {
+        work: (site) => runSite(site),
+        notStarted: (site) => {
+          const skipped: SiteSummary = { site: site.name, target: siteTarget(site), status: 'not-started', durationMs: 0 };
+          bus.emit({ type: 'site:end', ...skipped });
+          return skipped;
+        },
+        failed: (row) => row.status === 'failed' || row.status === 'aborted',
+        shouldStart: () => !stopStarting && !signal.aborted,
       },
-      () => !stopStarting && !signal.aborted,
     );
   }
 

@@ -2,7 +2,11 @@ import { formatDuration } from '../core/duration.ts';
 import type { SiteSummary } from '../core/events.ts';
 import type { Style } from './style.ts';
 
-function describe(row: SiteSummary): string {
+/**
+ * A row's result in words: `ok`, `failed at deploy: git pull --ff-only`,
+ * `failed at connect: could not connect to ...`, `skipped`, `not started`.
+ */
+export function describeResult(row: SiteSummary): string {
   switch (row.status) {
     case 'ok':
       return 'ok';
@@ -18,15 +22,41 @@ function describe(row: SiteSummary): string {
   }
 }
 
-/** The end-of-run table: site, result, duration; shared by every human view. */
+/** `19 ok, 1 failed, 30 not started`: the counts of each result, most useful first. */
+export function countResults(rows: readonly SiteSummary[]): string {
+  const order: SiteSummary['status'][] = ['ok', 'failed', 'aborted', 'interrupted', 'skipped', 'not-started'];
+  return order
+    .map((status) => [status, rows.filter((row) => row.status === status).length] as const)
+    .filter(([status, n]) => n > 0 || status === 'ok')
+    .map(([status, n]) => `${n} ${status === 'not-started' ? 'not started' : status}`)
+    .join(', ');
+}
+
+/**
+ * The end-of-run table shared by every human view: site, result, duration,
+ * one row per selected site in deployfile order, under a line of counts.
+ *
+ * @example
+ * Summary: 1 ok, 1 failed (2 sites)
+ *   site     result                                duration
+ *   alleged  ok                                    12.3s
+ *   bravo    failed at deploy: git pull --ff-only  4.1s
+ */
 export function renderSummary(rows: readonly SiteSummary[], s: Style): string {
   if (rows.length === 0) return '';
-  const width = Math.max(4, ...rows.map((row) => row.site.length));
-  const lines = rows.map((row) => {
-    const result = describe(row);
-    const colored = row.status === 'ok' ? s.green(result) : row.status === 'not-started' || row.status === 'skipped' ? s.dim(result) : s.red(result);
-    return `  ${row.site.padEnd(width)}  ${colored}  ${s.dim(formatDuration(row.durationMs))}`;
+  const results = rows.map(describeResult);
+  const siteWidth = Math.max(4, ...rows.map((row) => row.site.length));
+  const resultWidth = Math.min(80, Math.max(6, ...results.map((r) => r.length)));
+  const lines = rows.map((row, i) => {
+    const text = results[i] as string;
+    const padded = text.length >= resultWidth ? text : text.padEnd(resultWidth);
+    const colored = row.status === 'ok' ? s.green(padded) : row.status === 'not-started' || row.status === 'skipped' ? s.dim(padded) : s.red(padded);
+    const took = row.status === 'not-started' ? '-' : formatDuration(row.durationMs);
+    return `  ${row.site.padEnd(siteWidth)}  ${colored}  ${s.dim(took)}`;
   });
-  const ok = rows.filter((row) => row.status === 'ok').length;
-  return [s.bold(`Summary: ${ok} of ${rows.length} site${rows.length === 1 ? '' : 's'} ok`), `  ${'site'.padEnd(width)}  result`, ...lines].join('\n');
+  return [
+    s.bold(`Summary: ${countResults(rows)} (${rows.length} site${rows.length === 1 ? '' : 's'})`),
+    s.dim(`  ${'site'.padEnd(siteWidth)}  ${'result'.padEnd(resultWidth)}  duration`),
+    ...lines,
+  ].join('\n');
 }
