@@ -34,8 +34,13 @@ export function installRequirements(options: InstallRequirementsOptions = {}): T
         c.skip('requirements unchanged since last deploy');
         return;
       }
-      await code.prefix(sh`. ${shellPath(site.virtualenv)}/bin/activate`).run(sh`pip install -r ${site.requirements}`);
-      // Saved only after pip succeeded: a failed install is retried by the next deploy.
+      const pip = await code.prefix(sh`. ${shellPath(site.virtualenv)}/bin/activate`).run(sh`pip install -r ${site.requirements}`);
+      // Saved only after pip succeeded (a user may answer "skip" to its failure):
+      // a failed install must be retried by the next deploy, not skipped.
+      if (pip.failed) {
+        c.warn('pip install failed; the next deploy will install the requirements again');
+        return;
+      }
       await code.run(sh`mkdir -p ${shellPath(dirname(copy))} && cp ${site.requirements} ${shellPath(copy)}`, { quiet: true });
     },
   });

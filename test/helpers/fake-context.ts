@@ -37,6 +37,12 @@ export interface FakeOptions {
   shared?: Map<string, unknown>;
   /** Answers to confirm(), in order; when they run out the question's default (or no) is used. */
   answers?: boolean[];
+  /**
+   * What the user answers when a command fails outside warn-only, as the
+   * engine's failure prompt asks: abort throws the CommandError (default),
+   * skip hands the failed result back to the task.
+   */
+  onFailure?: 'abort' | 'skip';
 }
 
 /** Everything a fake context saw, shared by the contexts derived from it. */
@@ -171,7 +177,7 @@ export class FakeContext implements Context {
       ok: exitCode === 0,
       failed: exitCode !== 0,
     };
-    if (result.failed && !options.warn) return Promise.reject(new CommandError(result));
+    if (result.failed && !options.warn && this.options.onFailure !== 'skip') return Promise.reject(new CommandError(result));
     return Promise.resolve(result);
   }
 

@@ -40,6 +40,15 @@ describe('installRequirements', () => {
     expect(c.recorder.lines).toEqual([CMP, PIP]);
   });
 
+  it('keeps no copy either when the user skips past the failed pip', async () => {
+    const c = fakeContext({ onFailure: 'skip' });
+    c.script('cmp -s', { exitCode: 1 });
+    c.script('pip install', { exitCode: 1 });
+    await installRequirements().run(c);
+    expect(c.recorder.lines).toEqual([CMP, PIP]);
+    expect(c.recorder.warnings).toEqual(['pip install failed; the next deploy will install the requirements again']);
+  });
+
   it('honours the requirements and virtualenv vars and a custom copy location', async () => {
     const c = fakeContext({ site: { name: 'alleged', vars: { requirements: 'requirements/prod.txt', virtualenv: '~/venvs/{site}' } } });
     c.script('cmp -s', { exitCode: 1 });
