@@ -29,6 +29,8 @@ export function buildProgram(): Command {
     .description('Deploy sites over SSH, one Unix user per site, with tasks written in a typed deployfile.ts.')
     .version(packageVersion(), '-V, --version')
     .option('-f, --file <file>', 'deployfile to load (default: ./deployfile.ts, else the nearest in a parent directory)')
+    .option('-F, --ssh-config <file>', 'ssh config to read instead of ~/.ssh/config and /etc/ssh/ssh_config, as ssh -F ("none": read none)')
+    .option('--accept-new-host-keys', "connect to servers not yet in known_hosts and record their keys, like ssh's StrictHostKeyChecking=accept-new; changed keys are always refused")
     .showSuggestionAfterError(true)
     // Set before the subcommands are added: commander copies these settings to them.
     .exitOverride()

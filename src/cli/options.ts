@@ -27,6 +27,10 @@ const count = (max: number) => z.coerce.number().int('must be a whole number').m
  */
 export const RunOptionsSchema = z.object({
   file: z.string().optional(),
+  /** `-F FILE`: ssh config instead of ~/.ssh/config (see src/ssh/README.md). */
+  sshConfig: z.string().optional(),
+  /** Record unknown host keys without asking; a flag only, never an environment variable, so it is always a visible choice. */
+  acceptNewHostKeys: flag.default(false),
   site: z.string().optional(),
   exclude: z.string().optional(),
   shard: z
@@ -70,6 +74,8 @@ export type RunOptions = Omit<z.infer<typeof RunOptionsSchema>, 'parallel'> & { 
 export function parseRunOptions(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): RunOptions {
   const merged = {
     file: flags.file,
+    sshConfig: flags.sshConfig,
+    acceptNewHostKeys: flags.acceptNewHostKeys,
     site: flags.site ?? (env.DEPLOY_SITE || undefined),
     exclude: flags.exclude ?? (env.DEPLOY_EXCLUDE || undefined),
     shard: flags.shard ?? (env.DEPLOY_SHARD || undefined),

@@ -8,6 +8,7 @@ import { InteractivePrompter, inquirerAsker } from '../prompts/interactive.ts';
 import { PolicyPrompter, type Prompter } from '../prompts/prompter.ts';
 import { DryRunTransport } from '../transports/dry-run.ts';
 import { LocalTransport } from '../transports/local.ts';
+import { sshRunSettings } from '../ssh/run-settings.ts';
 import { sshTransportFor } from '../ssh/site-transport.ts';
 import { JsonView } from '../views/json.ts';
 import { ListrView } from '../views/listr.ts';
@@ -78,6 +79,19 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
   process.on('SIGINT', onSigint);
 
   const redactor = new Redactor();
+  // Host key questions go to the terminal itself, never to the prompter: --yes must not accept a host key.
+  const { ssh, sudoPassword } = sshRunSettings({
+    configFile: options.sshConfig,
+    acceptNewHostKeys: options.acceptNewHostKeys,
+    asker: interactive
+      ? {
+          confirm: (site, message, defaultAnswer) => (listr ?? inquirerAsker).confirm(site, message, defaultAnswer),
+          secret: async (message) => (await import('@inquirer/prompts')).password({ message, mask: '*' }),
+        }
+      : undefined,
+    redactor,
+    onWarning: (site, message) => bus.emit({ type: 'log', site, level: 'warn', message }),
+  });
   try {
     const outcome = await execute({
       deployfile,
@@ -86,13 +100,14 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
       bus,
       prompter,
       local: options.dryRun ? new DryRunTransport('local') : new LocalTransport(),
-      transportFor: (site) => (options.dryRun ? new DryRunTransport(`${site.user}@${site.host}:${site.port ?? 22}`) : sshTransportFor(site)),
+      transportFor: (site) => (options.dryRun ? new DryRunTransport(`${site.user}@${site.host}:${site.port ?? 22}`) : sshTransportFor(site, ssh)),
       dryRun: options.dryRun,
       parallel: options.parallel,
       batch: options.batch,
       maxFailures: options.maxFailures,
       signal: interrupt.signal,
       redactor,
+      sudoPassword,
       defaultTimeoutMs: options.timeout,
     });
     await listr?.finish(runEnd);
