@@ -387,7 +387,9 @@ describe.skipIf(skipReason !== undefined)(`ssh against OpenSSH${skipReason ? ` (
     it('runs hostile interpolated values as literal arguments, through c.run, c.cd, c.env and c.sudo', async () => {
       trust(sshd);
       useOperatorKey();
-      const dir = `/tmp/deployfile-e2e dir $(touch ${marker}) ; '"`;
+      // The marker's slashes make this a few nested directories, all under base.
+      const base = `/tmp/deployfile-e2e-${randomBytes(6).toString('hex')}`;
+      const dir = `${base}/dir $(touch ${marker}) ; '"`;
       const redactor = new Redactor();
       const r = await run(
         { ...at(sshd), name: SUDO_USER },
@@ -399,7 +401,7 @@ describe.skipIf(skipReason !== undefined)(`ssh against OpenSSH${skipReason ? ` (
           },
           env: async (c) => void (await c.env({ HOSTILE: hostile.join('|') }).run('printf "%s\\n" "$HOSTILE"')),
           sudo: async (c) => void (await c.sudo(sh`printf '%s\n' ${hostile}`)),
-          cleanup: async (c) => void (await c.run(sh`rmdir ${dir}`)),
+          cleanup: async (c) => void (await c.run(sh`rm -r -- ${base}`)),
         },
         settings(),
         { redactor, sudoPassword: sudoPasswordSource({ env: { DEPLOY_SUDO_PASSWORD: password }, redactor }) },
