@@ -2,10 +2,11 @@
 // steps of your own beside them.
 //
 //   - `migrate` applies database migrations in the site's virtualenv, and
-//     `deploy` runs it between collectstatic and the uWSGI reload;
-//   - `status` is read-only: which revision each site runs and whether its
-//     working tree is clean. It takes no deploy lock, so it can run while a
-//     deploy is under way.
+//     `deploy` runs it between collectstatic and the uWSGI reload (for a
+//     project with a database: examples/django-site has none);
+//   - `status` is read-only: which revision each site runs and what was
+//     changed by hand on the server. It takes no deploy lock, so it can run
+//     while a deploy is under way.
 //
 //   deploy run status -f examples/custom-steps.deployfile.ts
 //   deploy run deploy -f examples/custom-steps.deployfile.ts --dry-run
@@ -24,14 +25,18 @@ const migrate = task('Apply database migrations', async (c) => {
 });
 
 const status = task(
-  'Show the deployed revision and any local changes on the server',
+  'Show the deployed revision and what was changed on the server',
   async (c) => {
-    const code = c.cd(resolveSite(c.site, options).codeDir);
+    const site = resolveSite(c.site, options);
+    const code = c.cd(site.codeDir);
     await code.run`git log -1 --format='%H %ad %s' --date=iso`;
-    // Something changed by hand on the server would make the next pull fail.
+    // copyProductionSettings overwrites settings.py on every deploy; anything
+    // else changed by hand on the server can make the next pull fail.
+    const deployed = `${site.settings}/settings.py`;
     const changes = await code.run('git status --porcelain', { quiet: true });
-    if (changes.stdout.trim() === '') c.log('working tree clean');
-    else c.warn(`changed on the server:\n${changes.stdout.trimEnd()}`);
+    const byHand = changes.stdout.split('\n').filter((line) => line.trim() !== '' && line.slice(3) !== deployed);
+    if (byHand.length === 0) c.log('no changes on the server besides the production settings');
+    else c.warn(`changed on the server:\n${byHand.join('\n')}`);
   },
   { lock: false },
 );

@@ -260,6 +260,30 @@ export default defineDeployfile<DjangoVars>({
     }
     expect(result.output).not.toContain('pip install');
   });
+
+  it("examples/custom-steps.deployfile.ts: its read-only status task runs on both sites", async () => {
+    // The example as users would adapt it: its tasks, the lab's sites.
+    const file = path.join(origin.workDir, 'custom-steps.deployfile.ts');
+    fs.writeFileSync(
+      file,
+      `import { defineDeployfile } from 'deployfile';
+import example from ${JSON.stringify(path.join(ROOT, 'examples', 'custom-steps.deployfile.ts'))};
+import lab from './deployfile.ts';
+export default defineDeployfile({ ...example, sites: lab.sites });
+`,
+    );
+    try {
+      const result = await run('custom-steps example: status', ['run', 'status', '-f', file]);
+      expectExit(result, 0);
+      const revision = await originHead();
+      for (const name of SITES) {
+        expect(result.output).toMatch(new RegExp(`\\[${name}\\]\\s+${revision} `));
+        expect(result.output).toContain(`[${name}] no changes on the server besides the production settings`);
+      }
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  });
 });
 
 /**
