@@ -78,11 +78,22 @@ function group(text: string): string {
 /**
  * Wrap a composed command for sudo: the whole line (exports, cd, prefixes)
  * runs inside `sh -c` as the target user, so every part of it is elevated.
- * `-S -p ''` reads a password from stdin without printing a prompt; without a
- * password `-n` fails fast instead of waiting for a terminal that isn't there.
+ * With a password, `-k -S -p ''` makes sudo read it from stdin every time:
+ * `-k` ignores a cached ticket, which would otherwise leave the password on
+ * stdin for the command to read. Without one, `-n` fails fast instead of
+ * waiting for a terminal that isn't there.
  */
 export function wrapSudo(inner: ShellCommand, options: { user?: string; password: boolean }): ShellCommand {
-  const auth = options.password ? `-S -p ''` : '-n';
+  const auth = options.password ? `-k -S -p ''` : '-n';
   const user = options.user ? ` -u ${quote(options.user)}` : '';
   return shellCommand(`sudo ${auth} -H${user} -- sh -c ${quote(inner.text)}`, inner.secrets);
+}
+
+/**
+ * True when sudo runs as `user` without asking for a password, even with no
+ * cached ticket (a NOPASSWD rule). Then a known password must not be sent:
+ * sudo would not read it and the command would get it on its stdin.
+ */
+export function sudoAsksNothing(user: string | undefined): ShellCommand {
+  return shellCommand(`sudo -k -n${user ? ` -u ${quote(user)}` : ''} true`);
 }

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { AbortError } from '../core/errors.ts';
-import { checkEnv, compose, EMPTY_SCOPE, joinCwd, wrapSudo, type Scope } from '../core/compose.ts';
+import { checkEnv, compose, EMPTY_SCOPE, joinCwd, sudoAsksNothing, wrapSudo, type Scope } from '../core/compose.ts';
 import { toShellCommand, type CommandInput, type ShellValue } from '../core/quote.ts';
 import type { CommandFn, ConfirmOptions, Context, RunOptions, SiteInfo, SudoOptions } from '../core/context.ts';
 import type { Result } from '../core/result.ts';
@@ -14,6 +14,9 @@ export interface TaskFrame {
   readonly task: string;
   skipped?: string;
 }
+
+/** Per site runtime: whether sudo asks nothing, by target user. */
+const sudoProbes = new WeakMap<SiteRuntime, Map<string, Promise<boolean>>>();
 
 type Call = [first: CommandInput | TemplateStringsArray, ...rest: unknown[]];
 
@@ -116,18 +119,34 @@ export class TaskContext implements Context {
     const { command, options = {} } = parseCall<SudoOptions>(args);
     const transport = this.rt.remote;
     if (!transport) throw new AbortError(`c.sudo in run-once task "${this.frame.task}": it has no site to run on`);
-    const password = await this.rt.sudoPassword?.();
-    if (password) this.rt.redactor.add(password);
+    const known = await this.rt.sudoPassword?.();
+    if (known) this.rt.redactor.add(known);
+    const password = known && !(await this.sudoAsksNothing(options.user)) ? known : undefined;
     return runCommand(this.rt, {
       where: 'remote',
       transport,
       command,
-      composed: wrapSudo(compose(this.scope, command), { user: options.user, password: password !== undefined && password !== '' }),
+      composed: wrapSudo(compose(this.scope, command), { user: options.user, password: password !== undefined }),
       cwd: this.scope.cwd,
       taskId: this.frame.taskId,
       options: { ...this.defaults, ...options, stdin: password ? `${password}\n${options.stdin ?? ''}` : options.stdin },
     });
   };
+
+  /** Asked once per site and target user: does sudo need no password at all there? */
+  private sudoAsksNothing(user: string | undefined): Promise<boolean> {
+    let probes = sudoProbes.get(this.rt);
+    if (!probes) sudoProbes.set(this.rt, (probes = new Map()));
+    const key = user ?? '';
+    let probe = probes.get(key);
+    if (!probe) {
+      const transport = this.rt.remote as NonNullable<SiteRuntime['remote']>;
+      const check = sudoAsksNothing(user);
+      probe = runCommand(this.rt, { where: 'remote', transport, command: check, composed: check, cwd: undefined, taskId: this.frame.taskId, options: { warn: true, quiet: true } }).then((r) => r.ok);
+      probes.set(key, probe);
+    }
+    return probe;
+  }
 
   async confirm(question: string, options: ConfirmOptions = {}): Promise<boolean> {
     const { answer, by } = await this.rt.prompter.confirm({ site: this.rt.siteName, question, default: options.default });

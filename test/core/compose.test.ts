@@ -86,6 +86,6 @@ describe('wrapSudo', () => {
   it('runs the whole composed line as the target user in sh -c', () => {
     const inner = compose(scope({ cwd: '/srv/app' }), sh`touch ${'a b'}`);
     expect(wrapSudo(inner, { user: 'www-data', password: false }).text).toBe(`sudo -n -H -u www-data -- sh -c 'cd /srv/app && touch '\\''a b'\\'''`);
-    expect(wrapSudo(sh`id`, { password: true }).text).toBe(`sudo -S -p '' -H -- sh -c id`);
+    expect(wrapSudo(sh`id`, { password: true }).text).toBe(`sudo -k -S -p '' -H -- sh -c id`);
   });
 });

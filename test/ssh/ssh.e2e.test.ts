@@ -14,6 +14,7 @@ import type { SiteConfig, TaskFn } from '../../src/config/define.ts';
 import { validateDeployfile } from '../../src/config/load.ts';
 import { EventBus, type DeployEvent } from '../../src/core/events.ts';
 import { sh } from '../../src/core/quote.ts';
+import type { Context } from '../../src/core/context.ts';
 import { Redactor } from '../../src/core/secret.ts';
 import { execute, type RunOutcome } from '../../src/executor/executor.ts';
 import { PolicyPrompter } from '../../src/prompts/prompter.ts';
@@ -363,10 +364,28 @@ describe.skipIf(skipReason !== undefined)(`ssh against OpenSSH${skipReason ? ` (
       expect(JSON.stringify(r.outcome)).not.toContain(password);
     });
 
-    // TODO(issue 5): with NOPASSWD (or a sudo that asks nothing) and a password known, `sudo -S` leaves the
-    // password on the command's stdin (`c.sudo('cat')` prints it, `tee` would write it). Needs a
-    // once-per-site `sudo -n true` probe in runner/task-context before choosing -S.
-    it.todo("never hands the sudo password to the command's stdin when sudo asks for none");
+    it("never hands the sudo password to the command's stdin: not with a cached ticket, not under NOPASSWD", async () => {
+      trust(sshd);
+      useOperatorKey();
+      const read = (redactor: Redactor) => ({
+        // Twice: the first call leaves a cached ticket that must not make sudo skip reading the password.
+        twice: async (c: Context) => void (await c.sudo('cat', { stdin: 'one\n' }), await c.sudo('cat', { stdin: 'two\n' })),
+      });
+      let redactor = new Redactor();
+      let r = await run({ ...at(sshd), name: SUDO_USER }, read(redactor), settings(), { redactor, sudoPassword: sudoPasswordSource({ env: { DEPLOY_SUDO_PASSWORD: password }, redactor }) });
+      expect(siteError(r)).toBe('');
+      expect(r.stdout()).toBe('one\ntwo\n');
+      const rule = fs.readFileSync(sudoers, 'utf8');
+      fs.writeFileSync(sudoers, `${SUDO_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n`, { mode: 0o440 });
+      try {
+        redactor = new Redactor();
+        r = await run({ ...at(sshd), name: SUDO_USER }, read(redactor), settings(), { redactor, sudoPassword: sudoPasswordSource({ env: { DEPLOY_SUDO_PASSWORD: password }, redactor }) });
+        expect(siteError(r)).toBe('');
+        expect(r.stdout()).toBe('one\ntwo\n');
+      } finally {
+        fs.writeFileSync(sudoers, rule, { mode: 0o440 });
+      }
+    });
 
     it('fails without hanging on a wrong sudo password, and does not show it', async () => {
       trust(sshd);
