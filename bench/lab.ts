@@ -1,0 +1,281 @@
+/**
+ * The benchmark's lab: N site users (bench01..benchNN) on one stock OpenSSH
+ * sshd on 127.0.0.1, each with the example Django site cloned from ONE
+ * origin (so a single `git push` reaches every site, as in the typical
+ * deploy) and served by a uWSGI emperor in tyrant mode.
+ *
+ * Built on test/lab/lab.ts (the end-to-end lab), in its own lab dir
+ * (default /var/tmp/deployfile-bench-lab), so a bench run never stops the
+ * daemons of the e2e tests' lab. One difference: the e2e lab's emperor
+ * watches /etc/uwsgi/emperor.d, which every lab on the machine shares, and
+ * two emperors watching it start each other's vassals (which then fight
+ * over the sockets and, with vacuum, delete them). The bench therefore
+ * runs its own emperor on its own vassal dir, BENCH_VASSAL_DIR, and the
+ * sites say so in their `vassal` var.
+ *
+ * Users, clones and virtualenvs survive between runs (the slow part); the
+ * daemons and vassal files are removed at the end unless --keep-lab.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as lab from '../test/lab/lab.ts';
+
+export const SETTINGS_PACKAGE = 'example_site';
+export const DEFAULT_LAB_DIR = '/var/tmp/deployfile-bench-lab';
+/** The bench emperor's vassals (the peers in bench/peers/ touch files here too). */
+export const BENCH_VASSAL_DIR = '/etc/uwsgi/deployfile-bench.d';
+
+export function benchVassalPath(site: string): string {
+  return path.join(BENCH_VASSAL_DIR, `${site}.ini`);
+}
+
+export interface BenchLab {
+  labDir: string;
+  port: number;
+  keyPath: string;
+  /** "[127.0.0.1]:port type key" lines for the tools' known_hosts. */
+  knownHostsLines: string[];
+  sites: string[];
+  origin: lab.OriginRepo;
+  /** What this run did to get the lab ready, for RESULTS.md. */
+  setupNote: string;
+}
+
+interface SavedState {
+  origin?: lab.OriginRepo;
+  /** Sites whose user, clone and virtualenv are ready. */
+  sites: string[];
+}
+
+export function siteName(i: number): string {
+  return `bench${String(i).padStart(2, '0')}`;
+}
+
+function statePath(): string {
+  return path.join(lab.labDir(), 'bench-lab.json');
+}
+
+function readState(): SavedState {
+  try {
+    return JSON.parse(fs.readFileSync(statePath(), 'utf8')) as SavedState;
+  } catch {
+    return { sites: [] };
+  }
+}
+
+function writeState(state: SavedState): void {
+  fs.writeFileSync(statePath(), JSON.stringify(state, null, 2) + '\n');
+}
+
+/** Records of daemons a previous `--keep-lab` run left, if they still run. */
+function liveDaemon(kind: 'sshd' | 'emperor'): { pid: number; id: string } | undefined {
+  const dir = path.join(lab.labDir(), 'run');
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir).filter((n) => n.startsWith(`${kind}-`) && n.endsWith('.json'));
+  } catch {
+    return undefined;
+  }
+  for (const n of names) {
+    try {
+      const rec = JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8')) as { pid: number; id: string };
+      if (lab.isAlive(rec.pid)) return rec;
+    } catch {
+      // half-written
+    }
+  }
+  return undefined;
+}
+
+async function writeVassal(name: string): Promise<void> {
+  const user = await lab.lookupUser(name);
+  if (!user) throw new Error(`bench lab: user ${name} vanished`);
+  await fsp.mkdir(BENCH_VASSAL_DIR, { recursive: true, mode: 0o755 });
+  const vp = benchVassalPath(name);
+  const siteDir = path.join(user.home, 'Sites', name);
+  const venvDir = path.join(user.home, 'virtualenvs', name);
+  await fsp.writeFile(vp, lab.vassalIni({ name, home: user.home, siteDir, venvDir, settingsPackage: SETTINGS_PACKAGE, processes: 1 }));
+  const gid = Number(execFileSync('getent', ['group', lab.UWSGI_GROUP], { encoding: 'utf8' }).split(':')[2]);
+  await fsp.chown(vp, user.uid, gid);
+  await fsp.chmod(vp, 0o644);
+}
+
+/** A site is reusable when its account, clone (of this origin) and virtualenv are all there. */
+async function siteReady(name: string, origin: string): Promise<boolean> {
+  const user = await lab.lookupUser(name);
+  if (!user) return false;
+  const siteDir = path.join(user.home, 'Sites', name);
+  const venv = path.join(user.home, 'virtualenvs', name, 'bin', 'python');
+  if (!fs.existsSync(venv) || !fs.existsSync(path.join(siteDir, '.git'))) return false;
+  try {
+    const { stdout } = await lab.runAs(name, 'git', ['-C', siteDir, 'remote', 'get-url', 'origin']);
+    return stdout.trim() === origin;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * CPU time (clock ticks) used so far by the uWSGI processes: a reload after
+ * a touch happens after the tool under test has exited, and must be over
+ * before the next measurement starts.
+ */
+function uwsgiTicks(): number {
+  let total = 0;
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      if (!comm.startsWith('uwsgi')) continue;
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += Number(f[11]) + Number(f[12]); // utime + stime
+    } catch {
+      // exited
+    }
+  }
+  return total;
+}
+
+/**
+ * Waits until the uWSGI processes have been quiet (under 2% of one core) for
+ * one window. `settleMs` first: the emperor notices touched vassals on its
+ * next scan, not at once.
+ */
+export async function waitUwsgiQuiet(settleMs = 0, timeoutMs = 90_000): Promise<number> {
+  const started = Date.now();
+  if (settleMs > 0) await sleep(settleMs);
+  let before = uwsgiTicks();
+  for (;;) {
+    await sleep(500);
+    const now = uwsgiTicks();
+    // Ticks of processes that exited in the window are lost, so `now` can be lower.
+    if (now - before <= 1 || Date.now() - started > timeoutMs) return Date.now() - started;
+    before = now;
+  }
+}
+
+async function inBatches<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
+/** Sets up what is missing for `count` sites and starts the daemons (or reuses running ones). */
+export async function ensureLab(count: number, repoRoot: string, say: (s: string) => void): Promise<BenchLab> {
+  const why = lab.labUnavailableReason();
+  if (why) throw new Error(`lab unavailable: ${why}`);
+  const started = Date.now();
+  const notes: string[] = [];
+  await fsp.mkdir(lab.labDir(), { recursive: true, mode: 0o755 });
+  const key = await lab.createOperatorKey();
+  const state = readState();
+
+  let origin = state.origin;
+  if (!origin || !fs.existsSync(origin.barePath) || !fs.existsSync(origin.workDir)) {
+    say('creating the origin repository (one for all sites)');
+    origin = await lab.createOriginRepo('bench', path.join(repoRoot, 'examples', 'django-site'));
+    state.sites = [];
+    notes.push('new origin');
+  }
+  state.origin = origin;
+
+  const sites = Array.from({ length: count }, (_, i) => siteName(i + 1));
+  const ready = new Set<string>();
+  for (const name of sites) if (state.sites.includes(name) && (await siteReady(name, origin.barePath))) ready.add(name);
+  const missing = sites.filter((s) => !ready.has(s));
+  if (missing.length > 0) {
+    say(`setting up ${missing.length} site user(s): ${missing.join(', ')} (user, clone, virtualenv; about 3 s each)`);
+    notes.push(`set up ${missing.length} site(s)`);
+    // Two at a time: venv creation and pip are CPU-bound and there are 2 cores.
+    await inBatches(missing, 2, async (name) => {
+      await lab.createSiteUser(name, { authorizedKeys: [key.publicKey] });
+      await lab.setupDjangoSite(name, { origin, settingsPackage: SETTINGS_PACKAGE, processes: 1 });
+      // setupDjangoSite writes the shared /etc/uwsgi/emperor.d; the bench's vassal lives in BENCH_VASSAL_DIR.
+      await fsp.rm(lab.vassalPath(name), { force: true });
+      state.sites = [...new Set([...state.sites, name])];
+      writeState(state);
+    });
+  }
+  if (ready.size > 0) notes.push(`reused ${ready.size} site(s)`);
+  // Every site back on the origin's branch head, so each run's pull starts from the same place.
+  await inBatches([...ready], 4, async (name) => {
+    const dir = path.join('/home', name, 'Sites', name);
+    await lab.runAs(name, 'git', ['-C', dir, 'fetch', '-q', 'origin']);
+    await lab.runAs(name, 'git', ['-C', dir, 'reset', '-q', '--hard', `origin/${origin.branch}`]);
+  });
+  for (const name of sites) await writeVassal(name);
+  writeState(state);
+
+  let sshdRec = liveDaemon('sshd');
+  let port: number;
+  if (sshdRec) {
+    port = Number(sshdRec.id);
+    notes.push('reused running sshd');
+  } else {
+    say('starting sshd (stock MaxStartups/MaxSessions)');
+    const sshd = await lab.startSshd();
+    port = sshd.port;
+  }
+  if (!liveDaemon('emperor')) {
+    say(`starting the uWSGI emperor on ${BENCH_VASSAL_DIR}`);
+    await startBenchEmperor();
+  }
+  say(`waiting for ${sites.length} vassal(s) to listen`);
+  for (const name of sites) await lab.waitForSocket(lab.socketPath(name), 120_000);
+  await waitUwsgiQuiet(1000);
+
+  const knownHostsLines = fs
+    .readFileSync(lab.knownHostsPath(), 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith(`[${lab.LOOPBACK}]:${port} `));
+  if (knownHostsLines.length === 0) throw new Error(`no known_hosts lines for port ${port} in ${lab.knownHostsPath()}`);
+  notes.push(`ready in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  return { labDir: lab.labDir(), port, keyPath: key.privateKeyPath, knownHostsLines, sites, origin, setupNote: notes.join(', ') };
+}
+
+/**
+ * lab.startEmperor() with another vassal dir. The process is recorded the
+ * way lab.ts records its daemons, so lab.teardown() (and the lab CLI's
+ * `down` with this DEPLOYFILE_LAB_DIR) stops it.
+ */
+async function startBenchEmperor(): Promise<void> {
+  await fsp.mkdir(BENCH_VASSAL_DIR, { recursive: true, mode: 0o755 });
+  const runDir = path.join(lab.labDir(), 'run');
+  await fsp.mkdir(runDir, { recursive: true });
+  const logPath = lab.emperorLogPath();
+  await fsp.mkdir(path.dirname(logPath), { recursive: true });
+  const fd = fs.openSync(logPath, 'a');
+  try {
+    const args = ['--emperor', BENCH_VASSAL_DIR, '--emperor-tyrant', '--emperor-tyrant-nofollow', '--die-on-term', '--pidfile', path.join(runDir, 'emperor.pid')];
+    const child = spawn(lab.UWSGI, args, { cwd: lab.labDir(), detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, PATH: '/usr/local/bin:/usr/bin:/bin' } });
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+    child.unref();
+    const pid = child.pid as number;
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const starttime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+    fs.writeFileSync(path.join(runDir, 'emperor-main.json'), JSON.stringify({ kind: 'emperor', id: 'main', pid, starttime, exe: lab.UWSGI }));
+    await sleep(300);
+    if (!lab.isAlive(pid)) throw new Error(`uwsgi emperor exited at once; see ${logPath}`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Stops this lab's daemons and removes its vassal files; users, clones and virtualenvs stay for the next run. */
+export async function stopLab(sites: string[]): Promise<void> {
+  // Vassal files first: the emperor then stops those vassals itself.
+  for (const name of sites) await fsp.rm(benchVassalPath(name), { force: true });
+  await lab.teardown();
+}
+
+export { lab };

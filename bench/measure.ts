@@ -1,0 +1,168 @@
+/**
+ * Timing a tool as a user runs it: one child process from spawn to exit,
+ * its peak RSS from the kernel (GNU time's %M, i.e. wait4's ru_maxrss), its
+ * output to a log file so a failed run can be read afterwards.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export interface Invocation {
+  argv: string[];
+  env: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export interface Sample {
+  ms: number;
+  exitCode: number | null;
+  /** Peak resident set of the process (largest of it and its waited-for children), KiB. */
+  maxRssKb: number | undefined;
+  log: string;
+}
+
+/** Runs `inv` under /usr/bin/time; never throws for a non-zero exit (the sample says so). */
+export async function timed(inv: Invocation, log: string, timeoutMs = 600_000): Promise<Sample> {
+  fs.mkdirSync(path.dirname(log), { recursive: true });
+  const rssFile = `${log}.rss`;
+  fs.rmSync(rssFile, { force: true });
+  const out = fs.openSync(log, 'w');
+  fs.writeSync(out, `$ ${inv.argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ')}\n`);
+  const argv = ['/usr/bin/time', '-f', '%M', '-o', rssFile, ...inv.argv];
+  const started = performance.now();
+  const child = spawn(argv[0] as string, argv.slice(1), { env: inv.env, cwd: inv.cwd, stdio: ['ignore', out, out] });
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const exitCode = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => resolve(code));
+  });
+  const ms = performance.now() - started;
+  clearTimeout(timer);
+  fs.closeSync(out);
+  let maxRssKb: number | undefined;
+  try {
+    const lines = fs.readFileSync(rssFile, 'utf8').trim().split('\n');
+    maxRssKb = Number(lines[lines.length - 1]);
+    if (!Number.isFinite(maxRssKb)) maxRssKb = undefined;
+  } catch {
+    maxRssKb = undefined;
+  }
+  return { ms, exitCode, maxRssKb, log };
+}
+
+export interface Stats {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+export function stats(values: number[]): Stats {
+  const v = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  const median = v.length === 0 ? NaN : v.length % 2 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+  return { median, min: v[0] ?? NaN, max: v[v.length - 1] ?? NaN, n: v.length };
+}
+
+/** 1234 -> "1.23 s", 12.3 -> "12.3 ms". */
+export function fmtMs(ms: number): string {
+  if (!Number.isFinite(ms)) return 'n/a';
+  if (ms >= 1000) return `${(ms / 1000).toFixed(ms >= 100_000 ? 0 : 2)} s`;
+  if (ms >= 100) return `${ms.toFixed(0)} ms`;
+  if (ms >= 10) return `${ms.toFixed(1)} ms`;
+  return `${ms.toFixed(2)} ms`;
+}
+
+/** "1.23 s (1.20–1.31)" */
+export function fmtStats(s: Stats): string {
+  if (s.n === 0) return 'n/a';
+  if (s.n === 1) return `${fmtMs(s.median)} (1 run)`;
+  return `${fmtMs(s.median)} (${fmtMs(s.min)}–${fmtMs(s.max)})`;
+}
+
+export function fmtRatio(r: number): string {
+  if (!Number.isFinite(r)) return 'n/a';
+  return `${r >= 10 ? r.toFixed(0) : r.toFixed(2)}x`;
+}
+
+/** CPU busy fraction of the whole machine over `ms`, from /proc/stat. */
+export async function machineBusy(ms: number): Promise<number> {
+  const read = (): [number, number] => {
+    const f = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+    const idle = (f[3] ?? 0) + (f[4] ?? 0);
+    return [f.reduce((a, b) => a + b, 0), idle];
+  };
+  const [t0, i0] = read();
+  await new Promise((r) => setTimeout(r, ms));
+  const [t1, i1] = read();
+  return t1 === t0 ? 0 : 1 - (i1 - i0) / (t1 - t0);
+}
+
+export interface ProfileLine {
+  name: string;
+  where: string;
+  selfMs: number;
+  pct: number;
+}
+
+/** Top self-time functions and top "areas" (package or dist folder) of a .cpuprofile written by node --cpu-prof. */
+export function summarizeCpuProfile(file: string, top = 12): { functions: ProfileLine[]; areas: ProfileLine[]; totalMs: number } {
+  const prof = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+    nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }[];
+    startTime: number;
+    endTime: number;
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map<number, number>();
+  prof.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0)));
+  const totalUs = prof.endTime - prof.startTime;
+  const fn = new Map<string, { name: string; where: string; us: number }>();
+  const area = new Map<string, number>();
+  for (const [id, us] of selfUs) {
+    const node = byId.get(id);
+    if (!node) continue;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const short = shortUrl(url);
+    const name = functionName || (url ? '(anonymous)' : `(${functionName || 'program'})`);
+    const key = `${name}@${short}:${lineNumber}`;
+    const e = fn.get(key) ?? { name: name === '(anonymous)' || !url ? name : name, where: url ? `${short}:${lineNumber + 1}` : '', us: 0 };
+    e.us += us;
+    fn.set(key, e);
+    const a = areaOf(url, functionName);
+    area.set(a, (area.get(a) ?? 0) + us);
+  }
+  const toLines = (entries: { name: string; where: string; us: number }[]): ProfileLine[] =>
+    entries
+      .sort((a, b) => b.us - a.us)
+      .slice(0, top)
+      .map((e) => ({ name: e.name, where: e.where, selfMs: e.us / 1000, pct: (100 * e.us) / totalUs }));
+  return {
+    functions: toLines([...fn.values()]),
+    areas: toLines([...area.entries()].map(([name, us]) => ({ name, where: '', us }))),
+    totalMs: totalUs / 1000,
+  };
+}
+
+function shortUrl(url: string): string {
+  if (!url) return '';
+  const nm = url.lastIndexOf('node_modules/');
+  if (nm >= 0) return url.slice(nm + 'node_modules/'.length);
+  const dist = url.indexOf('/dist/');
+  if (dist >= 0) return url.slice(dist + 1);
+  return url.replace(/^file:\/\//, '');
+}
+
+function areaOf(url: string, functionName: string): string {
+  if (!url) return functionName === '(garbage collector)' ? 'GC' : functionName === '(idle)' ? 'idle (waiting on I/O)' : functionName === '(program)' ? 'V8/native (program)' : functionName || 'native';
+  const nm = url.lastIndexOf('node_modules/');
+  if (nm >= 0) {
+    const rest = url.slice(nm + 'node_modules/'.length).split('/');
+    return (rest[0]?.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]) ?? url;
+  }
+  if (url.startsWith('node:')) return `node core (${url.split('/')[0]?.replace('node:', '') ?? ''})`;
+  const dist = url.indexOf('/dist/');
+  if (dist >= 0) return `deployfile ${url.slice(dist + 1).split('/').slice(0, 3).join('/')}`;
+  return url.replace(/^file:\/\//, '');
+}
