@@ -60,3 +60,34 @@ export class Redactor {
     return this.values.size;
   }
 }
+
+/**
+ * Redacts a stream chunk by chunk without letting a secret that a chunk
+ * boundary splits slip through: while there are secrets to hide, the
+ * unfinished last line is held back until its newline or the end of the
+ * stream (at most 64 KiB of it, so a line without end still flows).
+ */
+export class StreamRedactor {
+  private held = '';
+
+  constructor(private readonly redactor: Redactor) {}
+
+  push(chunk: string): string {
+    if (this.redactor.size === 0 && this.held === '') return chunk;
+    const text = this.held + chunk;
+    const cut = text.lastIndexOf('\n') + 1;
+    if (cut === 0 && text.length < 65_536) {
+      this.held = text;
+      return '';
+    }
+    this.held = cut === 0 ? '' : text.slice(cut);
+    return this.redactor.redact(cut === 0 ? text : text.slice(0, cut));
+  }
+
+  /** What is still held back, redacted; call when the stream ends. */
+  flush(): string {
+    const rest = this.held;
+    this.held = '';
+    return rest === '' ? '' : this.redactor.redact(rest);
+  }
+}

@@ -2,6 +2,7 @@ import { parseDuration } from '../core/duration.ts';
 import { CommandError, InterruptedError } from '../core/errors.ts';
 import { TailBuffer, type Result, type Where } from '../core/result.ts';
 import type { ShellCommand } from '../core/quote.ts';
+import { StreamRedactor } from '../core/secret.ts';
 import type { RunOptions } from '../core/context.ts';
 import type { Transport } from '../transports/transport.ts';
 import type { SiteRuntime } from './site-runtime.ts';
@@ -53,9 +54,18 @@ async function runOnce(rt: SiteRuntime, request: CommandRequest): Promise<Result
   const limit = rt.outputLimit ?? DEFAULT_OUTPUT_LIMIT;
   const stdout = new TailBuffer(limit);
   const stderr = new TailBuffer(limit);
+  const redactors = { stdout: new StreamRedactor(rt.redactor), stderr: new StreamRedactor(rt.redactor) };
+  const show = (name: 'stdout' | 'stderr', text: string): void => {
+    if (text !== '' && !request.options.quiet) rt.bus.emit({ type: 'output', site, commandId, stream: name, chunk: text });
+  };
   const stream = (name: 'stdout' | 'stderr', buffer: TailBuffer) => (chunk: string) => {
     buffer.push(chunk);
-    if (!request.options.quiet) rt.bus.emit({ type: 'output', site, commandId, stream: name, chunk: rt.redactor.redact(chunk) });
+    show(name, redactors[name].push(chunk));
+  };
+  // Whatever the redactors still hold belongs before command:end.
+  const flushOutput = (): void => {
+    show('stdout', redactors.stdout.flush());
+    show('stderr', redactors.stderr.flush());
   };
 
   const timeoutMs = request.options.timeout !== undefined ? parseDuration(request.options.timeout) : rt.defaultTimeoutMs;
@@ -81,6 +91,7 @@ async function runOnce(rt: SiteRuntime, request: CommandRequest): Promise<Result
     });
     const durationMs = Math.round(performance.now() - started);
     const ok = exec.exitCode === 0 && !timedOut;
+    flushOutput();
     rt.bus.emit({ type: 'command:end', site, commandId, exitCode: exec.exitCode, signal: exec.signal, timedOut, ok, durationMs });
     return {
       command,
@@ -100,6 +111,7 @@ async function runOnce(rt: SiteRuntime, request: CommandRequest): Promise<Result
     };
   } catch (error) {
     const durationMs = Math.round(performance.now() - started);
+    flushOutput();
     rt.bus.emit({ type: 'command:end', site, commandId, exitCode: null, signal: null, timedOut: false, ok: false, durationMs });
     throw error;
   } finally {
