@@ -1,0 +1,705 @@
+/**
+ * deployfile against plain OpenSSH, Fabric 2 and Ansible, every comparison
+ * in the same run. Root on Debian 12: `npm run bench` (see bench/README.md).
+ *
+ *   npm run bench                      the full run (about 15 minutes on 2 cores)
+ *   npm run bench -- --quick           10 sites at most, fewer runs (about 5 minutes)
+ *   npm run bench -- --only 1,5        some cases only (1..6; 6 needs 2)
+ *   npm run bench -- --sites 20 --runs 2 --keep-lab --out /tmp/R.md
+ *
+ * Writes bench/RESULTS.md (or --out) and the summary block of bench/README.md.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ensureLab, stopLab, waitUwsgiQuiet, siteName, DEFAULT_LAB_DIR, type BenchLab } from './lab.ts';
+import { fmtMs, fmtRatio, fmtStats, machineBusy, stats, summarizeCpuProfile, timed, type Invocation, type Sample, type Stats } from './measure.ts';
+
+const benchDir = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(benchDir, '..');
+const peers = path.join(benchDir, 'peers');
+
+// ---------------------------------------------------------------------------
+// Options
+
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    sites: { type: 'string' },
+    runs: { type: 'string' },
+    only: { type: 'string' },
+    'keep-lab': { type: 'boolean', default: false },
+    'keep-tmp': { type: 'boolean', default: false },
+    'lab-dir': { type: 'string' },
+    out: { type: 'string' },
+    'no-readme': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (opt.help) {
+  process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]!.replace(/^\/\*\*\n/, '').replace(/^ \* ?/gm, '') + '\n');
+  process.exit(0);
+}
+
+const quick = opt.quick;
+const maxSites = Math.min(50, Math.max(1, Number(opt.sites ?? (quick ? 10 : 50))));
+const runsOverride = opt.runs ? Math.max(1, Number(opt.runs)) : undefined;
+const only = new Set((opt.only ?? '1,2,3,4,5,6').split(',').map((s) => Number(s.trim())));
+const want = (n: number): boolean => only.has(n);
+const fanSizes = [...new Set([1, 10, 50].map((n) => Math.min(n, maxSites)))];
+const orchSites = maxSites;
+const orchCommands = 50;
+const deploySites = Math.min(10, maxSites);
+const R = {
+  percmd: runsOverride ?? (quick ? 3 : 5),
+  fan: (size: number): number => runsOverride ?? (quick ? 2 : size >= 50 ? 3 : size >= 10 ? 3 : 5),
+  orch: runsOverride ?? (quick ? 2 : 3),
+  // 50 x 50 module runs take Ansible minutes; one run keeps the whole bench near 15 minutes.
+  orchAnsible: 1,
+  deploy: runsOverride ?? (quick ? 2 : 3),
+  startupWarm: quick ? 10 : 20,
+  startupFirst: quick ? 5 : 10,
+};
+const labDirArg = path.resolve(opt['lab-dir'] ?? process.env.DEPLOYFILE_LAB_DIR ?? DEFAULT_LAB_DIR);
+process.env.DEPLOYFILE_LAB_DIR = labDirArg;
+const outFile = path.resolve(opt.out ?? path.join(benchDir, 'RESULTS.md'));
+const commandLine = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+
+const say = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
+
+// ---------------------------------------------------------------------------
+// Preconditions: root, Debian packages (installed here on a fresh machine)
+
+function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore', env: { PATH: '/usr/local/bin:/usr/bin:/bin' } }).status === 0;
+}
+
+function ensurePackages(): void {
+  if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (it creates site users and uWSGI vassals); run it as root on a Debian machine');
+  const missing = ['/usr/sbin/sshd', '/usr/bin/uwsgi', '/usr/sbin/nginx', '/usr/bin/fab', '/usr/bin/ansible-playbook', '/usr/bin/hyperfine', '/usr/bin/time'].filter((f) => !fs.existsSync(f));
+  if (missing.length === 0) return;
+  say(`installing what is missing (${missing.join(', ')}) with bench/install-packages`);
+  execFileSync(path.join(benchDir, 'install-packages'), { stdio: 'inherit' });
+}
+
+// ---------------------------------------------------------------------------
+// The CLI under test: a snapshot of this working tree, built once, so another
+// developer rebuilding dist/ during the run can't change what is measured.
+
+interface Snapshot {
+  dir: string;
+  bin: string;
+  revision: string;
+  buildNote: string;
+}
+
+function snapshot(tmp: string): Snapshot {
+  const dir = path.join(tmp, 'deployfile');
+  for (const p of ['src', 'tasks', 'bin', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'deployfile.example.ts']) {
+    if (fs.existsSync(path.join(repoRoot, p))) fs.cpSync(path.join(repoRoot, p), path.join(dir, p), { recursive: true });
+  }
+  fs.symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
+  say('building a snapshot of the working tree (tsc)');
+  const tsc = spawnSync(process.execPath, [path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: dir, encoding: 'utf8' });
+  let buildNote = 'built cleanly';
+  if (tsc.status !== 0) {
+    if (!fs.existsSync(path.join(dir, 'dist', 'src', 'cli', 'main.js'))) throw new Error(`tsc failed and emitted nothing:\n${tsc.stdout}${tsc.stderr}`);
+    const errors = (tsc.stdout.match(/error TS/g) ?? []).length;
+    buildNote = `tsc reported ${errors} type error(s) in the working tree (emitted anyway): ${tsc.stdout.split('\n').slice(0, 3).join(' | ')}`;
+    say(buildNote);
+  }
+  const git = (...a: string[]): string => execFileSync('git', a, { cwd: repoRoot, encoding: 'utf8' }).trim();
+  const head = git('rev-parse', '--short', 'HEAD');
+  const dirty = git('status', '--porcelain', '--', 'src', 'tasks', 'bin', 'package.json') !== '';
+  return { dir, bin: path.join(dir, 'bin', 'deploy.js'), revision: dirty ? `${head} + uncommitted changes in src/, tasks/ (the working tree as of the run)` : head, buildNote };
+}
+
+// ---------------------------------------------------------------------------
+// Environment every tool gets: a temp HOME whose ~/.ssh/known_hosts holds the
+// lab's host keys (so every tool verifies them), no agent, a plain PATH.
+
+interface World {
+  tmp: string;
+  home: string;
+  knownHosts: string;
+  snap: Snapshot;
+  lab: BenchLab;
+  env: NodeJS.ProcessEnv;
+  sitesJson: string;
+}
+
+function makeWorld(tmp: string, snap: Snapshot, lab: BenchLab): World {
+  const home = path.join(tmp, 'home');
+  fs.mkdirSync(path.join(home, '.ssh'), { recursive: true, mode: 0o700 });
+  const knownHosts = path.join(home, '.ssh', 'known_hosts');
+  fs.writeFileSync(knownHosts, lab.knownHostsLines.join('\n') + '\n', { mode: 0o600 });
+  const toolTmp = path.join(tmp, 'tmp');
+  fs.mkdirSync(toolTmp, { recursive: true });
+  const env: NodeJS.ProcessEnv = {
+    PATH: [...new Set([path.dirname(process.execPath), '/usr/local/bin', '/usr/bin', '/bin'])].join(':'),
+    HOME: home,
+    USER: 'root',
+    LOGNAME: 'root',
+    LANG: 'C.UTF-8',
+    TERM: 'dumb',
+    // jiti keeps its transform cache in $TMPDIR/jiti: ours, so "first run" can start without it.
+    TMPDIR: toolTmp,
+  };
+  const sitesJson = path.join(tmp, 'sites.json');
+  fs.writeFileSync(sitesJson, JSON.stringify({ host: '127.0.0.1', port: lab.port, identityFile: lab.keyPath, sites: lab.sites, localDir: lab.origin.workDir }, null, 2));
+  return { tmp, home, knownHosts, snap, lab, env, sitesJson };
+}
+
+const sitesUpTo = (n: number): string[] => Array.from({ length: n }, (_, i) => siteName(i + 1));
+
+type Tool = 'deployfile' | 'OpenSSH' | 'Fabric 2' | 'Ansible';
+
+interface Contestant {
+  tool: Tool;
+  key: string;
+  runs: number;
+  make: () => Invocation;
+  /** Untimed, before each timed run (e.g. commit a change). */
+  before?: () => void;
+  /** Untimed, after each run (e.g. close Ansible's persisted masters). */
+  after?: () => void;
+  /** Whether the run touches vassals (the emperor then reloads apps after the tool exits). */
+  touches: boolean;
+}
+
+function deployInv(w: World, task: string, sites: string[], extraEnv: NodeJS.ProcessEnv = {}, nodeArgs: string[] = [], cwd?: string): Invocation {
+  return {
+    argv: [process.execPath, ...nodeArgs, w.snap.bin, 'run', task, '-f', path.join(benchDir, 'deployfile.ts'), '--parallel', String(sites.length), '-s', sites.join(',')],
+    env: { ...w.env, DEPLOYFILE_BENCH_SITES: w.sitesJson, ...extraEnv },
+    cwd: cwd ?? w.tmp,
+  };
+}
+
+function sshInv(w: World, mode: string, sites: string[]): Invocation {
+  return { argv: [path.join(peers, 'openssh.sh'), mode, String(w.lab.port), w.lab.keyPath, w.knownHosts, ...sites], env: w.env, cwd: w.tmp };
+}
+
+function fabInv(w: World, task: string, sites: string[], extra: string[] = []): Invocation {
+  return {
+    argv: ['/usr/bin/fab', '-r', peers, task, '--port', String(w.lab.port), '--key', w.lab.keyPath, '--known', w.knownHosts, '--sites', sites.join(','), ...extra],
+    env: w.env,
+    cwd: w.tmp,
+  };
+}
+
+let ansibleCp = 0;
+function ansible(w: World, playbook: string, sites: string[], extra: string[] = []): { inv: () => Invocation; after: () => void } {
+  const inventory = path.join(w.tmp, `inventory-${sites.length}.ini`);
+  fs.writeFileSync(
+    inventory,
+    [
+      '[sites]',
+      ...sites.map((s) => `${s} ansible_host=127.0.0.1 ansible_port=${w.lab.port} ansible_user=${s}`),
+      '[sites:vars]',
+      `ansible_ssh_private_key_file=${w.lab.keyPath}`,
+      `ansible_ssh_common_args=-o UserKnownHostsFile=${w.knownHosts}`,
+      '',
+    ].join('\n'),
+  );
+  let cpDir = '';
+  return {
+    inv: () => {
+      // A fresh ControlPath dir per run: no master left warm by the previous run.
+      cpDir = fs.mkdtempSync(`/tmp/dfb-cp${ansibleCp++}.`);
+      return {
+        argv: ['/usr/bin/ansible-playbook', '-i', inventory, '-f', String(sites.length), ...extra, path.join(peers, playbook)],
+        env: { ...w.env, ANSIBLE_CONFIG: path.join(peers, 'ansible.cfg'), ANSIBLE_SSH_CONTROL_PATH_DIR: cpDir, ANSIBLE_LOCAL_TEMP: path.join(w.tmp, 'ansible-local') },
+        cwd: w.tmp,
+      };
+    },
+    after: () => {
+      // ControlPersist keeps each master 60 s after the play; close them so they don't pile up.
+      for (const sock of fs.existsSync(cpDir) ? fs.readdirSync(cpDir) : []) {
+        spawnSync('ssh', ['-F', '/dev/null', '-o', `ControlPath=${path.join(cpDir, sock)}`, '-O', 'exit', 'x'], { stdio: 'ignore' });
+      }
+      fs.rmSync(cpDir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Running a case: contestants interleaved run by run (round robin), so slow
+// drift of the machine (other load, caches) hits every tool alike.
+
+let anyFailure = false;
+
+interface CaseResult {
+  samples: Map<string, Sample[]>;
+  failures: Map<string, Sample[]>;
+}
+
+async function runCase(name: string, w: World, contestants: Contestant[]): Promise<CaseResult> {
+  const samples = new Map<string, Sample[]>();
+  const failures = new Map<string, Sample[]>();
+  const rounds = Math.max(...contestants.map((c) => c.runs));
+  let lastTouched = false;
+  for (let r = 0; r < rounds; r++) {
+    for (const c of contestants) {
+      if (r >= c.runs) continue;
+      c.before?.();
+      await waitUwsgiQuiet(lastTouched ? 3500 : 0);
+      const log = path.join(w.tmp, 'logs', name.replace(/\W+/g, '-'), `${c.key.replace(/\W+/g, '-')}-${r + 1}.log`);
+      const s = await timed(c.make(), log);
+      c.after?.();
+      lastTouched = c.touches;
+      if (s.exitCode !== 0) anyFailure = true;
+      const bucket = s.exitCode === 0 ? samples : failures;
+      bucket.set(c.key, [...(bucket.get(c.key) ?? []), s]);
+      say(`${name}: ${c.key} run ${r + 1}/${c.runs}: ${fmtMs(s.ms)}${s.exitCode === 0 ? '' : ` FAILED (exit ${s.exitCode}, ${log})`}`);
+    }
+  }
+  return { samples, failures };
+}
+
+const msOf = (res: CaseResult, key: string): Stats => stats((res.samples.get(key) ?? []).map((s) => s.ms));
+
+function failureNote(res: CaseResult, key: string): string {
+  const f = res.failures.get(key) ?? [];
+  if (f.length === 0) return '';
+  const tail = fs.readFileSync(f[0]!.log, 'utf8').trimEnd().split('\n').slice(-12).join('\n');
+  return `**${key}: ${f.length} run(s) failed** (exit ${f[0]!.exitCode}); last lines of the first failure's log:\n\n\`\`\`\n${tail}\n\`\`\`\n`;
+}
+
+/** Warm-up (untimed): caches of each tool (jiti's transform cache, Python bytecode, pip's) before anything is timed. */
+async function warmUp(w: World): Promise<void> {
+  say('warm-up: each tool once, untimed');
+  const one = [siteName(1)];
+  const a = ansible(w, 'commands.yml', one, ['-e', 'count=1']);
+  for (const [key, inv, after] of [
+    ['deployfile', deployInv(w, 'percmd', one, { BENCH_N: '1' })],
+    ['openssh', sshInv(w, 'true:1', one)],
+    ['fabric', fabInv(w, 'commands', one, ['--count', '1'])],
+    ['ansible', a.inv(), a.after],
+  ] as [string, Invocation, (() => void)?][]) {
+    const s = await timed(inv, path.join(w.tmp, 'logs', 'warmup', `${key}.log`));
+    after?.();
+    if (s.exitCode !== 0) throw new Error(`warm-up of ${key} failed (exit ${s.exitCode}); log ${s.log}:\n${fs.readFileSync(s.log, 'utf8').slice(-3000)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Profiles: where deployfile's time goes, for the notes on missed targets.
+
+interface Profile {
+  label: string;
+  text: string;
+}
+
+async function profileDeploy(w: World, label: string, inv: (nodeArgs: string[]) => Invocation): Promise<Profile> {
+  const dir = fs.mkdtempSync(path.join(w.tmp, 'prof-'));
+  await waitUwsgiQuiet(0);
+  const s = await timed(inv(['--cpu-prof', `--cpu-prof-dir=${dir}`]), path.join(w.tmp, 'logs', 'profiles', `${label.replace(/\W+/g, '-')}.log`));
+  const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) return { label, text: `(no profile written; exit ${s.exitCode})` };
+  const p = summarizeCpuProfile(path.join(dir, file));
+  const lines = [
+    `Profiled run: ${fmtMs(s.ms)} wall, ${fmtMs(p.totalMs)} profiled (sampling; \`node --cpu-prof\`).`,
+    '',
+    '| area | self time | share |',
+    '| --- | ---: | ---: |',
+    ...p.areas.slice(0, 8).map((a) => `| ${a.name} | ${fmtMs(a.selfMs)} | ${a.pct.toFixed(1)}% |`),
+    '',
+    '| function (self time) | where | self | share |',
+    '| --- | --- | ---: | ---: |',
+    ...p.functions.slice(0, 10).map((f) => `| \`${f.name}\` | ${f.where || '–'} | ${fmtMs(f.selfMs)} | ${f.pct.toFixed(1)}% |`),
+  ];
+  return { label, text: lines.join('\n') };
+}
+
+// ---------------------------------------------------------------------------
+// The report
+
+interface TargetRow {
+  target: string;
+  measured: string;
+  met: boolean | undefined;
+}
+
+const mark = (met: boolean | undefined): string => (met === undefined ? '–' : met ? 'met' : '**missed**');
+
+function machine(): string[] {
+  const v = (cmd: string, args: string[]): string => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    return `${r.stdout}${r.stderr}`.trim().split('\n')[0] ?? '?';
+  };
+  const cpus = os.cpus();
+  let debian = '';
+  try {
+    debian = fs.readFileSync('/etc/debian_version', 'utf8').trim();
+  } catch {
+    debian = '?';
+  }
+  return [
+    `- **Machine**: ${cpus.length} cores (${cpus[0]?.model.trim() ?? '?'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory, Debian ${debian}, Linux ${os.release()}`,
+    `- **Versions**: Node ${process.version}; ${v('ssh', ['-V'])}; ${v('/usr/bin/fab', ['--version']).replace(/\n/g, ', ')} (${v('/usr/bin/python3', ['--version'])}); ${v('/usr/bin/ansible', ['--version'])}; ${v('/usr/bin/hyperfine', ['--version'])}`,
+  ];
+}
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  ensurePackages();
+  const tmp = fs.mkdtempSync('/tmp/dfbench-');
+  const snap = snapshot(tmp);
+  const needLab = [1, 2, 3, 4, 6].some(want);
+  const siteCount = Math.max(want(2) || want(6) ? Math.max(...fanSizes) : 1, want(3) ? orchSites : 1, want(4) ? deploySites : 1);
+  say(`lab: ${siteCount} site(s) in ${labDirArg}`);
+  const lab = needLab ? await ensureLab(siteCount, repoRoot, say) : undefined;
+  const loadBefore = os.loadavg();
+  const busyBefore = await machineBusy(1000);
+
+  const report: string[] = [];
+  const targets: TargetRow[] = [];
+  const summary: string[] = [];
+  const notes: string[] = [];
+  const profiles: Profile[] = [];
+  let failed = false;
+
+  try {
+    const w = lab ? makeWorld(tmp, snap, lab) : makeWorld(tmp, snap, { labDir: '', port: 0, keyPath: '', knownHostsLines: [], sites: [], origin: { barePath: '', workDir: '', branch: '', initialRevision: '' }, setupNote: '' });
+    if (lab) await warmUp(w);
+
+    // -- Case 1: per-command cost ------------------------------------------
+    if (want(1) && lab) {
+      const one = [siteName(1)];
+      const N = 200;
+      const c: Contestant[] = [];
+      for (const n of [N, 1]) {
+        c.push({ tool: 'deployfile', key: `deployfile ${n}`, runs: R.percmd, touches: false, make: () => deployInv(w, 'percmd', one, { BENCH_N: String(n) }) });
+        c.push({ tool: 'OpenSSH', key: `OpenSSH ${n}`, runs: R.percmd, touches: false, make: () => sshInv(w, `true:${n}`, one) });
+        c.push({ tool: 'Fabric 2', key: `Fabric 2 ${n}`, runs: R.percmd, touches: false, make: () => fabInv(w, 'commands', one, ['--count', String(n)]) });
+        c.push({
+          tool: 'deployfile',
+          key: `ssh2 channels ${n}`,
+          runs: R.percmd,
+          touches: false,
+          make: () => ({ argv: [process.execPath, path.join(peers, 'ssh2-channels.mjs'), String(w.lab.port), w.lab.keyPath, w.knownHosts, one[0]!, String(n)], env: w.env, cwd: w.tmp }),
+        });
+      }
+      const res = await runCase('case 1 per-command', w, c);
+      const per = (tool: string): Stats => {
+        const a = res.samples.get(`${tool} ${N}`) ?? [];
+        const b = res.samples.get(`${tool} 1`) ?? [];
+        return stats(a.slice(0, b.length).map((s, i) => (s.ms - b[i]!.ms) / (N - 1)));
+      };
+      const rows = (['deployfile', 'OpenSSH', 'Fabric 2', 'ssh2 channels'] as const).map((tool) => ({ tool, total: msOf(res, `${tool} ${N}`), base: msOf(res, `${tool} 1`), per: per(tool) }));
+      const d = rows[0]!.per.median;
+      report.push(
+        `## 1. Per-command cost: ${N} sequential \`true\` on one site, in one task`,
+        '',
+        `Each tool is timed as a whole process running ${N} commands and running 1 command (same connection setup, start-up and teardown); the cost of one command is (T${N} − T1) / ${N - 1}, computed per run pair. deployfile: \`deploy run percmd\` (one task, \`await c.run('true')\` ${N} times over one SSH connection, a channel per command); OpenSSH: ${N} \`ssh\` processes over one ControlMaster; Fabric 2: one Connection, \`c.run('true', hide=True)\` ${N} times. ${R.percmd} runs each.`,
+        '',
+        `| tool | ${N} commands | 1 command | per command | vs deployfile |`,
+        '| --- | ---: | ---: | ---: | ---: |',
+        ...rows.map(
+          (r) =>
+            `| ${r.tool === 'ssh2 channels' ? 'reference: bare ssh2, a channel per command' : r.tool === 'OpenSSH' ? 'OpenSSH ControlMaster (floor)' : r.tool} | ${fmtStats(r.total)} | ${fmtStats(r.base)} | ${fmtStats(r.per)} | ${r.tool === 'deployfile' ? '1.00x' : fmtRatio(r.per.median / d)} |`,
+        ),
+        '',
+        `The reference row is bench/peers/ssh2-channels.mjs: the ssh2 library alone (TCP_NODELAY on, host key checked), ${N} sequential exec channels and nothing else: the server's cost per command (a session, the login shell, \`true\`) plus the round trips, i.e. the least a channel-per-command tool can pay here. deployfile's own overhead per command is the difference: ${fmtMs(d - rows[3]!.per.median)}.`,
+        '',
+        ...rows.map((r) => failureNote(res, `${r.tool} ${N}`) + failureNote(res, `${r.tool} 1`)).filter(Boolean),
+      );
+      const ssh = rows[1]!.per.median;
+      const met = d <= ssh / 2;
+      targets.push({ target: 'per-command cost ≤ ½ of OpenSSH ControlMaster', measured: `${fmtMs(d)} vs ${fmtMs(ssh)} per command (${fmtRatio(d / ssh)})`, met });
+      summary.push(`| per command (1 site, ${N} × \`true\`) | ${fmtMs(d)} | ${fmtMs(ssh)} | ${fmtMs(rows[2]!.per.median)} | – | ≤ ½ OpenSSH | ${mark(met)} |`);
+      profiles.push(await profileDeploy(w, `case 1: deploy run percmd, ${N} commands on 1 site`, (na) => deployInv(w, 'percmd', one, { BENCH_N: String(N) }, na)));
+      if (!met) notes.push('per-command');
+    }
+
+    // -- Case 2: fan-out, real work -----------------------------------------
+    let rss50: Stats | undefined;
+    if ((want(2) || want(6)) && lab) {
+      report.push(
+        '## 2. Fan-out, real work: the remote part of the recipe on 1, 10 and 50 sites at once',
+        '',
+        'Per site, as its own Unix user: `mkdir -p static caches/django`, `git pull --ff-only`, `cp` the production settings, `pip install -r REQUIREMENTS` (offline, already satisfied), `./manage.py collectstatic --noinput`, `touch` the vassal ini; six commands, every step always, the same shell lines for every tool (bench/deployfile.ts `recipe`, bench/peers/). All sites at once: deployfile `--parallel N`, OpenSSH one ControlMaster per site with every site backgrounded (the floor), Fabric 2 a thread per site, Ansible forks = N with pipelining, ControlPersist and strategy free. Before each run the bench waits until uWSGI has finished reloading the apps the previous run touched.',
+        '',
+        '| sites | deployfile | OpenSSH floor | Fabric 2 | Ansible | deployfile / floor | Fabric / deployfile | Ansible / deployfile |',
+        '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      );
+      const failNotes: string[] = [];
+      for (const size of fanSizes) {
+        const sites = sitesUpTo(size);
+        const a = ansible(w, 'recipe.yml', sites);
+        const runs = R.fan(size);
+        const res = await runCase(`case 2 fan-out ${size}`, w, [
+          { tool: 'deployfile', key: 'deployfile', runs, touches: true, make: () => deployInv(w, 'recipe', sites) },
+          { tool: 'OpenSSH', key: 'OpenSSH', runs, touches: true, make: () => sshInv(w, 'recipe', sites) },
+          { tool: 'Fabric 2', key: 'Fabric 2', runs, touches: true, make: () => fabInv(w, 'recipe', sites) },
+          { tool: 'Ansible', key: 'Ansible', runs, touches: true, make: a.inv, after: a.after },
+        ]);
+        const [d, o, f, an] = (['deployfile', 'OpenSSH', 'Fabric 2', 'Ansible'] as const).map((k) => msOf(res, k)) as [Stats, Stats, Stats, Stats];
+        report.push(`| ${size} | ${fmtStats(d)} | ${fmtStats(o)} | ${fmtStats(f)} | ${fmtStats(an)} | ${fmtRatio(d.median / o.median)} | ${fmtRatio(f.median / d.median)} | ${fmtRatio(an.median / d.median)} |`);
+        for (const k of ['deployfile', 'OpenSSH', 'Fabric 2', 'Ansible']) failNotes.push(failureNote(res, k));
+        const metFloor = d.median <= 1.1 * o.median;
+        const metFab = d.median <= f.median;
+        const metAns = an.median >= 2 * d.median;
+        targets.push({ target: `fan-out ${size} site(s): ≤ 1.1x OpenSSH floor`, measured: `${fmtMs(d.median)} vs ${fmtMs(o.median)} (${fmtRatio(d.median / o.median)})`, met: metFloor });
+        targets.push({ target: `fan-out ${size} site(s): no slower than Fabric 2`, measured: `${fmtMs(d.median)} vs ${fmtMs(f.median)}`, met: metFab });
+        targets.push({ target: `fan-out ${size} site(s): ≥ 2x faster than Ansible`, measured: `${fmtRatio(an.median / d.median)}`, met: metAns });
+        summary.push(
+          `| real-work fan-out, ${size} site${size > 1 ? 's' : ''} | ${fmtMs(d.median)} | ${fmtMs(o.median)} | ${fmtMs(f.median)} | ${fmtMs(an.median)} | ≤ 1.1x floor, ≤ Fabric, ≥ 2x vs Ansible | ${[metFloor, metFab, metAns].every(Boolean) ? 'met' : `**missed** (${[!metFloor && `${fmtRatio(d.median / o.median)} of floor`, !metFab && 'slower than Fabric', !metAns && `${fmtRatio(an.median / d.median)} vs Ansible`].filter(Boolean).join(', ')})`} |`,
+        );
+        if (!(metFloor && metFab && metAns)) notes.push(`fan-out ${size}`);
+        if (size === Math.max(...fanSizes)) {
+          rss50 = stats((res.samples.get('deployfile') ?? []).map((s) => (s.maxRssKb ?? NaN) / 1024));
+          const peak = (k: string): string => {
+            const st = stats((res.samples.get(k) ?? []).map((s) => (s.maxRssKb ?? NaN) / 1024));
+            return Number.isFinite(st.median) ? `${st.median.toFixed(0)} MiB` : 'n/a';
+          };
+          report.push(
+            '',
+            `Peak RSS at ${size} sites (largest single process of the tool's process tree, GNU time %M): deployfile ${peak('deployfile')}, Fabric 2 ${peak('Fabric 2')}, Ansible ${peak('Ansible')} (its controller forks one process per host), OpenSSH ${peak('OpenSSH')} (per ssh process; there are ${size} masters and one client per command).`,
+          );
+        }
+      }
+      report.push('', ...failNotes.filter(Boolean));
+      if (notes.some((n) => n.startsWith('fan-out'))) {
+        const size = Math.max(...fanSizes);
+        profiles.push(await profileDeploy(w, `case 2: deploy run recipe, ${size} sites`, (na) => deployInv(w, 'recipe', sitesUpTo(size), {}, na)));
+      }
+    }
+
+    // -- Case 3: fan-out, orchestration only --------------------------------
+    if (want(3) && lab) {
+      const sites = sitesUpTo(orchSites);
+      const a = ansible(w, 'commands.yml', sites, ['-e', `count=${orchCommands}`]);
+      const res = await runCase('case 3 orchestration', w, [
+        { tool: 'deployfile', key: 'deployfile', runs: R.orch, touches: false, make: () => deployInv(w, 'percmd', sites, { BENCH_N: String(orchCommands) }) },
+        { tool: 'OpenSSH', key: 'OpenSSH', runs: R.orch, touches: false, make: () => sshInv(w, `true:${orchCommands}`, sites) },
+        { tool: 'Fabric 2', key: 'Fabric 2', runs: R.orch, touches: false, make: () => fabInv(w, 'commands', sites, ['--count', String(orchCommands)]) },
+        { tool: 'Ansible', key: 'Ansible', runs: R.orchAnsible, touches: false, make: a.inv, after: a.after },
+      ]);
+      const [d, o, f, an] = (['deployfile', 'OpenSSH', 'Fabric 2', 'Ansible'] as const).map((k) => msOf(res, k)) as [Stats, Stats, Stats, Stats];
+      report.push(
+        `## 3. Fan-out, orchestration only: ${orchSites} sites at once, ${orchCommands} \`true\` each`,
+        '',
+        `${orchSites * orchCommands} trivial commands, so what is timed is the tool: handshakes, channels or processes, scheduling. Same peers and settings as case 2 (Ansible: a loop of ${orchCommands} \`command: "true"\`; ${R.orchAnsible} run, it takes minutes).`,
+        '',
+        '| tool | wall time | per command (wall / commands) | vs deployfile |',
+        '| --- | ---: | ---: | ---: |',
+        ...(
+          [
+            ['deployfile', d],
+            ['OpenSSH floor', o],
+            ['Fabric 2', f],
+            ['Ansible', an],
+          ] as [string, Stats][]
+        ).map(([k, s]) => `| ${k} | ${fmtStats(s)} | ${fmtMs(s.median / (orchSites * orchCommands))} | ${k === 'deployfile' ? '1.00x' : fmtRatio(s.median / d.median)} |`),
+        '',
+        ...['deployfile', 'OpenSSH', 'Fabric 2', 'Ansible'].map((k) => failureNote(res, k)).filter(Boolean),
+      );
+      const metFloor = d.median <= o.median;
+      const metFab = f.median >= 3 * d.median;
+      targets.push({ target: `orchestration ${orchSites}×${orchCommands}: ≤ OpenSSH floor`, measured: `${fmtMs(d.median)} vs ${fmtMs(o.median)} (${fmtRatio(d.median / o.median)})`, met: metFloor });
+      targets.push({ target: `orchestration ${orchSites}×${orchCommands}: ≥ 3x faster than Fabric 2`, measured: fmtRatio(f.median / d.median), met: metFab });
+      summary.push(
+        `| orchestration only, ${orchSites} sites × ${orchCommands} \`true\` | ${fmtMs(d.median)} | ${fmtMs(o.median)} | ${fmtMs(f.median)} | ${fmtMs(an.median)} | ≤ floor, ≥ 3x vs Fabric | ${metFloor && metFab ? 'met' : `**missed** (${[!metFloor && `${fmtRatio(d.median / o.median)} of floor`, !metFab && `${fmtRatio(f.median / d.median)} vs Fabric`].filter(Boolean).join(', ')})`} |`,
+      );
+      profiles.push(await profileDeploy(w, `case 3: deploy run percmd, ${orchSites} sites × ${orchCommands}`, (na) => deployInv(w, 'percmd', sites, { BENCH_N: String(orchCommands) }, na)));
+      if (!(metFloor && metFab)) notes.push('orchestration');
+    }
+
+    // -- Case 4: a typical deploy -------------------------------------------
+    if (want(4) && lab) {
+      const sites = sitesUpTo(deploySites);
+      const work = lab.origin.workDir;
+      let change = 0;
+      const commit = (): void => {
+        // A code-only change: a new commit touching a Python module, REQUIREMENTS unchanged.
+        fs.writeFileSync(path.join(work, 'pages', 'bench_change.py'), `# bench change ${++change} at ${new Date().toISOString()}\nCHANGE = ${change}\n`);
+        execFileSync('git', ['add', '-A'], { cwd: work });
+        execFileSync('git', ['commit', '-q', '-m', `bench: code-only change ${change}`], { cwd: work });
+      };
+      const contestants: Contestant[] = [
+        { tool: 'deployfile', key: 'deployfile', runs: R.deploy, touches: true, before: commit, make: () => deployInv(w, 'deploy', sites, {}, [], work) },
+        { tool: 'Fabric 2', key: 'Fabric 2', runs: R.deploy, touches: true, before: commit, make: () => fabInv(w, 'deploy', sites, ['--local-dir', work]) },
+      ];
+      // Untimed first deploy of each: the built-in installRequirements records what it installed.
+      say('case 4: warm-up deploys (untimed)');
+      for (const c of contestants) {
+        c.before?.();
+        const s = await timed(c.make(), path.join(w.tmp, 'logs', 'case-4-warmup', `${c.key.replace(/\W+/g, '-')}.log`));
+        if (s.exitCode !== 0) say(`case 4 warm-up of ${c.key} failed (exit ${s.exitCode}): ${s.log}`);
+        await waitUwsgiQuiet(3500);
+      }
+      const res = await runCase('case 4 typical deploy', w, contestants);
+      const d = msOf(res, 'deployfile');
+      const f = msOf(res, 'Fabric 2');
+      const skipped = (res.samples.get('deployfile') ?? []).some((s) => fs.readFileSync(s.log, 'utf8').includes('requirements unchanged'));
+      report.push(
+        `## 4. A typical deploy: a code-only change to ${deploySites} sites`,
+        '',
+        `Before each run a new commit changes a Python module (REQUIREMENTS unchanged) in the operator's checkout. deployfile: \`deploy run deploy --parallel ${deploySites}\` with the built-in tasks (test and push once, then per site pull and check the revision, production settings, pip skipped when REQUIREMENTS is byte-identical to the last installed one${skipped ? ' (it was: "requirements unchanged")' : ' (**it was not skipped**)'}, mkdir + collectstatic, touch the vassal **and wait until the new app answers**). Fabric 2: the seed recipe as a fabfile, a thread per site, every step always (\`./manage.py test pages\` and \`git push\` locally, then pull, cp, \`pip install -r REQUIREMENTS\`, mkdir, collectstatic, touch; it does not wait for the app). ${R.deploy} runs each, after one untimed deploy each.`,
+        '',
+        '| tool | wall time | vs deployfile |',
+        '| --- | ---: | ---: |',
+        `| deployfile \`deploy\` | ${fmtStats(d)} | 1.00x |`,
+        `| Fabric 2 seed recipe | ${fmtStats(f)} | ${fmtRatio(f.median / d.median)} |`,
+        '',
+        ...['deployfile', 'Fabric 2'].map((k) => failureNote(res, k)).filter(Boolean),
+      );
+      const met = f.median >= 1.3 * d.median;
+      targets.push({ target: `typical deploy (${deploySites} sites): ≥ 1.3x faster than the Fabric 2 seed recipe`, measured: fmtRatio(f.median / d.median), met });
+      summary.push(`| typical deploy, code-only change, ${deploySites} sites | ${fmtMs(d.median)} | – | ${fmtMs(f.median)} | – | ≥ 1.3x vs Fabric | ${mark(met)}${met ? '' : ` (${fmtRatio(f.median / d.median)})`} |`);
+      if (!met) {
+        notes.push('typical deploy');
+        commit();
+        profiles.push(await profileDeploy(w, `case 4: deploy run deploy, ${deploySites} sites`, (na) => deployInv(w, 'deploy', sites, {}, na, work)));
+        await waitUwsgiQuiet(3500);
+      }
+    }
+
+    // -- Case 5: start-up ------------------------------------------------------
+    if (want(5)) {
+      say('case 5: start-up (hyperfine)');
+      const example = path.join(snap.dir, 'deployfile.example.ts');
+      const node = process.execPath;
+      const warmJson = path.join(tmp, 'startup-warm.json');
+      const firstJson = path.join(tmp, 'startup-first.json');
+      const jitiCache = path.join(w.env.TMPDIR as string, 'jiti');
+      const hf = (args: string[]): void => {
+        const r = spawnSync('/usr/bin/hyperfine', ['-N', '--style', 'basic', ...args], { env: w.env, encoding: 'utf8', cwd: tmp });
+        if (r.status !== 0) throw new Error(`hyperfine failed: ${r.stderr}`);
+      };
+      hf(['--warmup', '3', '--runs', String(R.startupWarm), '--export-json', warmJson, '-n', 'node -e 0', `${node} -e 0`, '-n', 'deploy --help', `${node} ${snap.bin} --help`, '-n', 'deploy list (warm)', `${node} ${snap.bin} list -f ${example}`]);
+      hf(['--runs', String(R.startupFirst), '--prepare', `rm -rf ${jitiCache}`, '--export-json', firstJson, '-n', 'deploy list (first: no jiti cache)', `${node} ${snap.bin} list -f ${example}`]);
+      type HF = { results: { command: string; median: number; min: number; max: number; times: number[] }[] };
+      const rows = [...(JSON.parse(fs.readFileSync(warmJson, 'utf8')) as HF).results, ...(JSON.parse(fs.readFileSync(firstJson, 'utf8')) as HF).results];
+      const base = rows[0]!.median;
+      report.push(
+        '## 5. Start-up',
+        '',
+        `hyperfine (no shell), ${R.startupWarm} runs after 3 warm-ups; "first" runs ${R.startupFirst} times with jiti's transform cache removed before each (what the first \`deploy list\` after installing pays; the OS file cache stays warm). \`list\` loads ${path.relative(snap.dir, example)} (two sites, the built-in tasks).`,
+        '',
+        '| command | median | min–max | vs `node -e 0` |',
+        '| --- | ---: | ---: | ---: |',
+        ...rows.map((r) => `| \`${r.command}\` | ${fmtMs(r.median * 1000)} | ${fmtMs(r.min * 1000)}–${fmtMs(r.max * 1000)} | ${fmtRatio(r.median / base)} |`),
+        '',
+      );
+      const help = rows[1]!.median;
+      const met = help <= 2 * base;
+      targets.push({ target: '`deploy --help` within 2x of `node -e 0`', measured: `${fmtMs(help * 1000)} vs ${fmtMs(base * 1000)} (${fmtRatio(help / base)})`, met });
+      summary.push(`| start-up: \`deploy --help\` / \`list\` warm / first | ${fmtMs(help * 1000)} / ${fmtMs(rows[2]!.median * 1000)} / ${fmtMs(rows[3]!.median * 1000)} | \`node -e 0\`: ${fmtMs(base * 1000)} | – | – | --help ≤ 2x node | ${mark(met)}${met ? '' : ` (${fmtRatio(help / base)})`} |`);
+      const prof = async (label: string, args: string[]): Promise<void> => {
+        profiles.push(await profileDeploy(w, label, (na) => ({ argv: [node, ...na, snap.bin, ...args], env: w.env, cwd: tmp })));
+      };
+      await prof('case 5: deploy --help', ['--help']);
+      await prof('case 5: deploy list (warm)', ['list', '-f', example]);
+      if (!met) notes.push('start-up');
+    }
+
+    // -- Case 6: memory ---------------------------------------------------------
+    if (want(6) && rss50) {
+      const size = Math.max(...fanSizes);
+      const mb = (rss50.median * 2 ** 20) / 1e6;
+      const met = mb < 150;
+      report.push(
+        '## 6. Memory: peak RSS of the `deploy` process',
+        '',
+        `In the ${size}-site real-work fan-out (case 2), \`/usr/bin/time -f %M\` around \`node bin/deploy.js\` (the kernel's ru_maxrss for the process): median ${rss50.median.toFixed(0)} MiB (${rss50.min.toFixed(0)}–${rss50.max.toFixed(0)} MiB over ${rss50.n} runs) = ${mb.toFixed(0)} MB.`,
+        '',
+      );
+      targets.push({ target: `${size} sites at once under 150 MB peak RSS`, measured: `${mb.toFixed(0)} MB`, met });
+      summary.push(`| peak RSS of \`deploy\`, ${size} sites at once | ${mb.toFixed(0)} MB | – | – | – | < 150 MB | ${mark(met)} |`);
+      if (!met) notes.push('memory');
+    }
+    failed = anyFailure || (targets.length === 0 && needLab);
+  } finally {
+    if (lab && !opt['keep-lab']) {
+      say('stopping the bench lab daemons and removing its vassals (users and clones stay for the next run)');
+      const state = JSON.parse(fs.readFileSync(path.join(labDirArg, 'bench-lab.json'), 'utf8')) as { sites: string[] };
+      await stopLab(state.sites);
+    }
+  }
+
+  // -- RESULTS.md ---------------------------------------------------------------
+  const minutes = ((Date.now() - t0) / 60000).toFixed(1);
+  const loadAfter = os.loadavg();
+  const summaryTable = [
+    '| case | deployfile | OpenSSH floor | Fabric 2 | Ansible | target | |',
+    '| --- | ---: | ---: | ---: | ---: | --- | --- |',
+    ...summary,
+  ].join('\n');
+  const doc = [
+    '# Benchmark results',
+    '',
+    `Written by \`bench/run.ts\`; do not edit by hand. How to run and what each case means: [README.md](README.md).`,
+    '',
+    `- **Date**: ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}`,
+    ...machine(),
+    `- **Command**: \`${commandLine}\` (as root; ${minutes} minutes in all)${quick ? ' — **quick mode**: fewer sites and runs' : ''}`,
+    `- **deployfile**: ${snap.revision}; ${snap.buildNote}`,
+    lab ? `- **Lab**: ${lab.labDir}, sshd on 127.0.0.1:${lab.port} (stock MaxStartups 10:30:100, MaxSessions 10), uWSGI emperor (tyrant mode, 1 worker per vassal); ${lab.setupNote}` : '- **Lab**: not used',
+    `- **Load**: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before, ${loadAfter.map((l) => l.toFixed(2)).join(' ')} after; ${(busyBefore * 100).toFixed(0)}% CPU busy in the second before the first case. Other work on the machine shows up as spread (min–max).`,
+    `- **Runs**: per-command ${R.percmd}; fan-out ${fanSizes.map((s) => `${s} sites: ${R.fan(s)}`).join(', ')}; orchestration ${R.orch} (Ansible ${R.orchAnsible}); typical deploy ${R.deploy}; start-up ${R.startupWarm} warm / ${R.startupFirst} first. Times are medians, with min–max in brackets; ratios are of medians. Contestants take turns run by run.`,
+    '',
+    '## Summary',
+    '',
+    summaryTable,
+    '',
+    '## Targets',
+    '',
+    '| target | measured | |',
+    '| --- | --- | --- |',
+    ...targets.map((t) => `| ${t.target} | ${t.measured} | ${mark(t.met)} |`),
+    '',
+    ...report,
+    '## Profiles',
+    '',
+    'Where the `deploy` process spends its CPU, from `node --cpu-prof` on one extra run of the case (not one of the timed runs). "idle" is time spent waiting (network, remote commands), not work.',
+    '',
+    ...profiles.flatMap((p) => [`### ${p.label}`, '', p.text, '']),
+    NOTES_MARK,
+    keptNotes(),
+  ].join('\n');
+  fs.writeFileSync(outFile, doc);
+  say(`wrote ${outFile}`);
+  if (!opt['no-readme'] && outFile === path.join(benchDir, 'RESULTS.md')) updateReadme(summaryTable, commandLine);
+  process.stdout.write(`\n${summaryTable}\n\n`);
+  for (const t of targets) process.stdout.write(`${t.met === false ? 'MISSED' : t.met ? 'met   ' : '      '}  ${t.target}: ${t.measured}\n`);
+  if (notes.length) process.stdout.write(`\nMissed: ${notes.join(', ')}; see the profiles in ${outFile}\n`);
+  if (!opt['keep-tmp'] && !failed) fs.rmSync(tmp, { recursive: true, force: true });
+  else say(`logs kept in ${tmp}`);
+}
+
+/** Everything after this line of RESULTS.md is written by hand (the analysis of misses) and kept when the run rewrites the file. */
+const NOTES_MARK = '<!-- bench:notes: everything below is kept when bench/run.ts rewrites this file -->';
+
+function keptNotes(): string {
+  try {
+    const old = fs.readFileSync(outFile, 'utf8');
+    const at = old.indexOf(NOTES_MARK);
+    if (at >= 0) return old.slice(at + NOTES_MARK.length).replace(/^\n/, '');
+  } catch {
+    // first run
+  }
+  return '\n## Notes\n\n(none yet)\n';
+}
+
+function updateReadme(table: string, cmd: string): void {
+  const readme = path.join(benchDir, 'README.md');
+  if (!fs.existsSync(readme)) return;
+  const text = fs.readFileSync(readme, 'utf8');
+  const start = '<!-- bench:summary:start -->';
+  const end = '<!-- bench:summary:end -->';
+  const a = text.indexOf(start);
+  const b = text.indexOf(end);
+  if (a < 0 || b < a) return;
+  const block = `${start}\n\nFrom the run in [RESULTS.md](RESULTS.md) (\`${cmd}\`, ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores):\n\n${table}\n\n${end}`;
+  fs.writeFileSync(readme, text.slice(0, a) + block + text.slice(b + end.length));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = 1;
+});
