@@ -423,7 +423,7 @@ export class SshTransport implements Transport {
       });
       const send = (name: string): void => {
         try {
-          stream.signal(name);
+          signalChannel(stream, name);
         } catch {
           // channel already gone
         }
@@ -492,6 +492,30 @@ export class SshTransport implements Transport {
       });
     }
     await this.options.onClose?.();
+  }
+}
+
+/**
+ * Send a `signal` channel request (RFC 4254 §6.9). ssh2's own
+ * `ClientChannel.signal()` sends nothing once our side has sent EOF, and we
+ * always send EOF right after stdin, so it never reached the server: a
+ * timed-out command went on running there after its channel closed. The
+ * protocol allows the request on any open channel, EOF or not, and sshd
+ * delivers it (killpg of the command's process group), so it is sent through
+ * ssh2's protocol object directly.
+ */
+function signalChannel(stream: ClientChannel, name: string): void {
+  const channel = stream as unknown as {
+    outgoing?: { id: number; state: string };
+    _client?: { _protocol?: { signal?: (id: number, signal: string) => void } };
+  };
+  const protocol = channel._client?._protocol;
+  const outgoing = channel.outgoing;
+  if (outgoing && (outgoing.state === 'open' || outgoing.state === 'eof') && typeof protocol?.signal === 'function') {
+    protocol.signal(outgoing.id, name);
+  } else {
+    // Another ssh2 version: its public method, which does what it can.
+    stream.signal(name);
   }
 }
 
