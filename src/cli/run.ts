@@ -16,6 +16,7 @@ import { PlainView } from '../views/plain.ts';
 import { useColor } from '../views/style.ts';
 import { parseRunOptions, splitList } from './options.ts';
 import { reportFatal } from './report.ts';
+import { blockingStdio } from './stdio.ts';
 
 /** Someone is at the keyboard: both ends are a terminal and no CI says otherwise. */
 export function isInteractive(): boolean {
@@ -41,6 +42,8 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
     return EXIT.ok;
   }
 
+  // Output streams at the reader's pace instead of piling up in memory (see stdio.ts).
+  blockingStdio();
   const interactive = isInteractive() && !options.json;
   const bus = new EventBus(newRunId());
   const human = options.json ? process.stderr : process.stdout;

@@ -10,6 +10,9 @@ export interface PlainViewOptions {
   showOutput: boolean;
 }
 
+/** Longest unfinished output line held back waiting for its newline. */
+const MAX_PARTIAL_LINE = 64 * 1024;
+
 /**
  * One line per thing that happened, each prefixed with `[site]`: the view for
  * CI logs, pipes and `--verbose`. No spinners, no cursor movement.
@@ -60,7 +63,13 @@ export class PlainView {
         if (!this.options.showOutput) break;
         const text = (this.partial.get(event.commandId) ?? '') + event.chunk;
         const lines = text.split('\n');
-        this.partial.set(event.commandId, lines.pop() ?? '');
+        let rest = lines.pop() ?? '';
+        // Output with no newline for megabytes must not pile up here: print it in pieces.
+        if (rest.length > MAX_PARTIAL_LINE) {
+          lines.push(rest);
+          rest = '';
+        }
+        this.partial.set(event.commandId, rest);
         for (const line of lines) this.write(event.site, `  ${event.stream === 'stderr' ? s.yellow(line) : line}`);
         break;
       }
