@@ -93,20 +93,26 @@ export class UsageError extends Error {
  */
 export class ConnectionError extends Error {
   override readonly name = 'ConnectionError';
+  /** The command that was running when the connection was lost, as the author wrote it. */
+  readonly command: string | undefined;
   constructor(
     message: string,
     readonly site: string | null,
     readonly transient = false,
-    options: { cause?: unknown } = {},
+    options: { cause?: unknown; command?: string } = {},
   ) {
     super(message, options);
+    this.command = options.command;
   }
 }
 
-/** Stopped by Ctrl-C (exit 130). */
+/** Stopped by Ctrl-C (exit 130). `command`: the one that was running and was ended. */
 export class InterruptedError extends Error {
   override readonly name = 'InterruptedError';
-  constructor(message = 'interrupted') {
+  constructor(
+    message = 'interrupted',
+    readonly command?: string,
+  ) {
     super(message);
   }
 }

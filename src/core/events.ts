@@ -27,6 +27,10 @@ export const SiteSummary = z.object({
   failedTask: z.string().optional(),
   failedCommand: z.string().optional(),
   error: z.string().optional(),
+  /** Top-level tasks that finished before the site failed or was interrupted. */
+  tasksDone: z.array(z.string()).optional(),
+  /** Top-level tasks that never started on the site because it failed or was interrupted first. */
+  tasksNotRun: z.array(z.string()).optional(),
 });
 export type SiteSummary = z.infer<typeof SiteSummary>;
 

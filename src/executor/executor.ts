@@ -12,6 +12,10 @@ import type { SiteRuntime } from '../runner/site-runtime.ts';
 import { TaskContext, type TaskFrame } from '../runner/task-context.ts';
 import { processHandshakes, type HandshakeLimiter } from './handshakes.ts';
 import { schedule } from './schedule.ts';
+import { finishSite, lockingTransport, runNeedsLock } from './guard.ts';
+import { lockInfoFor } from './lock.ts';
+import { retryingConnect, type RetryPolicy } from './retry.ts';
+import { formatDuration } from '../core/duration.ts';
 
 export interface ExecuteOptions {
   deployfile: LoadedDeployfile;
@@ -32,6 +36,10 @@ export interface ExecuteOptions {
   maxFailures?: number;
   /** Caps SSH handshakes under way at once (sshd's MaxStartups); default the process-wide limiter of 8. */
   handshakes?: HandshakeLimiter;
+  /** Take each site's deploy lock (~/.deployfile/lock) when a task needs it; default true, never in a dry run. */
+  locks?: boolean;
+  /** How connecting retries transient refusals; default DEFAULT_CONNECT_RETRY. */
+  connectRetry?: RetryPolicy;
   /** Ctrl-C: no new command or site starts. */
   signal?: AbortSignal;
   redactor?: Redactor;
@@ -146,18 +154,37 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
   const onceRuntime = makeRuntime(null, null);
 
   let stopStarting = false;
+  // The site's lock: taken with its first connection, unless every task says it needs none (or nothing really runs).
+  const locking = !options.dryRun && (options.locks ?? true) && runNeedsLock(options.tasks.map(lookup));
+  const lockInfo = lockInfoFor(bus.runId, options.tasks, deployfile.file);
   const runSite = async (site: ResolvedSite): Promise<SiteSummary> => {
     const siteStarted = performance.now();
     const target = siteTarget(site);
     bus.emit({ type: 'site:start', site: site.name, target });
     // Connect under the handshake limiter: sessions stay open, handshakes queue.
-    const transport = (options.handshakes ?? processHandshakes).wrap(options.transportFor(site));
+    const connectTo = (): Transport => (options.handshakes ?? processHandshakes).wrap(options.transportFor(site));
+    // Transient refusals (sshd's MaxStartups under load) are retried, and the run says so.
+    const connecting = retryingConnect(connectTo(), {
+      policy: options.connectRetry,
+      signal,
+      onRetry: ({ error, attempt, attempts, delayMs }) =>
+        bus.emit({ type: 'log', site: site.name, level: 'warn', message: `${error.message}; retrying in ${formatDuration(delayMs)} (attempt ${attempt + 1} of ${attempts})` }),
+    });
+    // The lock is taken with the connection, before the site's first remote command.
+    const transport = locking ? lockingTransport(connecting, site.name, lockInfo) : connecting;
     const rt = makeRuntime(site, transport);
     let summary: SiteSummary;
+    let failure: unknown;
+    // Index of the task under way: what ran, what was interrupted, what never started.
+    let current = -1;
     try {
-      for (const name of options.tasks) await runTask(rt, name, null);
+      for (const name of options.tasks) {
+        current++;
+        await runTask(rt, name, null);
+      }
       summary = { site: site.name, target, status: 'ok', durationMs: 0 };
     } catch (error) {
+      failure = error;
       const status = statusOf(error);
       if (status === 'interrupted') stopStarting = true;
       summary = {
@@ -166,13 +193,34 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
         status,
         durationMs: 0,
         failedTask: error instanceof Object ? failedIn.get(error) : undefined,
-        failedCommand: error instanceof CommandError ? error.command : undefined,
+        failedCommand: error instanceof CommandError || error instanceof InterruptedError || error instanceof ConnectionError ? error.command : undefined,
         error: redactor.redact(error instanceof CommandError ? error.shortMessage : error instanceof Error ? error.message : String(error)),
+        tasksDone: options.tasks.slice(0, Math.max(0, current)),
+        tasksNotRun: options.tasks.slice(current + 1),
       };
+    }
+    summary.durationMs = Math.round(performance.now() - siteStarted);
+    try {
+      // Whatever happened (failure, abort, Ctrl-C, a lost connection): record it and let go of the site.
+      if ('held' in transport && transport.held) {
+        await finishSite({
+          site: site.name,
+          info: lockInfo,
+          transport,
+          reconnect: connectTo,
+          error: failure,
+          outcome: summary.status,
+          durationMs: summary.durationMs,
+          failedTask: summary.failedTask,
+          errorMessage: summary.error,
+          shared,
+          bus,
+          redactor,
+        });
+      }
     } finally {
       await transport.close().catch(() => {});
     }
-    summary.durationMs = Math.round(performance.now() - siteStarted);
     bus.emit({ type: 'site:end', ...summary });
     return summary;
   };

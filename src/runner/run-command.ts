@@ -1,5 +1,5 @@
 import { parseDuration } from '../core/duration.ts';
-import { CommandError, InterruptedError } from '../core/errors.ts';
+import { CommandError, ConnectionError, InterruptedError } from '../core/errors.ts';
 import { TailBuffer, type Result, type Where } from '../core/result.ts';
 import type { ShellCommand } from '../core/quote.ts';
 import { StreamRedactor } from '../core/secret.ts';
@@ -34,7 +34,7 @@ export async function runCommand(rt: SiteRuntime, request: CommandRequest): Prom
     const result = await runOnce(rt, request);
     if (result.ok || request.options.warn) return result;
     const error = new CommandError(result);
-    if (rt.signal.aborted) throw new InterruptedError(`interrupted during: ${result.command}`);
+    if (rt.signal.aborted) throw new InterruptedError(`interrupted during: ${result.command}`, result.command);
     const { answer, by } = await rt.prompter.onFailure({ site: rt.siteName, error });
     rt.bus.emit({ type: 'prompt', site: rt.siteName, kind: 'failure', question: error.shortMessage, answer, by });
     if (answer === 'retry') continue;
@@ -44,6 +44,10 @@ export async function runCommand(rt: SiteRuntime, request: CommandRequest): Prom
 }
 
 async function runOnce(rt: SiteRuntime, request: CommandRequest): Promise<Result> {
+  if (rt.signal.aborted) throw new InterruptedError(`interrupted before: ${rt.redactor.redact(request.command.text)}`);
+  // Connecting (and taking the site's lock) comes before the command is announced:
+  // a site that cannot be reached or is locked has not started this command.
+  await request.transport.connect();
   if (rt.signal.aborted) throw new InterruptedError(`interrupted before: ${rt.redactor.redact(request.command.text)}`);
   const commandId = `c${++commandCounter}`;
   const command = rt.redactor.redact(request.command.text);
@@ -113,9 +117,24 @@ async function runOnce(rt: SiteRuntime, request: CommandRequest): Promise<Result
     const durationMs = Math.round(performance.now() - started);
     flushOutput();
     rt.bus.emit({ type: 'command:end', site, commandId, exitCode: null, signal: null, timedOut: false, ok: false, durationMs });
-    throw error;
+    throw lostDuring(error, command, rt.targetFor(request.where), site);
   } finally {
     if (timer) clearTimeout(timer);
     rt.signal.removeEventListener('abort', onInterrupt);
   }
+}
+
+/**
+ * A connection lost while a command ran, named by the command as the author
+ * wrote it (not the composed line), so the summary reads
+ * "connection to alleged@web1:22 lost during: git pull --ff-only".
+ * The command is not re-run: whether it finished on the server is unknown.
+ */
+function lostDuring(error: unknown, command: string, target: string, site: string | null): unknown {
+  if (!(error instanceof ConnectionError) || error.command !== undefined || !/ lost during: /.test(error.message)) return error;
+  const why = /\(([^()]*)\)$/.exec(error.message)?.[1];
+  return new ConnectionError(`connection to ${target} lost during: ${command}${why ? ` (${why})` : ''}; it was not run again, and may still be running on the server`, site, false, {
+    cause: error,
+    command,
+  });
 }

@@ -22,6 +22,18 @@ export function describeResult(row: SiteSummary): string {
   }
 }
 
+/**
+ * For a site that stopped part-way, the tasks on either side of the one that
+ * failed or was interrupted: `done: setup; never started: migrate, restart`.
+ */
+export function describeAccount(row: SiteSummary): string {
+  if (row.status === 'ok' || row.status === 'not-started' || row.status === 'skipped') return '';
+  const parts: string[] = [];
+  if (row.tasksDone && row.tasksDone.length > 0) parts.push(`done: ${row.tasksDone.join(', ')}`);
+  if (row.tasksNotRun && row.tasksNotRun.length > 0) parts.push(`never started: ${row.tasksNotRun.join(', ')}`);
+  return parts.join('; ');
+}
+
 /** `19 ok, 1 failed, 30 not started`: the counts of each result, most useful first. */
 export function countResults(rows: readonly SiteSummary[]): string {
   const order: SiteSummary['status'][] = ['ok', 'failed', 'aborted', 'interrupted', 'skipped', 'not-started'];
@@ -52,7 +64,9 @@ export function renderSummary(rows: readonly SiteSummary[], s: Style): string {
     const padded = text.length >= resultWidth ? text : text.padEnd(resultWidth);
     const colored = row.status === 'ok' ? s.green(padded) : row.status === 'not-started' || row.status === 'skipped' ? s.dim(padded) : s.red(padded);
     const took = row.status === 'not-started' ? '-' : formatDuration(row.durationMs);
-    return `  ${row.site.padEnd(siteWidth)}  ${colored}  ${s.dim(took)}`;
+    const account = describeAccount(row);
+    const main = `  ${row.site.padEnd(siteWidth)}  ${colored}  ${s.dim(took)}`;
+    return account ? `${main}\n  ${' '.repeat(siteWidth)}  ${s.dim(account)}` : main;
   });
   return [
     s.bold(`Summary: ${countResults(rows)} (${rows.length} site${rows.length === 1 ? '' : 's'})`),

@@ -1,0 +1,154 @@
+/**
+ * What the executor does around a site's tasks when the run changes the
+ * site: take the lock before the first task, and after the last (whatever
+ * the outcome: success, failure, abort, Ctrl-C, a lost connection) append
+ * the history record and release the lock.
+ */
+import { ConnectionError } from '../core/errors.ts';
+import type { EventBus, SiteStatus } from '../core/events.ts';
+import type { Redactor } from '../core/secret.ts';
+import type { TaskDefinition } from '../config/define.ts';
+import type { Transport } from '../transports/transport.ts';
+import { appendHistory, revisionFrom, type HistoryRecord } from './history.ts';
+import { acquireLock, releaseLock, SiteLockedError, LOCK_PATH, type LockInfo } from './lock.ts';
+import { retryingConnect } from './retry.ts';
+
+/**
+ * A run needs the lock when any of its per-site tasks does (`lock` defaults
+ * to true). Run-once tasks run on the operator's machine and touch no site,
+ * so they don't count.
+ */
+export function runNeedsLock(definitions: readonly TaskDefinition[]): boolean {
+  return definitions.some((definition) => !definition.once && definition.lock !== false);
+}
+
+/** Take the site's lock or throw SiteLockedError naming the holder. */
+export async function takeSiteLock(transport: Transport, site: string, info: LockInfo): Promise<void> {
+  const result = await acquireLock(transport, info);
+  if (!result.acquired) throw new SiteLockedError(site, result.holder);
+}
+
+/** A site's transport that takes the site's lock as part of connecting. */
+export interface LockingTransport extends Transport {
+  /** True once the lock is this run's: it must be released. */
+  readonly held: boolean;
+}
+
+/**
+ * The site's transport, taking the site's lock when it first connects, that
+ * is, before the site's first remote command or transfer. A run whose tasks
+ * never reach the site (run-once tests that fail, local-only tasks) neither
+ * connects nor locks; a second deploy fails before it runs anything on the
+ * site. Once the lock is refused, every use fails with the same error.
+ *
+ * @example
+ * const transport = lockingTransport(retryingConnect(sshTransportFor(site)), site.name, lockInfoFor(runId, tasks));
+ * try { ...tasks... } finally { if (transport.held) await releaseLock(transport, runId); }
+ */
+export function lockingTransport(inner: Transport, site: string, info: LockInfo): LockingTransport {
+  let ready: Promise<void> | undefined;
+  let held = false;
+  const connect = (): Promise<void> => {
+    ready ??= (async () => {
+      await inner.connect();
+      await takeSiteLock(inner, site, info);
+      held = true;
+    })().catch((error: unknown) => {
+      // A refused lock stays refused; a failed connection may be tried again by a later command.
+      if (!(error instanceof SiteLockedError)) ready = undefined;
+      throw error;
+    });
+    return ready;
+  };
+  return {
+    get target() {
+      return inner.target;
+    },
+    get held() {
+      return held;
+    },
+    connect,
+    async exec(command, options) {
+      await connect();
+      return inner.exec(command, options);
+    },
+    async put(localPath, remotePath) {
+      await connect();
+      return inner.put(localPath, remotePath);
+    },
+    async get(remotePath, localPath) {
+      await connect();
+      return inner.get(remotePath, localPath);
+    },
+    close: () => inner.close(),
+  };
+}
+
+export interface FinishSite {
+  site: string;
+  info: LockInfo;
+  /** The site's transport, used when it still works. */
+  transport: Transport;
+  /** A fresh connection, for when the site's own was lost. */
+  reconnect: () => Transport;
+  /** Why the site's tasks ended, if they failed: a ConnectionError means its connection is gone. */
+  error: unknown;
+  outcome: SiteStatus;
+  durationMs: number;
+  failedTask?: string;
+  errorMessage?: string;
+  shared: ReadonlyMap<string, unknown>;
+  bus: EventBus;
+  redactor: Redactor;
+}
+
+/**
+ * Append the history record and release the lock, over the site's own
+ * connection or, when that was lost, a new one. Never throws: a lock that
+ * cannot be released is reported with the command that removes it.
+ */
+export async function finishSite(options: FinishSite): Promise<void> {
+  const { site, info, bus } = options;
+  const record: HistoryRecord = {
+    time: info.since,
+    operator: info.operator,
+    revision: revisionFrom(options.shared),
+    tasks: info.tasks,
+    outcome: options.outcome,
+    durationMs: options.durationMs,
+    runId: info.runId,
+    failedTask: options.failedTask,
+    error: options.errorMessage === undefined ? undefined : options.redactor.redact(options.errorMessage),
+  };
+  const attempt = async (transport: Transport): Promise<void> => {
+    await appendHistory(transport, record).catch((error: unknown) => {
+      if (error instanceof ConnectionError) throw error;
+      bus.emit({ type: 'log', site, level: 'warn', message: `history not recorded: ${error instanceof Error ? error.message : String(error)}` });
+    });
+    await releaseLock(transport, info.runId);
+  };
+
+  let fresh: Transport | undefined;
+  try {
+    if (options.error instanceof ConnectionError) throw options.error;
+    await attempt(options.transport);
+  } catch (first) {
+    if (!(first instanceof ConnectionError)) {
+      bus.emit({ type: 'log', site, level: 'warn', message: unreleased(site, first) });
+      return;
+    }
+    // The site's connection is gone: a new one just for the bookkeeping.
+    fresh = retryingConnect(options.reconnect(), { policy: { attempts: 3, baseDelayMs: 500, maxDelayMs: 2000 } });
+    try {
+      await attempt(fresh);
+    } catch (second) {
+      bus.emit({ type: 'log', site, level: 'warn', message: unreleased(site, second) });
+    } finally {
+      await fresh.close().catch(() => undefined);
+    }
+  }
+}
+
+function unreleased(site: string, error: unknown): string {
+  return `could not release the deploy lock ~/${LOCK_PATH} of site ${site} (${error instanceof Error ? error.message : String(error)}); remove it with: deploy unlock ${site}`;
+}

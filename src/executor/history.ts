@@ -1,0 +1,86 @@
+/**
+ * The deploy history of a site, kept on the server next to the lock, like
+ * Capistrano's revisions.log: one JSON object per line in
+ * `~/.deployfile/history.jsonl`, appended by every run that takes the lock,
+ * read newest first by `deploy history <site>`.
+ */
+import type { SiteStatus } from '../core/events.ts';
+import type { Transport } from '../transports/transport.ts';
+
+/** Relative to the site user's home. */
+export const HISTORY_PATH = '.deployfile/history.jsonl';
+
+/**
+ * `c.shared` keys a revision is read from, first found wins:
+ * `deployfile.revision` for any task that knows what it deployed, then the
+ * SHA the task library's `push` leaves (tasks/push.ts PUSHED_REVISION).
+ *
+ * @example c.shared.set('deployfile.revision', sha)
+ */
+export const REVISION_KEYS = ['deployfile.revision', 'deployfile.tasks.pushedRevision'] as const;
+
+/** One line of the history file. */
+export interface HistoryRecord {
+  /** ISO 8601 time the site's run started. */
+  time: string;
+  operator: string;
+  revision?: string;
+  tasks: string[];
+  outcome: SiteStatus;
+  durationMs: number;
+  runId: string;
+  /** Where it went wrong, for failed and interrupted runs. */
+  failedTask?: string;
+  error?: string;
+}
+
+/** The revision this run deployed, if a task said so. */
+export function revisionFrom(shared: ReadonlyMap<string, unknown>): string | undefined {
+  for (const key of REVISION_KEYS) {
+    const value = shared.get(key);
+    if (typeof value === 'string' && value !== '') return value;
+  }
+  return undefined;
+}
+
+/** Append one record; `O_APPEND` writes of a line this short do not interleave. */
+export async function appendHistory(transport: Transport, record: HistoryRecord): Promise<void> {
+  // One line, and short: a long error would make the file hard to read with tail.
+  const line = JSON.stringify({ ...record, error: record.error?.split('\n')[0]?.slice(0, 500) });
+  let stderr = '';
+  const { exitCode } = await transport.exec(`umask 077; mkdir -p "$HOME"/.deployfile && cat >> "$HOME"/${HISTORY_PATH}`, {
+    stdin: `${line}\n`,
+    onStderr: (chunk) => (stderr = (stderr + chunk).slice(-2000)),
+  });
+  if (exitCode !== 0) throw new Error(`could not append to ~/${HISTORY_PATH} on ${transport.target}: ${stderr.trim() || `exit code ${exitCode}`}`);
+}
+
+/** The last `limit` records, newest first; lines that do not parse are skipped. */
+export async function readHistory(transport: Transport, limit: number): Promise<HistoryRecord[]> {
+  let stdout = '';
+  let stderr = '';
+  const n = Math.max(1, Math.floor(limit));
+  const { exitCode } = await transport.exec(`f="$HOME"/${HISTORY_PATH}; if [ -f "$f" ]; then echo deployfile-history; tail -n ${n} "$f"; fi`, {
+    onStdout: (chunk) => (stdout += chunk),
+    onStderr: (chunk) => (stderr = (stderr + chunk).slice(-2000)),
+  });
+  if (exitCode !== 0) throw new Error(`could not read ~/${HISTORY_PATH} on ${transport.target}: ${stderr.trim() || `exit code ${exitCode}`}`);
+  const at = stdout.indexOf('deployfile-history\n');
+  if (at < 0) return [];
+  return parseHistory(stdout.slice(at + 'deployfile-history\n'.length)).reverse();
+}
+
+/** Parse history lines, oldest first as in the file. */
+export function parseHistory(text: string): HistoryRecord[] {
+  const records: HistoryRecord[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const value = JSON.parse(line) as Partial<HistoryRecord>;
+      if (value && typeof value.time === 'string' && Array.isArray(value.tasks)) records.push(value as HistoryRecord);
+    } catch {
+      // a line cut short by a full disk, or written by hand
+    }
+  }
+  return records;
+}

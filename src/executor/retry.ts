@@ -1,0 +1,95 @@
+/**
+ * Connecting again when a server turns a connection away for a moment:
+ * OpenSSH's `MaxStartups` drops handshakes beyond its limit (the client sees
+ * a reset or a connection closed before the banner), and a deploy to twenty
+ * sites on one host hits it. Only failures the transport marks `transient`
+ * are retried; authentication and host-key refusals never are.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ConnectionError, InterruptedError } from '../core/errors.ts';
+import type { ExecOptions, ExecResult, Transport } from '../transports/transport.ts';
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included. */
+  attempts: number;
+  /** Delay before the second attempt; doubled each time up to `maxDelayMs`. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+/** Up to about 40 s of trying: enough for a loaded sshd to let 20 handshakes through. */
+export const DEFAULT_CONNECT_RETRY: RetryPolicy = { attempts: 8, baseDelayMs: 250, maxDelayMs: 8000 };
+
+/** The wait before attempt `attempt + 1`: exponential with jitter, so sites that failed together don't return together. */
+export function backoffDelay(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+export interface RetryOptions {
+  policy?: RetryPolicy;
+  /** Aborting (Ctrl-C) stops waiting and retrying. */
+  signal?: AbortSignal;
+  /** Told before each wait: the "says so" of a retry. */
+  onRetry?: (info: { error: ConnectionError; attempt: number; attempts: number; delayMs: number }) => void;
+}
+
+/**
+ * A transport whose connecting retries transient failures with backoff.
+ * Only connecting is retried: once connected, a lost connection fails the
+ * command that was running, and nothing is ever re-run on its own.
+ *
+ * @example
+ * const transport = retryingConnect(sshTransportFor(site, ssh), { signal, onRetry: ({ error, delayMs }) => log(`${error.message}; retrying in ${delayMs} ms`) });
+ */
+export function retryingConnect(inner: Transport, options: RetryOptions = {}): Transport {
+  const policy = options.policy ?? DEFAULT_CONNECT_RETRY;
+  let connected: Promise<void> | undefined;
+
+  const attemptAll = async (): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      if (options.signal?.aborted) throw new InterruptedError(`interrupted while connecting to ${inner.target}`);
+      try {
+        await inner.connect();
+        return;
+      } catch (error) {
+        if (!(error instanceof ConnectionError) || !error.transient || attempt >= policy.attempts) throw error;
+        const delayMs = backoffDelay(attempt, policy);
+        options.onRetry?.({ error, attempt, attempts: policy.attempts, delayMs });
+        try {
+          await sleep(delayMs, undefined, { signal: options.signal });
+        } catch {
+          throw new InterruptedError(`interrupted while connecting to ${inner.target}`);
+        }
+      }
+    }
+  };
+
+  const connect = (): Promise<void> => {
+    connected ??= attemptAll().catch((error: unknown) => {
+      connected = undefined;
+      throw error;
+    });
+    return connected;
+  };
+
+  return {
+    get target() {
+      return inner.target;
+    },
+    connect,
+    async exec(command: string, execOptions: ExecOptions): Promise<ExecResult> {
+      await connect();
+      return inner.exec(command, execOptions);
+    },
+    async put(localPath: string, remotePath: string): Promise<void> {
+      await connect();
+      return inner.put(localPath, remotePath);
+    },
+    async get(remotePath: string, localPath: string): Promise<void> {
+      await connect();
+      return inner.get(remotePath, localPath);
+    },
+    close: () => inner.close(),
+  };
+}
