@@ -14,8 +14,12 @@ export function pull(options: SiteOptions = {}): TaskDefinition {
   return task({
     description: 'Fast-forward the code on the server to the pushed revision',
     run: async (c) => {
-      const { codeDir } = resolveSite(c.site, options);
+      const { codeDir, settings } = resolveSite(c.site, options);
       const code = c.cd(codeDir);
+      // copyProductionSettings overwrites the tracked settings.py on every deploy;
+      // left modified, it makes the next pull refuse as soon as a commit touches it.
+      const generated = `${settings}/settings.py`;
+      await code.run`git diff --quiet -- ${generated} || git checkout -- ${generated}`;
       await code.run`git pull --ff-only`;
       const pushed = c.shared.get(PUSHED_REVISION) as string | undefined;
       if (c.dryRun) {

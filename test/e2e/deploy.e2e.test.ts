@@ -261,6 +261,20 @@ export default defineDeployfile<DjangoVars>({
     expect(result.output).not.toContain('pip install');
   });
 
+  it('a commit that changes settings.py deploys, though every deploy overwrote settings.py on the servers', async () => {
+    const revision = await commit('A comment in the development settings', () =>
+      editFile('example_site/settings.py', (py) => `${py}\n# Edited by the e2e test after earlier deploys.\n`),
+    );
+    const result = await run('settings.py changed', ['run', 'deploy']);
+    expectExit(result, 0);
+    for (const name of SITES) {
+      expect(await siteHead(name)).toBe(revision);
+      await expectServed(name, revision);
+      // Still the production settings afterwards.
+      expect(fs.readFileSync(path.join(sites[name].siteDir, 'example_site', 'settings.py'), 'utf8')).toContain('DEBUG = False');
+    }
+  });
+
   it("examples/custom-steps.deployfile.ts: its read-only status task runs on both sites", async () => {
     // The example as users would adapt it: its tasks, the lab's sites.
     const file = path.join(origin.workDir, 'custom-steps.deployfile.ts');

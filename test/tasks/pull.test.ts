@@ -12,7 +12,11 @@ describe('pull', () => {
     const c = fakeContext({ shared: new Map([[PUSHED_REVISION, PUSHED]]) });
     c.script('git rev-parse HEAD', { stdout: `${PUSHED}\n` });
     await pull().run(c);
-    expect(c.recorder.lines).toEqual(['cd /home/alleged/Sites/alleged && git pull --ff-only', 'cd /home/alleged/Sites/alleged && git rev-parse HEAD']);
+    expect(c.recorder.lines).toEqual([
+      'cd /home/alleged/Sites/alleged && { git diff --quiet -- alleged/settings.py || git checkout -- alleged/settings.py; }',
+      'cd /home/alleged/Sites/alleged && git pull --ff-only',
+      'cd /home/alleged/Sites/alleged && git rev-parse HEAD',
+    ]);
     expect(c.recorder.logs).toEqual([`HEAD is ${PUSHED}, the revision pushed`]);
   });
 
@@ -39,20 +43,29 @@ describe('pull', () => {
   it("uses the site's codeDir var, quoted", async () => {
     const c = fakeContext({ site: { name: 'alleged', vars: { codeDir: '/srv/my sites/{site}' } } });
     await pull().run(c);
-    expect(c.recorder.lines[0]).toBe("cd '/srv/my sites/alleged' && git pull --ff-only");
+    expect(c.recorder.lines[1]).toBe("cd '/srv/my sites/alleged' && git pull --ff-only");
   });
 
   it('a failed pull stops the task with the command error', async () => {
     const c = fakeContext();
     c.script('git pull', { exitCode: 128, stderr: 'fatal: Not possible to fast-forward, aborting.' });
     await expect(pull().run(c)).rejects.toThrow('fatal: Not possible to fast-forward, aborting.');
-    expect(c.recorder.lines).toHaveLength(1);
+    expect(c.recorder.lines).toHaveLength(2);
+  });
+
+  it('puts back the settings.py that copyProductionSettings overwrote, so a commit touching it can be pulled', async () => {
+    const c = fakeContext({ site: { name: 'alleged', vars: { settings: 'example_site' } } });
+    await pull().run(c);
+    expect(c.recorder.lines[0]).toBe('cd /home/alleged/Sites/alleged && { git diff --quiet -- example_site/settings.py || git checkout -- example_site/settings.py; }');
   });
 
   it('in a dry run says what it would check instead of comparing', async () => {
     const c = fakeContext({ dryRun: true, shared: new Map([[PUSHED_REVISION, PUSHED]]) });
     await pull().run(c);
-    expect(c.recorder.lines).toEqual(['cd /home/alleged/Sites/alleged && git pull --ff-only']);
+    expect(c.recorder.lines).toEqual([
+      'cd /home/alleged/Sites/alleged && { git diff --quiet -- alleged/settings.py || git checkout -- alleged/settings.py; }',
+      'cd /home/alleged/Sites/alleged && git pull --ff-only',
+    ]);
     expect(c.recorder.logs).toEqual([`would check that HEAD is ${PUSHED}`]);
   });
 });
