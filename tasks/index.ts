@@ -48,7 +48,7 @@ export interface DjangoTasksOptions
     DeployOptions {}
 
 /** The tasks {@link djangoTasks} returns, by name. */
-export interface DjangoTasks {
+export type DjangoTasks = {
   test: TaskDefinition;
   push: TaskDefinition;
   pull: TaskDefinition;
@@ -58,7 +58,7 @@ export interface DjangoTasks {
   touchVassalIni: TaskDefinition;
   updateRequirements: TaskDefinition;
   deploy: TaskDefinition;
-}
+};
 
 /**
  * Every built-in task under the name `deploy` invokes it by, configured

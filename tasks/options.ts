@@ -46,7 +46,7 @@ export interface SiteOptions {
  *   tasks: djangoTasks(),
  * });
  */
-export interface DjangoVars {
+export type DjangoVars = {
   codeDir?: string;
   virtualenv?: string;
   settings?: string;
@@ -54,7 +54,7 @@ export interface DjangoVars {
   requirements?: string;
   healthUrl?: string;
   uwsgiLog?: string;
-}
+};
 
 /** A site's settings with every default applied. */
 export interface ResolvedSiteOptions {
