@@ -185,7 +185,7 @@ export class TaskContext implements Context {
   }
 
   skip(reason: string): void {
+    // The reason travels on the task's task:end event; views print it once, there.
     this.frame.skipped = reason;
-    this.log(`skipped: ${reason}`);
   }
 }
