@@ -100,6 +100,27 @@ ${EXIT_CODES_HELP}`,
     });
 
   program
+    .command('unlock')
+    .description("show who holds a site's deploy lock (~/.deployfile/lock on the server), then remove it")
+    .argument('<site>', 'site name from the deployfile')
+    .addHelpText('after', '\nFor a deploy that died without letting go (killed, or its machine lost). A running deploy releases its lock itself, also on failure and Ctrl-C.')
+    .action(async (site: string, _options: unknown, command: Command) => {
+      const { unlockCommand } = await import('./unlock.ts');
+      process.exitCode = await unlockCommand(site, command.optsWithGlobals());
+    });
+
+  program
+    .command('history')
+    .description("a site's deploys, newest first: time, operator, revision, tasks, outcome, duration")
+    .argument('<site>', 'site name from the deployfile')
+    .option('-n, --limit <n>', 'how many runs to show', '20')
+    .option('--json', 'one JSON object per run, as stored in ~/.deployfile/history.jsonl on the server')
+    .action(async (site: string, _options: unknown, command: Command) => {
+      const { historyCommand } = await import('./history.ts');
+      process.exitCode = await historyCommand(site, command.optsWithGlobals());
+    });
+
+  program
     .command('demo')
     .description('deploy the example Django site to a throwaway local target (no server of yours needed)')
     .option('--keep', 'keep the temporary target after the demo')
