@@ -4,7 +4,7 @@ import { Redactor } from '../core/secret.ts';
 import { findDeployfile, loadDeployfile } from '../config/load.ts';
 import { execute, newRunId } from '../executor/executor.ts';
 import { checkTasks, selectSites } from '../executor/select.ts';
-import { InteractivePrompter, inquirerAsker } from '../prompts/interactive.ts';
+import { InteractivePrompter, inquirerAsker, serialAsker } from '../prompts/interactive.ts';
 import { PolicyPrompter, type Prompter } from '../prompts/prompter.ts';
 import { DryRunTransport } from '../transports/dry-run.ts';
 import { LocalTransport } from '../transports/local.ts';
@@ -61,9 +61,11 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
   });
 
   const interrupt = new AbortController();
+  // Every question, whoever asks it, goes through one queue and the active view.
+  const asker = serialAsker(listr ?? inquirerAsker);
   let prompter: Prompter;
   if (interactive && options.onFailure === undefined) {
-    prompter = new InteractivePrompter(listr ?? inquirerAsker, { yes: options.yes });
+    prompter = new InteractivePrompter(asker, { yes: options.yes });
   } else {
     prompter = new PolicyPrompter({ yes: options.yes, onFailure: options.onFailure ?? 'abort' });
   }
@@ -88,8 +90,8 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
     acceptNewHostKeys: options.acceptNewHostKeys,
     asker: interactive
       ? {
-          confirm: (site, message, defaultAnswer) => (listr ?? inquirerAsker).confirm(site, message, defaultAnswer),
-          secret: async (message) => (await import('@inquirer/prompts')).password({ message, mask: '*' }),
+          confirm: (site, message, defaultAnswer) => asker.confirm(site, message, defaultAnswer),
+          secret: (message) => asker.secret(null, message),
         }
       : undefined,
     redactor,

@@ -5,6 +5,26 @@ import type { CommandError } from '../core/errors.ts';
 export interface Asker {
   select<T extends string>(site: string | null, message: string, choices: { name: string; value: T }[]): Promise<T>;
   confirm(site: string | null, message: string, defaultAnswer: boolean): Promise<boolean>;
+  /** Hidden input (passwords, passphrases): never echoed. */
+  secret(site: string | null, message: string): Promise<string>;
+}
+
+/**
+ * One question on the screen at a time, whoever asks: the prompter, host key
+ * checks and passphrase questions all queue here.
+ */
+export function serialAsker(asker: Asker): Asker {
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(ask: () => Promise<T>): Promise<T> => {
+    const next = queue.then(ask, ask);
+    queue = next.catch(() => undefined);
+    return next;
+  };
+  return {
+    select: (site, message, choices) => serial(() => asker.select(site, message, choices)),
+    confirm: (site, message, defaultAnswer) => serial(() => asker.confirm(site, message, defaultAnswer)),
+    secret: (site, message) => serial(() => asker.secret(site, message)),
+  };
 }
 
 type FailureChoice = FailureAnswer | 'skip-all' | 'abort-all';
@@ -64,5 +84,9 @@ export const inquirerAsker: Asker = {
   async confirm(site, message, defaultAnswer) {
     const { confirm } = await import('@inquirer/prompts');
     return confirm({ message: site ? `[${site}] ${message}` : message, default: defaultAnswer });
+  },
+  async secret(site, message) {
+    const { password } = await import('@inquirer/prompts');
+    return password({ message: site ? `[${site}] ${message}` : message, mask: '*' });
   },
 };

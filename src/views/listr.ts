@@ -250,10 +250,21 @@ export class ListrView implements Asker {
     const { ListrInquirerPromptAdapter } = await import('@listr2/prompt-adapter-inquirer');
     const { select } = await import('@inquirer/prompts');
     const lane = this.laneOf(site);
-    const wrapper = lane?.rows[lane.current]?.wrapper;
+    const wrapper = lane?.rows[lane.current]?.wrapper ?? lane?.wrapper;
     const label = site ? `[${site}] ${message}` : message;
     if (!wrapper) return select({ message: label, choices });
     return (await wrapper.prompt(ListrInquirerPromptAdapter).run(select, { message: label, choices })) as T;
+  }
+
+  /** Hidden input through the site's row (or straight to the terminal when no row runs). */
+  async secret(site: string | null, message: string): Promise<string> {
+    const { ListrInquirerPromptAdapter } = await import('@listr2/prompt-adapter-inquirer');
+    const { password } = await import('@inquirer/prompts');
+    const lane = this.laneOf(site);
+    const wrapper = lane?.rows[lane.current]?.wrapper ?? lane?.wrapper;
+    const label = site ? `[${site}] ${message}` : message;
+    if (!wrapper) return password({ message: label, mask: '*' });
+    return (await wrapper.prompt(ListrInquirerPromptAdapter).run(password, { message: label, mask: '*' })) as string;
   }
 
   async confirm(site: string | null, message: string, defaultAnswer: boolean): Promise<boolean> {
