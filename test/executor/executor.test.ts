@@ -191,6 +191,7 @@ describe('prompts while sites run at once', () => {
     const asker: Asker = {
       select: (site, message) => ask(site, message),
       confirm: (site, message) => ask(site, message),
+      secret: (site, message) => ask(site, message),
     };
     return { asker, asked, peak: () => peak };
   }
