@@ -15,10 +15,15 @@ export interface RetryPolicy {
   /** Delay before the second attempt; doubled each time up to `maxDelayMs`. */
   baseDelayMs: number;
   maxDelayMs: number;
+  /**
+   * No new attempt starts once this long has passed since the first: a host
+   * that never answers costs a few ConnectTimeouts, not `attempts` of them.
+   */
+  maxElapsedMs?: number;
 }
 
-/** Up to about 40 s of trying: enough for a loaded sshd to let 20 handshakes through. */
-export const DEFAULT_CONNECT_RETRY: RetryPolicy = { attempts: 8, baseDelayMs: 250, maxDelayMs: 8000 };
+/** About 20 s of waits at most: enough for a loaded sshd to let 20 handshakes through. */
+export const DEFAULT_CONNECT_RETRY: RetryPolicy = { attempts: 8, baseDelayMs: 250, maxDelayMs: 8000, maxElapsedMs: 45_000 };
 
 /** The wait before attempt `attempt + 1`: exponential with jitter, so sites that failed together don't return together. */
 export function backoffDelay(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
@@ -30,6 +35,8 @@ export interface RetryOptions {
   policy?: RetryPolicy;
   /** Aborting (Ctrl-C) stops waiting and retrying. */
   signal?: AbortSignal;
+  /** Jitter source; tests pass a constant. */
+  random?: () => number;
   /** Told before each wait: the "says so" of a retry. */
   onRetry?: (info: { error: ConnectionError; attempt: number; attempts: number; delayMs: number }) => void;
 }
@@ -47,6 +54,7 @@ export function retryingConnect(inner: Transport, options: RetryOptions = {}): T
   let connected: Promise<void> | undefined;
 
   const attemptAll = async (): Promise<void> => {
+    const started = Date.now();
     for (let attempt = 1; ; attempt++) {
       if (options.signal?.aborted) throw new InterruptedError(`interrupted while connecting to ${inner.target}`);
       try {
@@ -54,7 +62,8 @@ export function retryingConnect(inner: Transport, options: RetryOptions = {}): T
         return;
       } catch (error) {
         if (!(error instanceof ConnectionError) || !error.transient || attempt >= policy.attempts) throw error;
-        const delayMs = backoffDelay(attempt, policy);
+        const delayMs = backoffDelay(attempt, policy, options.random);
+        if (policy.maxElapsedMs !== undefined && Date.now() - started + delayMs > policy.maxElapsedMs) throw error;
         options.onRetry?.({ error, attempt, attempts: policy.attempts, delayMs });
         try {
           await sleep(delayMs, undefined, { signal: options.signal });

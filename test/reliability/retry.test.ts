@@ -57,6 +57,12 @@ describe('connecting again after transient refusals', () => {
     expect(inner.attempts).toBe(4);
   });
 
+  it('starts no attempt after maxElapsedMs: a host that never answers costs a few ConnectTimeouts', async () => {
+    const inner = flaky([refused(), refused(), refused()]);
+    await expect(retryingConnect(inner, { policy: { attempts: 10, baseDelayMs: 60, maxDelayMs: 60, maxElapsedMs: 100 }, random: () => 1 }).connect()).rejects.toThrow(/handshake/);
+    expect(inner.attempts).toBe(2);
+  });
+
   it('Ctrl-C stops the waiting', async () => {
     const inner = flaky([refused(), refused()]);
     const interrupt = new AbortController();
