@@ -3,7 +3,9 @@ import { UsageError } from '../core/errors.ts';
 import { suggest } from '../config/schema.ts';
 import { Redactor } from '../core/secret.ts';
 import { retryingConnect } from '../executor/retry.ts';
-import { passphraseProvider, sshSettingsFromEnv, sshTransportFor } from '../ssh/site-transport.ts';
+import { sshRunSettings } from '../ssh/run-settings.ts';
+import { sshTransportFor } from '../ssh/site-transport.ts';
+import { inquirerAsker } from '../prompts/interactive.ts';
 import type { Transport } from '../transports/transport.ts';
 
 /**
@@ -11,7 +13,7 @@ import type { Transport } from '../transports/transport.ts';
  * `deploy unlock` and `deploy history` work on. Connecting retries
  * transient refusals like `deploy run` does, and says so on stderr.
  */
-export async function connectToSite(siteName: string, flags: { file?: string }, stderr: NodeJS.WritableStream = process.stderr): Promise<{ site: ResolvedSite; transport: Transport }> {
+export async function connectToSite(siteName: string, flags: { file?: string; sshConfig?: string; acceptNewHostKeys?: boolean }, stderr: NodeJS.WritableStream = process.stderr): Promise<{ site: ResolvedSite; transport: Transport }> {
   const deployfile = await loadDeployfile(findDeployfile(flags.file));
   const site = deployfile.sites.find((s) => s.name === siteName);
   if (!site) {
@@ -20,13 +22,17 @@ export async function connectToSite(siteName: string, flags: { file?: string }, 
     throw new UsageError(`unknown site "${siteName}"${hint ? ` (did you mean "${hint}"?)` : ''}; sites are: ${names.join(', ')}`);
   }
   const redactor = new Redactor();
+  // The same SSH settings as `deploy run`: -F, --accept-new-host-keys, env secrets, TTY questions.
+  const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY) && !process.env.CI;
+  const { ssh } = sshRunSettings({
+    configFile: flags.sshConfig,
+    acceptNewHostKeys: flags.acceptNewHostKeys,
+    asker: interactive ? { confirm: inquirerAsker.confirm, secret: (message) => inquirerAsker.secret(null, message) } : undefined,
+    redactor,
+    onWarning: (_site, message) => stderr.write(`deploy: warning: ${message}\n`),
+  });
   const transport = retryingConnect(
-    sshTransportFor(site, {
-      ...sshSettingsFromEnv(process.env),
-      passphrase: passphraseProvider({ env: process.env }),
-      redactor,
-      onWarning: (_site, message) => stderr.write(`deploy: warning: ${message}\n`),
-    }),
+    sshTransportFor(site, ssh),
     { onRetry: ({ error, attempt, attempts, delayMs }) => stderr.write(`deploy: ${error.message}; retrying in ${delayMs} ms (attempt ${attempt + 1} of ${attempts})\n`) },
   );
   await transport.connect();
