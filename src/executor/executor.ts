@@ -111,8 +111,11 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
       const durationMs = Math.round(performance.now() - taskStarted);
       bus.emit({ type: 'task:end', site: rt.siteName, task: name, taskId, status: frame.skipped ? 'skipped' : 'ok', durationMs, note: frame.skipped });
     } catch (error) {
-      if (error instanceof Object && !failedIn.has(error)) failedIn.set(error, name);
-      const message = redactor.redact(error instanceof Error ? error.message : String(error));
+      const inner = error instanceof Object ? failedIn.get(error) : undefined;
+      if (error instanceof Object && !inner) failedIn.set(error, name);
+      // The task where it happened carries the whole error; the tasks around it
+      // only point there, so a view doesn't print the same stderr tail at every level.
+      const message = inner ? `failed in ${inner}` : redactor.redact(error instanceof Error ? error.message : String(error));
       bus.emit({ type: 'task:end', site: rt.siteName, task: name, taskId, status: 'failed', durationMs: Math.round(performance.now() - taskStarted), error: message });
       throw error;
     }

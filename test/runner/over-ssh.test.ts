@@ -232,6 +232,20 @@ describe('tasks across sites', () => {
     expect(fx.server.stats.commands.length).toBe(before);
   });
 
+  it('a failure inside an invoked task is told in full once; the tasks around it point there', async () => {
+    const { of, outcome } = await runDeployfile(
+      fx,
+      { sites: one(), tasks: { pull: async (c) => { await c.run('echo fatal: diverged >&2; exit 1'); }, deploy: async (c) => { await c.invoke('pull'); } } },
+      ['deploy'],
+    );
+    const ends = of('task:end').map((e) => [e.task, e.status, e.error?.split('\n')]);
+    expect(ends).toEqual([
+      ['pull', 'failed', [expect.stringContaining('Command failed with exit code 1'), '  fatal: diverged']],
+      ['deploy', 'failed', ['failed in pull']],
+    ]);
+    expect(outcome.summary[0]).toMatchObject({ failedTask: 'pull', failedCommand: 'echo fatal: diverged >&2; exit 1' });
+  });
+
   it('one site failing leaves the others untouched', async () => {
     const { outcome } = await runDeployfile(
       fx,
