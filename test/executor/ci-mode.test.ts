@@ -9,6 +9,14 @@ import { DeployEvent, type SiteSummary } from '../../src/core/events.ts';
 import { inShard } from '../../src/executor/select.ts';
 import { deploy } from '../helpers/cli.ts';
 
+/**
+ * Each CLI run is killed after this (so a run waiting for input fails rather
+ * than hangs); generous, since the machine may be busy with other test files.
+ */
+const CLI_MS = 30_000;
+/** Tests that start several CLI runs get longer than vitest's default. */
+const SLOW = { timeout: 120_000 };
+
 const SITES = ['shop-berlin', 'shop-paris', 'shop-rome', 'blog', 'wiki', 'api'];
 let dir: string;
 
@@ -56,9 +64,9 @@ function runEnd(list: DeployEvent[]) {
 
 const statuses = (summary: SiteSummary[]) => Object.fromEntries(summary.map((row) => [row.site, row.status]));
 
-describe('--json: JSON lines on stdout, people on stderr', () => {
+describe('--json: JSON lines on stdout, people on stderr', SLOW, () => {
   it('streams schema-valid events whose summary matches what happened, exit 1 naming the failed site', async () => {
-    const result = await deploy(['run', 'deploy', '--json', '--parallel', '6'], { cwd: dir, timeoutMs: 15_000 });
+    const result = await deploy(['run', 'deploy', '--json', '--parallel', '6'], { cwd: dir, timeoutMs: CLI_MS });
     expect(result.code).toBe(1);
     const list = events(result.stdout);
     const end = runEnd(list);
@@ -84,16 +92,16 @@ describe('--json: JSON lines on stdout, people on stderr', () => {
   });
 
   it('DEPLOY_JSON=1 does the same from the environment', async () => {
-    const result = await deploy(['run', 'deploy', '-s', 'blog'], { cwd: dir, env: { DEPLOY_JSON: '1' }, timeoutMs: 15_000 });
+    const result = await deploy(['run', 'deploy', '-s', 'blog'], { cwd: dir, env: { DEPLOY_JSON: '1' }, timeoutMs: CLI_MS });
     expect(result.code).toBe(0);
     expect(runEnd(events(result.stdout)).summary.map((row) => row.site)).toEqual(['blog']);
   });
 });
 
-describe('without a TTY nothing waits for input', () => {
+describe('without a TTY nothing waits for input', SLOW, () => {
   it('confirm questions and failed commands on six sites at once are answered by policy (stdin stays open)', async () => {
     // deploy() leaves stdin an open pipe: a prompt reading it would hang until the helper's timeout fails the test.
-    const result = await deploy(['run', 'ask', '--json', '--parallel', '6'], { cwd: dir, timeoutMs: 15_000 });
+    const result = await deploy(['run', 'ask', '--json', '--parallel', '6'], { cwd: dir, timeoutMs: CLI_MS });
     expect(result.code).toBe(1);
     const prompts = events(result.stdout).filter((e) => e.type === 'prompt');
     expect(prompts.filter((p) => p.kind === 'confirm')).toHaveLength(6);
@@ -102,7 +110,7 @@ describe('without a TTY nothing waits for input', () => {
   });
 
   it('policy from the environment: DEPLOY_YES and DEPLOY_ON_FAILURE=continue', async () => {
-    const result = await deploy(['run', 'ask', '--json', '-s', 'api'], { cwd: dir, env: { DEPLOY_YES: 'true', DEPLOY_ON_FAILURE: 'continue' }, timeoutMs: 15_000 });
+    const result = await deploy(['run', 'ask', '--json', '-s', 'api'], { cwd: dir, env: { DEPLOY_YES: 'true', DEPLOY_ON_FAILURE: 'continue' }, timeoutMs: CLI_MS });
     expect(result.code).toBe(0);
     const list = events(result.stdout);
     expect(list.filter((e) => e.type === 'prompt').map((e) => e.type === 'prompt' && [e.kind, e.answer])).toEqual([
@@ -113,7 +121,7 @@ describe('without a TTY nothing waits for input', () => {
   });
 
   it('with CI set: plain [site] lines, no spinners or cursor movement, and the summary at the end', async () => {
-    const result = await deploy(['run', 'deploy', '-s', 'content'], { cwd: dir, env: { CI: 'true' }, timeoutMs: 15_000 });
+    const result = await deploy(['run', 'deploy', '-s', 'content'], { cwd: dir, env: { CI: 'true' }, timeoutMs: CLI_MS });
     expect(result.code).toBe(0);
     expect(result.stdout).not.toMatch(/\x1b\[/);
     expect(result.stdout).toContain('[blog] ▶ deploy');
@@ -123,9 +131,9 @@ describe('without a TTY nothing waits for input', () => {
   });
 });
 
-describe('selecting sites from the command line and the environment', () => {
+describe('selecting sites from the command line and the environment', SLOW, () => {
   const selected = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
-    const result = await deploy(['run', 'deploy', '--json', ...args], { cwd: dir, env, timeoutMs: 15_000 });
+    const result = await deploy(['run', 'deploy', '--json', ...args], { cwd: dir, env, timeoutMs: CLI_MS });
     return { code: result.code, sites: result.code === 2 || result.stdout === '' ? [] : runEnd(events(result.stdout)).summary.map((row) => row.site), stderr: result.stderr };
   };
 
@@ -152,25 +160,25 @@ describe('selecting sites from the command line and the environment', () => {
 
   it('an empty shard does nothing and succeeds; a bad one is exit 2', async () => {
     const index = Array.from({ length: 20 }, (_, i) => i + 1).find((i) => !inShard('api', { index: i, count: 20 }))!;
-    const none = await deploy(['run', 'deploy', '-s', 'api', '--shard', `${index}/20`], { cwd: dir, timeoutMs: 15_000 });
+    const none = await deploy(['run', 'deploy', '-s', 'api', '--shard', `${index}/20`], { cwd: dir, timeoutMs: CLI_MS });
     expect(none.code).toBe(0);
     expect(none.stderr).toContain(`shard ${index}/20 holds none of the selected sites; nothing to do`);
     expect(none.stdout).not.toContain('built');
-    const bad = await deploy(['run', 'deploy', '--shard', '4/3'], { cwd: dir, timeoutMs: 15_000 });
+    const bad = await deploy(['run', 'deploy', '--shard', '4/3'], { cwd: dir, timeoutMs: CLI_MS });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--shard / DEPLOY_SHARD: "4/3": expected I/N with 1 <= I <= N');
   });
 
   it('--max-failures and --batch from the command line and DEPLOY_* variables', async () => {
     // shop-paris is second: with batches of one, nothing after it starts.
-    const rows = await deploy(['run', 'deploy', '--json'], { cwd: dir, env: { DEPLOY_BATCH: '1' }, timeoutMs: 15_000 });
+    const rows = await deploy(['run', 'deploy', '--json'], { cwd: dir, env: { DEPLOY_BATCH: '1' }, timeoutMs: CLI_MS });
     expect(statuses(runEnd(events(rows.stdout)).summary)).toEqual({ 'shop-berlin': 'ok', 'shop-paris': 'failed', 'shop-rome': 'not-started', blog: 'not-started', wiki: 'not-started', api: 'not-started' });
-    const limited = await deploy(['run', 'deploy', '--json', '--parallel', '1', '--max-failures', '1'], { cwd: dir, timeoutMs: 15_000 });
+    const limited = await deploy(['run', 'deploy', '--json', '--parallel', '1', '--max-failures', '1'], { cwd: dir, timeoutMs: CLI_MS });
     expect(statuses(runEnd(events(limited.stdout)).summary)['shop-rome']).toBe('not-started');
-    const bad = await deploy(['run', 'deploy', '--max-failures', '0'], { cwd: dir, env: {}, timeoutMs: 15_000 });
+    const bad = await deploy(['run', 'deploy', '--max-failures', '0'], { cwd: dir, env: {}, timeoutMs: CLI_MS });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--max-failures / DEPLOY_MAX_FAILURES: must be at least 1');
-    const badEnv = await deploy(['run', 'deploy'], { cwd: dir, env: { DEPLOY_PARALLEL: 'lots' }, timeoutMs: 15_000 });
+    const badEnv = await deploy(['run', 'deploy'], { cwd: dir, env: { DEPLOY_PARALLEL: 'lots' }, timeoutMs: CLI_MS });
     expect(badEnv.code).toBe(2);
     expect(badEnv.stderr).toContain('--parallel / DEPLOY_PARALLEL');
   });
