@@ -1,0 +1,115 @@
+/**
+ * `deploy demo` from start to end: build the throwaway world, start what a
+ * server would run (SSH, a stand-in uWSGI emperor), deploy, show what the
+ * site serves afterwards, and take it all down again.
+ */
+import { writeFile } from 'node:fs/promises';
+import { relative } from 'node:path';
+import http from 'node:http';
+import { EXIT } from '../core/errors.ts';
+import { formatDuration } from '../core/duration.ts';
+import { generateKeyPair, startEmbeddedSshServer } from '../embedded-ssh/server.ts';
+import { style, useColor } from '../views/style.ts';
+import { deployDemoSite } from './deploy.ts';
+import { startStandInEmperor } from './emperor.ts';
+import { prepareVirtualenv } from './python.ts';
+import { createWorkspace, DEMO_SITE, removeWorkspace } from './workspace.ts';
+
+/** Options of {@link runDemo}. */
+export interface DemoOptions {
+  /** Leave the temp dir in place afterwards. */
+  keep: boolean;
+  /** Listr view (a TTY at both ends) or plain lines. */
+  interactive: boolean;
+}
+
+/**
+ * Runs the demo and returns the exit code: the deploy's (0 on success), or 1
+ * when the site does not serve the new revision afterwards.
+ *
+ * @example
+ * process.exitCode = await runDemo({ keep: false, interactive: isInteractive() });
+ */
+export async function runDemo(options: DemoOptions): Promise<number> {
+  const started = performance.now();
+  const out = process.stdout;
+  const s = style(useColor(out));
+  const say = (text = ''): void => void out.write(`${text}\n`);
+  const row = (label: string, text: string): void => say(`  ${s.dim(label.padEnd(14))}${text}`);
+
+  say(s.bold('deploy demo: deploying examples/django-site over real SSH to a throwaway local target'));
+  const w = await createWorkspace();
+  const stops: (() => Promise<void>)[] = [];
+  // First Ctrl-C: end the deploy and clean up as usual; a second one leaves at once.
+  const interrupt = new AbortController();
+  const onSigint = (): void => {
+    if (interrupt.signal.aborted) process.exit(EXIT.interrupted);
+    process.stderr.write('\nInterrupted: ending the deploy, then cleaning up (Ctrl-C again to exit at once)\n');
+    interrupt.abort();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const python = await prepareVirtualenv(w, (text) => say(s.dim(text)));
+    const emperor = await startStandInEmperor(w.vassal);
+    stops.push(() => emperor.close());
+    const keys = generateKeyPair('deploy-demo');
+    // The server's commands (git pull, pip, the reload check) inherit this process's PATH, as a login shell would set it.
+    const server = await startEmbeddedSshServer({ homes: { [DEMO_SITE]: w.home }, authorizedKeys: [keys.publicKey], env: { PIP_DISABLE_PIP_VERSION_CHECK: '1' } });
+    stops.unshift(() => server.close());
+    await writeFile(w.knownHosts, `${server.knownHostsLine}\n`);
+
+    // Paths relative to the temp dir: the full ones wrap on an 80-column terminal.
+    const at = (path: string): string => relative(w.root, path);
+    say(`in ${w.root}:`);
+    row('origin', `${at(w.origin)}, a bare git repository`);
+    row('working clone', `${at(w.workClone)}, tracking origin/main, with a new commit to ship`);
+    row('target', `${DEMO_SITE}@127.0.0.1:${server.port}, an SSH server inside this process; home ${at(w.home)}`);
+    row('stand-ins', 'uWSGI: an emperor inside this process; touching the vassal ini restarts');
+    row('', "a Node http server on the vassal's socket that serves the deployed revision");
+    for (const fake of python.fakes) row('', fake);
+    if (python.reason) row('', `(${python.reason}; with it, these are real)`);
+    row('real', python.realDjango ? 'git, SSH, the built-in tasks, and Django: tests, pip, collectstatic' : 'git, SSH, the built-in tasks and the commands they run');
+    say(`committed ${w.newRevision} in the working clone`);
+    say();
+
+    const exitCode = await deployDemoSite(w, python, { host: '127.0.0.1', port: server.port, privateKey: keys.privateKey }, { interactive: options.interactive, signal: interrupt.signal });
+    say();
+    if (exitCode !== 0) {
+      say(s.red(`deploy demo: the deploy failed (exit ${exitCode}).`) + (options.keep ? '' : ' Run deploy demo --keep to look at what it left.'));
+      return exitCode;
+    }
+
+    const served = await fetchRevision(w.socket).catch((error: Error) => `nothing (${error.message})`);
+    const ok = served === w.newRevision;
+    say(ok ? s.green(`The site now serves revision ${served}, the commit the demo made.`) : s.red(`The site serves ${served}, not the revision just deployed (${w.newRevision}).`));
+    row('target dir', w.codeDir);
+    row('working clone', w.workClone);
+    row('look', `curl --unix-socket ${w.socket} http://demo/`);
+    row('uWSGI log', `${w.uwsgiLog} (the stand-in's)`);
+    return ok ? exitCode : EXIT.failed;
+  } finally {
+    process.off('SIGINT', onSigint);
+    for (const stop of stops) await stop().catch(() => {});
+    if (options.keep) {
+      say(`Kept ${w.root}: the code, the log and both git clones.`);
+      say('The stand-in emperor stopped with the demo, so the socket no longer answers.');
+    } else {
+      await removeWorkspace(w);
+      say(s.dim(`Stopped the SSH server and the stand-in emperor, removed ${w.root} (deploy demo --keep keeps the files).`));
+    }
+    say(s.dim(`deploy demo took ${formatDuration(performance.now() - started)}`));
+  }
+}
+
+/** GET /revision over the vassal's unix socket, as `curl --unix-socket` would. */
+function fetchRevision(socketPath: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const request = http.get({ socketPath, path: '/revision', headers: { Host: DEMO_SITE }, timeout: 5_000 }, (response) => {
+      let body = '';
+      response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => (response.statusCode === 200 ? resolve(body.trim()) : reject(new Error(`HTTP ${response.statusCode}`))));
+    });
+    request.on('timeout', () => request.destroy(new Error('no answer within 5s')));
+    request.on('error', reject);
+  });
+}
