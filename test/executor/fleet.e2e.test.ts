@@ -27,6 +27,7 @@ describe.skipIf(skipReason !== undefined)(`many sites at once on one stock sshd$
   let sshd: lab.Sshd | undefined;
   let work: string;
   let env: NodeJS.ProcessEnv;
+  let operatorKey: string;
   const timings: string[] = [];
 
   beforeAll(async () => {
@@ -44,6 +45,18 @@ describe.skipIf(skipReason !== undefined)(`many sites at once on one stock sshd$
     env = { HOME: home, SSH_AUTH_SOCK: '', DEPLOY_SSH_KEY: '', CI: 'true' };
 
     const sites = Object.fromEntries(USERS.map((user) => [user, { host: lab.LOOPBACK, port: sshd!.port, identityFile: key.privateKeyPath, vars: { fail: user === FAILING } }]));
+    operatorKey = fs.readFileSync(key.privateKeyPath, 'utf8');
+    // As in CI: no identityFile anywhere, the key comes from DEPLOY_SSH_KEY.
+    const ciSites = Object.fromEntries(TWENTY.map((user) => [user, { host: lab.LOOPBACK, port: sshd!.port }]));
+    fs.writeFileSync(
+      path.join(work, 'ci.deployfile.ts'),
+      `import { defineDeployfile } from 'deployfile';
+export default defineDeployfile({
+  sites: ${JSON.stringify(ciSites)},
+  tasks: { deploy: async (c) => { await c.run(\`echo "\${process.env.FLEET_RUN}" > ~/deployed && echo ok >> ~/deployed\`); } },
+});
+`,
+    );
     fs.writeFileSync(
       path.join(work, 'deployfile.ts'),
       `import { defineDeployfile, task } from 'deployfile';
@@ -144,6 +157,23 @@ export default defineDeployfile({
     }
     expect(peak).toBeGreaterThan(10);
     expect(fs.readFileSync(sshd!.logPath, 'utf8')).not.toMatch(/past MaxStartups|MaxStartups throttling/);
+  });
+
+  it('as a CI job: the key from DEPLOY_SSH_KEY, options from DEPLOY_* variables, 20 sites at once', async () => {
+    const runTag = `ci-${Date.now()}`;
+    const started = performance.now();
+    const result = await deploy(['run', 'deploy', '-f', 'ci.deployfile.ts'], {
+      cwd: work,
+      env: { ...env, FLEET_RUN: runTag, DEPLOY_SSH_KEY: operatorKey, DEPLOY_JSON: '1', DEPLOY_PARALLEL: '20', DEPLOY_MAX_FAILURES: '1' },
+      timeoutMs: 150_000,
+    });
+    timings.push(`ci (DEPLOY_SSH_KEY, 20 sites): ${((performance.now() - started) / 1000).toFixed(1)} s wall, exit ${result.code}`);
+    expect(result.code, result.stderr.slice(-3000)).toBe(0);
+    const end = DeployEvent.parse(JSON.parse(result.stdout.trim().split('\n').at(-1)!));
+    expect(end.type === 'run:end' && end.summary.map((row) => row.status)).toEqual(Array(20).fill('ok'));
+    for (const user of TWENTY) expect(deployedOf(user), user).toBe(`${runTag}\nok\n`);
+    // The key was used from memory: nothing under the operator's HOME but known_hosts.
+    expect(fs.readdirSync(path.join(env.HOME!, '.ssh'))).toEqual(['known_hosts']);
   });
 
   it('including the failing one: 50 at once, the other 49 succeed', async () => {
