@@ -87,7 +87,7 @@ export class PlainView {
         else this.write(event.site, s.red(`✖ ${event.task} failed: ${event.error ?? ''}`));
         break;
       case 'prompt':
-        this.write(event.site, `? ${event.question} ${s.bold(event.answer)}${event.by === 'policy' ? s.dim(' (answered by policy: no TTY; see --yes / --on-failure)') : ''}`);
+        this.write(event.site, `? ${event.question} ${s.bold(event.answer)}${event.by === 'policy' ? s.dim(' (answered by policy: no TTY, CI or --json; see --yes / --on-failure)') : ''}`);
         break;
       case 'log':
         this.write(event.site, event.level === 'info' ? event.message : event.level === 'warn' ? s.yellow(`warning: ${event.message}`) : s.red(event.message));
