@@ -141,19 +141,70 @@ function uwsgiTicks(): number {
 }
 
 /**
- * Waits until the uWSGI processes have been quiet (under 2% of one core) for
- * one window. `settleMs` first: the emperor notices touched vassals on its
- * next scan, not at once.
+ * Vassals the emperor has started reloading and not yet reported ready, from
+ * its log (read incrementally): "reload the uwsgi instance X.ini" opens one,
+ * "vassal X.ini is ready to accept requests" closes it.
  */
-export async function waitUwsgiQuiet(settleMs = 0, timeoutMs = 90_000): Promise<number> {
+const emperorLog = { offset: 0, partial: '', pending: new Set<string>() };
+
+function pendingReloads(): Set<string> {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(lab.emperorLogPath(), 'r');
+    const size = fs.fstatSync(fd).size;
+    if (size < emperorLog.offset) emperorLog.offset = 0;
+    const buf = Buffer.alloc(size - emperorLog.offset);
+    fs.readSync(fd, buf, 0, buf.length, emperorLog.offset);
+    emperorLog.offset = size;
+    const lines = (emperorLog.partial + buf.toString('utf8')).split('\n');
+    emperorLog.partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const reload = /\[emperor\] reload the uwsgi instance (\S+)\.ini/.exec(line);
+      if (reload) emperorLog.pending.add(reload[1] as string);
+      const ready = /\[emperor\] vassal (\S+)\.ini is ready to accept requests|\[emperor\] (?:stop|removed) the uwsgi instance (\S+)\.ini/.exec(line);
+      if (ready) emperorLog.pending.delete((ready[1] ?? ready[2]) as string);
+    }
+  } catch {
+    // no log yet
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+  return emperorLog.pending;
+}
+
+/** Forget what the emperor did so far (e.g. starting every vassal): only later reloads are waited for. */
+function resetEmperorLog(): void {
+  emperorLog.pending.clear();
+  emperorLog.partial = '';
+  try {
+    emperorLog.offset = fs.statSync(lab.emperorLogPath()).size;
+  } catch {
+    emperorLog.offset = 0;
+  }
+}
+
+/**
+ * Waits until the apps a run touched have been reloaded: every reload the
+ * emperor started is reported ready, and the uWSGI processes have been quiet
+ * (under 2% of one core) for half a second. `settleMs` first: the emperor
+ * notices a touched ini on its next directory scan (every 3 s), after the
+ * tool under test has exited. Touching a vassal again while it still
+ * reloads can leave it waiting for its old worker for the 60 s "mercy", so
+ * the next run must not start before this returns.
+ */
+export async function waitUwsgiQuiet(settleMs = 0, timeoutMs = 120_000): Promise<number> {
   const started = Date.now();
   if (settleMs > 0) await sleep(settleMs);
   let before = uwsgiTicks();
   for (;;) {
     await sleep(500);
     const now = uwsgiTicks();
+    const pending = pendingReloads();
     // Ticks of processes that exited in the window are lost, so `now` can be lower.
-    if (now - before <= 1 || Date.now() - started > timeoutMs) return Date.now() - started;
+    if ((now - before <= 1 && pending.size === 0) || Date.now() - started > timeoutMs) {
+      if (pending.size > 0) process.stderr.write(`bench: still reloading after ${timeoutMs / 1000} s: ${[...pending].join(', ')}\n`);
+      return Date.now() - started;
+    }
     before = now;
   }
 }
@@ -229,6 +280,7 @@ export async function ensureLab(count: number, repoRoot: string, say: (s: string
   }
   say(`waiting for ${sites.length} vassal(s) to listen`);
   for (const name of sites) await lab.waitForSocket(lab.socketPath(name), 120_000);
+  resetEmperorLog();
   await waitUwsgiQuiet(1000);
 
   const knownHostsLines = fs

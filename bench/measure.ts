@@ -18,7 +18,15 @@ export interface Sample {
   exitCode: number | null;
   /** Peak resident set of the process (largest of it and its waited-for children), KiB. */
   maxRssKb: number | undefined;
+  /**
+   * CPU time (user + system) of the process and its waited-for children, ms.
+   * Daemonized children (an `ssh -f` ControlMaster) are not waited for and not counted.
+   */
+  cpuMs: number | undefined;
   log: string;
+  /** Epoch ms at spawn and at exit, to line up with the tool's own timestamps. */
+  startedAt: number;
+  endedAt: number;
 }
 
 /** Runs `inv` under /usr/bin/time; never throws for a non-zero exit (the sample says so). */
@@ -28,7 +36,8 @@ export async function timed(inv: Invocation, log: string, timeoutMs = 600_000): 
   fs.rmSync(rssFile, { force: true });
   const out = fs.openSync(log, 'w');
   fs.writeSync(out, `$ ${inv.argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ')}\n`);
-  const argv = ['/usr/bin/time', '-f', '%M', '-o', rssFile, ...inv.argv];
+  const argv = ['/usr/bin/time', '-f', '%M %U %S', '-o', rssFile, ...inv.argv];
+  const startedAt = Date.now();
   const started = performance.now();
   const child = spawn(argv[0] as string, argv.slice(1), { env: inv.env, cwd: inv.cwd, stdio: ['ignore', out, out] });
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
@@ -40,14 +49,17 @@ export async function timed(inv: Invocation, log: string, timeoutMs = 600_000): 
   clearTimeout(timer);
   fs.closeSync(out);
   let maxRssKb: number | undefined;
+  let cpuMs: number | undefined;
   try {
+    // GNU time writes "Command exited with non-zero status N" first when it did.
     const lines = fs.readFileSync(rssFile, 'utf8').trim().split('\n');
-    maxRssKb = Number(lines[lines.length - 1]);
-    if (!Number.isFinite(maxRssKb)) maxRssKb = undefined;
+    const [rss, user, sys] = (lines[lines.length - 1] ?? '').split(' ').map(Number);
+    if (Number.isFinite(rss)) maxRssKb = rss;
+    if (Number.isFinite(user) && Number.isFinite(sys)) cpuMs = ((user as number) + (sys as number)) * 1000;
   } catch {
-    maxRssKb = undefined;
+    // no time output (killed)
   }
-  return { ms, exitCode, maxRssKb, log };
+  return { ms, exitCode, maxRssKb, cpuMs, log, startedAt, endedAt: startedAt + ms };
 }
 
 export interface Stats {
@@ -165,4 +177,83 @@ function areaOf(url: string, functionName: string): string {
   const dist = url.indexOf('/dist/');
   if (dist >= 0) return `deployfile ${url.slice(dist + 1).split('/').slice(0, 3).join('/')}`;
   return url.replace(/^file:\/\//, '');
+}
+
+interface Ev {
+  type: string;
+  ts: string;
+  site?: string | null;
+  task?: string;
+  taskId?: string;
+  parentTaskId?: string | null;
+  status?: string;
+  durationMs?: number;
+  where?: string;
+  note?: string;
+}
+
+/**
+ * Where a `deploy run --json` run's wall time went, from its own events:
+ * start-up until the run starts, per site the wait for the first command
+ * (connecting), each task's duration (median and max over sites), and the
+ * time from the run's end to the process's exit. Rows are markdown.
+ */
+export function timeline(log: string, sample: Sample): string[] {
+  const events: Ev[] = [];
+  for (const line of fs.readFileSync(log, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      events.push(JSON.parse(line) as Ev);
+    } catch {
+      // a human line
+    }
+  }
+  const t = (e: Ev | undefined): number => (e ? Date.parse(e.ts) : NaN);
+  const runStart = events.find((e) => e.type === 'run:start');
+  const runEnd = events.find((e) => e.type === 'run:end');
+  if (!runStart || !runEnd) return ['(no JSON events in the log)'];
+  const rows: [string, number[]][] = [];
+  rows.push(['process start → run:start (Node, the CLI, jiti compiling and loading the deployfile)', [t(runStart) - sample.startedAt]]);
+  const siteStart = new Map<string, number>();
+  const firstRemote = new Map<string, number>();
+  for (const e of events) {
+    if (e.type === 'site:start' && e.site) siteStart.set(e.site, t(e));
+    if (e.type === 'command:start' && e.where === 'remote' && e.site && !firstRemote.has(e.site)) firstRemote.set(e.site, t(e));
+  }
+  const waits = [...siteStart].filter(([s]) => firstRemote.has(s)).map(([s, at]) => (firstRemote.get(s) as number) - at);
+  if (waits.length) rows.push(['per site: site:start → first remote command starts (includes waiting for run-once tasks)', waits]);
+  const byTask = new Map<string, number[]>();
+  const skipped = new Map<string, number>();
+  const depth = new Map<string, number>();
+  for (const e of events) {
+    if (e.type === 'task:start' && e.taskId) depth.set(e.taskId, e.parentTaskId ? (depth.get(e.parentTaskId) ?? 0) + 1 : 0);
+    if (e.type === 'task:end' && e.task && e.taskId) {
+      const key = `${'  '.repeat(depth.get(e.taskId) ?? 0)}task ${e.task}${e.site ? '' : ' (once)'}`;
+      byTask.set(key, [...(byTask.get(key) ?? []), e.durationMs ?? NaN]);
+      if (e.status === 'skipped') skipped.set(key, (skipped.get(key) ?? 0) + 1);
+    }
+  }
+  // Tasks in the order they first started.
+  const order: string[] = [];
+  for (const e of events) {
+    if (e.type !== 'task:start' || !e.taskId) continue;
+    const key = `${'  '.repeat(depth.get(e.taskId) ?? 0)}task ${e.task}${e.site ? '' : ' (once)'}`;
+    if (!order.includes(key)) order.push(key);
+  }
+  for (const key of order) {
+    const n = skipped.get(key);
+    rows.push([`${key}${n ? ` (skipped on ${n})` : ''}`, byTask.get(key) ?? []]);
+  }
+  rows.push(['run:start → run:end', [t(runEnd) - t(runStart)]]);
+  rows.push(['run:end → process exit (closing connections, flushing)', [sample.endedAt - t(runEnd)]]);
+  return [
+    `Timeline of that run, from its \`--json\` events (wall ${fmtMs(sample.ms)}):`,
+    '',
+    '| phase | median | max | over |',
+    '| --- | ---: | ---: | ---: |',
+    ...rows.map(([name, v]) => {
+      const st = stats(v);
+      return `| ${name.replace(/^( +)/, (m) => '&nbsp;'.repeat(m.length * 2))} | ${fmtMs(st.median)} | ${fmtMs(st.max)} | ${v.length > 1 ? `${v.length} sites` : ''} |`;
+    }),
+  ];
 }
