@@ -3,6 +3,7 @@
  * server would run (SSH, a stand-in uWSGI emperor), deploy, show what the
  * site serves afterwards, and take it all down again.
  */
+import { rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import http from 'node:http';
@@ -48,6 +49,12 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     interrupt.abort();
   };
   process.on('SIGINT', onSigint);
+  // process.exit() skips the finally below (a second Ctrl-C; listr2's own SIGINT handler on a TTY exits with 127):
+  // the temp dir must not outlive the demo even then.
+  const removeOnExit = (): void => {
+    if (!options.keep) rmSync(w.root, { recursive: true, force: true });
+  };
+  process.on('exit', removeOnExit);
   try {
     const python = await prepareVirtualenv(w, (text) => say(s.dim(text)));
     const emperor = await startStandInEmperor(w.vassal);
@@ -75,7 +82,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const exitCode = await deployDemoSite(w, python, { host: '127.0.0.1', port: server.port, privateKey: keys.privateKey }, { interactive: options.interactive, signal: interrupt.signal });
     say();
     if (exitCode !== 0) {
-      say(s.red(`deploy demo: the deploy failed (exit ${exitCode}).`) + (options.keep ? '' : ' Run deploy demo --keep to look at what it left.'));
+      const what = exitCode === EXIT.interrupted ? 'was interrupted' : 'failed';
+      say(s.red(`deploy demo: the deploy ${what} (exit ${exitCode}).`) + (options.keep ? '' : ' Run deploy demo --keep to look at what it left.'));
       return exitCode;
     }
 
@@ -89,6 +97,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     return ok ? exitCode : EXIT.failed;
   } finally {
     process.off('SIGINT', onSigint);
+    process.off('exit', removeOnExit);
     for (const stop of stops) await stop().catch(() => {});
     if (options.keep) {
       say(`Kept ${w.root}: the code, the log and both git clones.`);
