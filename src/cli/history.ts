@@ -1,8 +1,8 @@
 import { formatDuration } from '../core/duration.ts';
-import { ConnectionError, EXIT, UsageError } from '../core/errors.ts';
+import { EXIT, UsageError } from '../core/errors.ts';
 import { HISTORY_PATH, readHistory, type HistoryRecord } from '../executor/history.ts';
 import { style, useColor, type Style } from '../views/style.ts';
-import { connectToSite } from './site-connection.ts';
+import { withSite } from './site-connection.ts';
 import { reportFatal } from './report.ts';
 
 /**
@@ -10,23 +10,9 @@ import { reportFatal } from './report.ts';
  * `~/.deployfile/history.jsonl` deploys append to on the server.
  */
 export async function historyCommand(siteName: string, flags: { file?: string; limit?: string; json?: boolean }, out: NodeJS.WritableStream & { isTTY?: boolean } = process.stdout): Promise<number> {
-  let limit = 20;
-  let connected;
-  try {
-    if (flags.limit !== undefined) {
-      limit = Number(flags.limit);
-      if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a whole number of at least 1, got "${flags.limit}"`);
-    }
-    connected = await connectToSite(siteName, flags);
-  } catch (error) {
-    if (error instanceof ConnectionError) {
-      process.stderr.write(`deploy: ${error.message}\n`);
-      return EXIT.failed;
-    }
-    return reportFatal(error);
-  }
-  const { site, transport } = connected;
-  try {
+  const limit = flags.limit === undefined ? 20 : Number(flags.limit);
+  if (!Number.isInteger(limit) || limit < 1) return reportFatal(new UsageError(`--limit: expected a whole number of at least 1, got "${flags.limit}"`));
+  return withSite(siteName, flags, async (site, transport) => {
     const records = await readHistory(transport, limit);
     if (flags.json) {
       for (const record of records) out.write(`${JSON.stringify(record)}\n`);
@@ -36,12 +22,7 @@ export async function historyCommand(siteName: string, flags: { file?: string; l
       out.write(`${renderHistory(records, style(useColor(out)))}\n`);
     }
     return EXIT.ok;
-  } catch (error) {
-    process.stderr.write(`deploy: ${error instanceof Error ? error.message : String(error)}\n`);
-    return EXIT.failed;
-  } finally {
-    await transport.close().catch(() => undefined);
-  }
+  });
 }
 
 /**

@@ -1,5 +1,6 @@
 import { findDeployfile, loadDeployfile, type ResolvedSite } from '../config/load.ts';
-import { UsageError } from '../core/errors.ts';
+import { ConnectionError, EXIT, UsageError } from '../core/errors.ts';
+import { reportFatal } from './report.ts';
 import { suggest } from '../config/schema.ts';
 import { Redactor } from '../core/secret.ts';
 import { retryingConnect } from '../executor/retry.ts';
@@ -37,4 +38,38 @@ export async function connectToSite(siteName: string, flags: { file?: string; ss
   );
   await transport.connect();
   return { site, transport };
+}
+
+/**
+ * Connect to one site, run `work` on it, and always close the connection:
+ * the frame of `deploy unlock` and `deploy history`. Connection failures exit
+ * 1 with their message, usage and deployfile errors 2, as `deploy run` does.
+ *
+ * @example
+ * return withSite(name, flags, async (site, transport) => { ...; return EXIT.ok; });
+ */
+export async function withSite(
+  siteName: string,
+  flags: Parameters<typeof connectToSite>[1],
+  work: (site: ResolvedSite, transport: Transport) => Promise<number>,
+): Promise<number> {
+  let connected;
+  try {
+    connected = await connectToSite(siteName, flags);
+  } catch (error) {
+    if (error instanceof ConnectionError) {
+      process.stderr.write(`deploy: ${error.message}\n`);
+      return EXIT.failed;
+    }
+    return reportFatal(error);
+  }
+  const { site, transport } = connected;
+  try {
+    return await work(site, transport);
+  } catch (error) {
+    process.stderr.write(`deploy: ${error instanceof Error ? error.message : String(error)}\n`);
+    return EXIT.failed;
+  } finally {
+    await transport.close().catch(() => undefined);
+  }
 }

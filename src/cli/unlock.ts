@@ -1,7 +1,6 @@
-import { ConnectionError, EXIT } from '../core/errors.ts';
+import { EXIT } from '../core/errors.ts';
 import { describeHolder, LOCK_PATH, readLock, removeLock } from '../executor/lock.ts';
-import { connectToSite } from './site-connection.ts';
-import { reportFatal } from './report.ts';
+import { withSite } from './site-connection.ts';
 
 /**
  * `deploy unlock <site>`: show who holds the site's deploy lock, then remove
@@ -9,18 +8,7 @@ import { reportFatal } from './report.ts';
  * went to sleep). Exit 0 when the site ends up unlocked.
  */
 export async function unlockCommand(siteName: string, flags: { file?: string }, out: NodeJS.WritableStream = process.stdout): Promise<number> {
-  let connected;
-  try {
-    connected = await connectToSite(siteName, flags);
-  } catch (error) {
-    if (error instanceof ConnectionError) {
-      process.stderr.write(`deploy: ${error.message}\n`);
-      return EXIT.failed;
-    }
-    return reportFatal(error);
-  }
-  const { site, transport } = connected;
-  try {
+  return withSite(siteName, flags, async (site, transport) => {
     const lock = await readLock(transport);
     if (!lock.locked) {
       out.write(`site ${site.name} is not locked (no ~/${LOCK_PATH} on ${transport.target})\n`);
@@ -37,10 +25,5 @@ export async function unlockCommand(siteName: string, flags: { file?: string }, 
     }
     out.write(`removed the deploy lock of site ${site.name}\n`);
     return EXIT.ok;
-  } catch (error) {
-    process.stderr.write(`deploy: ${error instanceof Error ? error.message : String(error)}\n`);
-    return EXIT.failed;
-  } finally {
-    await transport.close().catch(() => undefined);
-  }
+  });
 }
