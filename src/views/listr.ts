@@ -117,6 +117,9 @@ export class ListrView implements Asker {
       fallbackRenderer: 'simple',
       rendererOptions: { timer: PRESET_TIMER, collapseSubtasks: false, collapseErrors: false, showErrorMessage: true },
       collectErrors: false,
+      // Ctrl-C belongs to `deploy run`: listr2's own handler would exit 127 at
+      // once, skipping the graceful stop (signals, lock release, exit 130).
+      registerSignalListeners: false,
     });
     this.listr = listr.run().then(
       () => undefined,
