@@ -28,9 +28,11 @@ export function installRequirements(options: InstallRequirementsOptions = {}): T
       const copy = given ? expandSite(given, site.site) : `${site.virtualenv}/.deployfile/requirements.installed`;
       const code = c.cd(site.codeDir);
 
-      const same = await code.warnOnly().run(sh`cmp -s ${site.requirements} ${shellPath(copy)}`, { quiet: true });
-      // A dry run's cmp "succeeds" without running; claiming "unchanged" then would be a guess.
-      if (same.ok && !c.dryRun) {
+      // The answer comes on stdout, with exit 0 either way: a first deploy (no copy
+      // yet) is not a failure, and views would show a failed cmp as one.
+      const same = await code.run(sh`if cmp -s ${site.requirements} ${shellPath(copy)}; then echo unchanged; fi`, { quiet: true });
+      // A dry run prints nothing; claiming "unchanged" then would be a guess anyway.
+      if (same.stdout.trim() === 'unchanged' && !c.dryRun) {
         c.skip('requirements unchanged since last deploy');
         return;
       }
