@@ -393,7 +393,17 @@ export class SshTransport implements Transport {
       return await new Promise<ExecResult>((resolve, reject) => {
         client.exec(command, {}, (error, channel) => {
           if (error) {
-            reject(new ConnectionError(`could not start a command on ${this.target}: ${error.message}`, this.options.site, false, { cause: error }));
+            // A connection cut while the exec request was in flight fails the request
+            // too, though the server may have started the command: that is a lost
+            // connection, not a refusal. The close event can trail the error a little.
+            setTimeout(() => {
+              const gone = this.client !== client || this.lostReason !== undefined;
+              reject(
+                gone
+                  ? new ConnectionError(`connection to ${this.target} lost during: ${command} (${this.lostReason ?? error.message})`, this.options.site, false, { cause: error })
+                  : new ConnectionError(`could not start a command on ${this.target}: ${error.message}`, this.options.site, false, { cause: error }),
+              );
+            }, 100);
             return;
           }
           // Listen before returning to the event loop: a fast command's output, exit
