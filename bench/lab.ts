@@ -35,6 +35,8 @@ export function benchVassalPath(site: string): string {
 export interface BenchLab {
   labDir: string;
   port: number;
+  /** The listening sshd: every session, shell and command the sites run is its descendant. */
+  sshdPid: number;
   keyPath: string;
   /** "[127.0.0.1]:port type key" lines for the tools' known_hosts. */
   knownHostsLines: string[];
@@ -145,7 +147,7 @@ function uwsgiTicks(): number {
  * its log (read incrementally): "reload the uwsgi instance X.ini" opens one,
  * "vassal X.ini is ready to accept requests" closes it.
  */
-const emperorLog = { offset: 0, partial: '', pending: new Set<string>() };
+const emperorLog = { offset: 0, partial: '', pending: new Set<string>(), reloaded: new Set<string>() };
 
 function pendingReloads(): Set<string> {
   let fd: number | undefined;
@@ -160,7 +162,10 @@ function pendingReloads(): Set<string> {
     emperorLog.partial = lines.pop() ?? '';
     for (const line of lines) {
       const reload = /\[emperor\] reload the uwsgi instance (\S+)\.ini/.exec(line);
-      if (reload) emperorLog.pending.add(reload[1] as string);
+      if (reload) {
+        emperorLog.pending.add(reload[1] as string);
+        emperorLog.reloaded.add(reload[1] as string);
+      }
       const ready = /\[emperor\] vassal (\S+)\.ini is ready to accept requests|\[emperor\] (?:stop|removed) the uwsgi instance (\S+)\.ini/.exec(line);
       if (ready) emperorLog.pending.delete((ready[1] ?? ready[2]) as string);
     }
@@ -175,6 +180,7 @@ function pendingReloads(): Set<string> {
 /** Forget what the emperor did so far (e.g. starting every vassal): only later reloads are waited for. */
 function resetEmperorLog(): void {
   emperorLog.pending.clear();
+  emperorLog.reloaded.clear();
   emperorLog.partial = '';
   try {
     emperorLog.offset = fs.statSync(lab.emperorLogPath()).size;
@@ -195,6 +201,34 @@ function resetEmperorLog(): void {
 export async function waitUwsgiQuiet(settleMs = 0, timeoutMs = 120_000): Promise<number> {
   const started = Date.now();
   if (settleMs > 0) await sleep(settleMs);
+  return settle(started, timeoutMs);
+}
+
+/**
+ * After a run that started at `sinceMs`: wait until the emperor has noticed
+ * every vassal ini touched since then (a "reload" line for it, at most 4 s:
+ * the emperor scans every 3 s), then as waitUwsgiQuiet. Faster than a fixed
+ * pause, and exact about which apps are still reloading.
+ */
+export async function waitTouchedReloaded(sinceMs: number, timeoutMs = 120_000): Promise<number> {
+  const started = Date.now();
+  const touched = new Set<string>();
+  for (const f of fs.existsSync(BENCH_VASSAL_DIR) ? fs.readdirSync(BENCH_VASSAL_DIR) : []) {
+    try {
+      if (f.endsWith('.ini') && fs.statSync(path.join(BENCH_VASSAL_DIR, f)).mtimeMs >= sinceMs - 1000) touched.add(f.slice(0, -4));
+    } catch {
+      // removed meanwhile
+    }
+  }
+  while (touched.size > 0 && Date.now() - started < 4500) {
+    pendingReloads();
+    for (const name of emperorLog.reloaded) touched.delete(name);
+    if (touched.size > 0) await sleep(100);
+  }
+  return settle(started, timeoutMs);
+}
+
+async function settle(started: number, timeoutMs: number): Promise<number> {
   let before = uwsgiTicks();
   for (;;) {
     await sleep(500);
@@ -264,20 +298,24 @@ export async function ensureLab(count: number, repoRoot: string, say: (s: string
   for (const name of sites) await writeVassal(name);
   writeState(state);
 
-  let sshdRec = liveDaemon('sshd');
+  const sshdRec = liveDaemon('sshd');
   let port: number;
+  let sshdPid: number;
   if (sshdRec) {
     port = Number(sshdRec.id);
+    sshdPid = sshdRec.pid;
     notes.push('reused running sshd');
   } else {
     say('starting sshd (stock MaxStartups/MaxSessions)');
     const sshd = await lab.startSshd();
     port = sshd.port;
+    sshdPid = sshd.pid;
   }
   if (!liveDaemon('emperor')) {
     say(`starting the uWSGI emperor on ${BENCH_VASSAL_DIR}`);
     await startBenchEmperor();
   }
+  if (!trackServerCpu(sshdPid)) notes.push('no cgroup CPU accounting: server CPU not measured');
   say(`waiting for ${sites.length} vassal(s) to listen`);
   for (const name of sites) await lab.waitForSocket(lab.socketPath(name), 120_000);
   resetEmperorLog();
@@ -289,7 +327,7 @@ export async function ensureLab(count: number, repoRoot: string, say: (s: string
     .filter((l) => l.startsWith(`[${lab.LOOPBACK}]:${port} `));
   if (knownHostsLines.length === 0) throw new Error(`no known_hosts lines for port ${port} in ${lab.knownHostsPath()}`);
   notes.push(`ready in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  return { labDir: lab.labDir(), port, keyPath: key.privateKeyPath, knownHostsLines, sites, origin, setupNote: notes.join(', ') };
+  return { labDir: lab.labDir(), port, sshdPid, keyPath: key.privateKeyPath, knownHostsLines, sites, origin, setupNote: notes.join(', ') };
 }
 
 /**
@@ -328,6 +366,57 @@ export async function stopLab(sites: string[]): Promise<void> {
   // Vassal files first: the emperor then stops those vassals itself.
   for (const name of sites) await fsp.rm(benchVassalPath(name), { force: true });
   await lab.teardown();
+  try {
+    const cg = cgroupDir();
+    if (cg && fs.existsSync(cg.dir)) fs.rmdirSync(cg.dir);
+  } catch {
+    // still has processes (a kept lab elsewhere); harmless
+  }
 }
 
 export { lab };
+
+/**
+ * What the sites cost the server: the lab's sshd is moved into its own CPU
+ * accounting cgroup, which every session, login shell and command it starts
+ * inherits (reaped or not: sshd's session processes don't pass their CPU
+ * times up to the listener, so /proc's cutime can't be used). cgroup v2 when
+ * the unified hierarchy is at /sys/fs/cgroup, else v1's cpuacct.
+ */
+const CGROUP_NAME = 'deployfile-bench-sshd';
+
+function cgroupDir(): { dir: string; usageMs: (dir: string) => number } | undefined {
+  if (fs.existsSync('/sys/fs/cgroup/cgroup.controllers')) {
+    return {
+      dir: path.join('/sys/fs/cgroup', CGROUP_NAME),
+      usageMs: (dir) => Number(/usage_usec (\d+)/.exec(fs.readFileSync(path.join(dir, 'cpu.stat'), 'utf8'))?.[1]) / 1000,
+    };
+  }
+  if (fs.existsSync('/sys/fs/cgroup/cpuacct/cpuacct.usage')) {
+    return { dir: path.join('/sys/fs/cgroup/cpuacct', CGROUP_NAME), usageMs: (dir) => Number(fs.readFileSync(path.join(dir, 'cpuacct.usage'), 'utf8')) / 1e6 };
+  }
+  return undefined;
+}
+
+/** Puts `pid` (the sshd) in the accounting cgroup; later reads of serverCpuMs() count it and its descendants. */
+export function trackServerCpu(pid: number): boolean {
+  const cg = cgroupDir();
+  if (!cg) return false;
+  try {
+    fs.mkdirSync(cg.dir, { recursive: true });
+    fs.writeFileSync(path.join(cg.dir, 'cgroup.procs'), String(pid));
+    return Number.isFinite(cg.usageMs(cg.dir));
+  } catch {
+    return false;
+  }
+}
+
+/** CPU time (ms) used so far in the sshd's cgroup: sshd, sessions, shells and the commands they ran. NaN if not tracked. */
+export function serverCpuMs(): number {
+  const cg = cgroupDir();
+  try {
+    return cg ? cg.usageMs(cg.dir) : NaN;
+  } catch {
+    return NaN;
+  }
+}

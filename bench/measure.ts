@@ -23,6 +23,8 @@ export interface Sample {
    * Daemonized children (an `ssh -f` ControlMaster) are not waited for and not counted.
    */
   cpuMs: number | undefined;
+  /** CPU the run cost the server (set by the caller, which knows the sshd). */
+  serverCpuMs?: number;
   log: string;
   /** Epoch ms at spawn and at exit, to line up with the tool's own timestamps. */
   startedAt: number;

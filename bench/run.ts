@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ensureLab, stopLab, waitUwsgiQuiet, siteName, DEFAULT_LAB_DIR, type BenchLab } from './lab.ts';
+import { ensureLab, stopLab, waitUwsgiQuiet, waitTouchedReloaded, serverCpuMs, siteName, DEFAULT_LAB_DIR, type BenchLab } from './lab.ts';
 import { fmtMs, fmtRatio, fmtStats, machineBusy, stats, summarizeCpuProfile, timed, timeline, type Invocation, type Sample, type Stats } from './measure.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -244,16 +244,21 @@ async function runCase(name: string, w: World, contestants: Contestant[]): Promi
   const samples = new Map<string, Sample[]>();
   const failures = new Map<string, Sample[]>();
   const rounds = Math.max(...contestants.map((c) => c.runs));
-  let lastTouched = false;
+  let lastTouched: number | undefined;
   for (let r = 0; r < rounds; r++) {
     for (const c of contestants) {
       if (r >= c.runs) continue;
       c.before?.();
-      await waitUwsgiQuiet(lastTouched ? 3500 : 0);
+      if (lastTouched !== undefined) await waitTouchedReloaded(lastTouched);
+      else await waitUwsgiQuiet(0);
       const log = path.join(w.tmp, 'logs', name.replace(/\W+/g, '-'), `${c.key.replace(/\W+/g, '-')}-${r + 1}.log`);
+      const server0 = serverCpuMs();
       const s = await timed(c.make(), log);
       c.after?.();
-      lastTouched = c.touches;
+      // Closed connections' sshd processes are reaped (and their CPU counted) a moment after the client leaves.
+      await new Promise((done) => setTimeout(done, 200));
+      s.serverCpuMs = serverCpuMs() - server0;
+      lastTouched = c.touches ? s.startedAt : undefined;
       if (s.exitCode !== 0) anyFailure = true;
       const bucket = s.exitCode === 0 ? samples : failures;
       bucket.set(c.key, [...(bucket.get(c.key) ?? []), s]);
@@ -264,10 +269,12 @@ async function runCase(name: string, w: World, contestants: Contestant[]): Promi
 }
 
 const msOf = (res: CaseResult, key: string): Stats => stats((res.samples.get(key) ?? []).map((s) => s.ms));
+/** Median CPU time the run cost the server (sshd, shells, commands), ms. */
+const serverOf = (res: CaseResult, key: string): number => stats((res.samples.get(key) ?? []).map((s) => s.serverCpuMs ?? NaN).filter(Number.isFinite)).median;
 /** Median CPU time (user + sys) the tool itself used, ms. */
 const cpuOf = (res: CaseResult, key: string): number => stats((res.samples.get(key) ?? []).map((s) => s.cpuMs ?? NaN).filter(Number.isFinite)).median;
 const CPU_NOTE =
-  'Client CPU is user + system time of the tool\'s process tree as GNU time sees it; for OpenSSH and Ansible it leaves out the ControlMaster processes (`ssh -f` daemonizes them), which do their share of the crypto, so theirs is an underestimate. The sites are on the same 2 cores, so every CPU second a tool spends is taken from the sites\' pip and Django.';
+  'Client CPU is user + system time of the tool\'s process tree as GNU time sees it; for OpenSSH and Ansible it leaves out the ControlMaster processes (`ssh -f` daemonizes them), which do their share of the crypto, so theirs is an underestimate. Server CPU is what the lab\'s sshd and everything it started (sessions, login shells, the commands themselves) used during the run. Client and server share the same 2 cores, so (client + server) / 2 is a lower bound of the wall time here, and every CPU second a tool spends is taken from the sites.';
 
 function failureNote(res: CaseResult, key: string): string {
   const f = res.failures.get(key) ?? [];
@@ -308,6 +315,7 @@ async function profileDeploy(w: World, label: string, inv: (nodeArgs: string[]) 
   const isRun = invocation.argv.includes('run');
   if (isRun) invocation.argv.push('--json');
   const s = await timed(invocation, path.join(w.tmp, 'logs', 'profiles', `${label.replace(/\W+/g, '-')}.log`));
+  if (w.lab.sshdPid) await waitTouchedReloaded(s.startedAt);
   const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) return { label, text: `(no profile written; exit ${s.exitCode})` };
   const p = summarizeCpuProfile(path.join(dir, file));
@@ -375,7 +383,7 @@ async function main(): Promise<void> {
   let failed = false;
 
   try {
-    const w = lab ? makeWorld(tmp, snap, lab) : makeWorld(tmp, snap, { labDir: '', port: 0, keyPath: '', knownHostsLines: [], sites: [], origin: { barePath: '', workDir: '', branch: '', initialRevision: '' }, setupNote: '' });
+    const w = lab ? makeWorld(tmp, snap, lab) : makeWorld(tmp, snap, { labDir: '', port: 0, sshdPid: 0, keyPath: '', knownHostsLines: [], sites: [], origin: { barePath: '', workDir: '', branch: '', initialRevision: '' }, setupNote: '' });
     if (lab) await warmUp(w);
 
     // -- Case 1: per-command cost ------------------------------------------
@@ -401,6 +409,8 @@ async function main(): Promise<void> {
         const b = res.samples.get(`${tool} 1`) ?? [];
         return stats(a.slice(0, b.length).map((s, i) => (s.ms - b[i]!.ms) / (N - 1)));
       };
+      const perServer = (tool: string): number => (serverOf(res, `${tool} ${N}`) - serverOf(res, `${tool} 1`)) / (N - 1);
+      const perClient = (tool: string): number => (cpuOf(res, `${tool} ${N}`) - cpuOf(res, `${tool} 1`)) / (N - 1);
       const rows = (['deployfile', 'OpenSSH', 'Fabric 2', 'ssh2 channels'] as const).map((tool) => ({ tool, total: msOf(res, `${tool} ${N}`), base: msOf(res, `${tool} 1`), per: per(tool) }));
       const d = rows[0]!.per.median;
       report.push(
@@ -408,14 +418,14 @@ async function main(): Promise<void> {
         '',
         `Each tool is timed as a whole process running ${N} commands and running 1 command (same connection setup, start-up and teardown); the cost of one command is (T${N} − T1) / ${N - 1}, computed per run pair. deployfile: \`deploy run percmd\` (one task, \`await c.run('true')\` ${N} times over one SSH connection, a channel per command); OpenSSH: ${N} \`ssh\` processes over one ControlMaster; Fabric 2: one Connection, \`c.run('true', hide=True)\` ${N} times. ${R.percmd} runs each (Fabric ${Math.min(R.percmd, R.percmdFabric)}).`,
         '',
-        `| tool | ${N} commands | 1 command | per command | vs deployfile |`,
-        '| --- | ---: | ---: | ---: | ---: |',
+        `| tool | ${N} commands | 1 command | per command | vs deployfile | client CPU per command | server CPU per command |`,
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
         ...rows.map(
           (r) =>
-            `| ${r.tool === 'ssh2 channels' ? 'reference: bare ssh2, a channel per command' : r.tool === 'OpenSSH' ? 'OpenSSH ControlMaster (floor)' : r.tool} | ${fmtStats(r.total)} | ${fmtStats(r.base)} | ${fmtStats(r.per)} | ${r.tool === 'deployfile' ? '1.00x' : fmtRatio(r.per.median / d)} |`,
+            `| ${r.tool === 'ssh2 channels' ? 'reference: bare ssh2, a channel per command' : r.tool === 'OpenSSH' ? 'OpenSSH ControlMaster (floor)' : r.tool} | ${fmtStats(r.total)} | ${fmtStats(r.base)} | ${fmtStats(r.per)} | ${r.tool === 'deployfile' ? '1.00x' : fmtRatio(r.per.median / d)} | ${fmtMs(perClient(r.tool))}${r.tool === 'OpenSSH' ? ' (without the master)' : ''} | ${fmtMs(perServer(r.tool))} |`,
         ),
         '',
-        `The reference row is bench/peers/ssh2-channels.mjs: the ssh2 library alone (TCP_NODELAY on, host key checked), ${N} sequential exec channels and nothing else: the server's cost per command (a session, the login shell, \`true\`) plus the round trips, i.e. the least a channel-per-command tool can pay here. deployfile's own overhead per command is the difference: ${fmtMs(d - rows[3]!.per.median)}.`,
+        `The reference row is bench/peers/ssh2-channels.mjs: the ssh2 library alone (TCP_NODELAY on, host key checked), ${N} sequential exec channels and nothing else: the server's cost per command (a session, the login shell, \`true\`) plus the round trips, i.e. the least a channel-per-command tool can pay here. deployfile's own overhead per command is the difference: ${fmtMs(d - rows[3]!.per.median)}${d - rows[3]!.per.median < 0.5 ? ' (within the noise of this machine)' : ''}. Server CPU is what the lab's sshd and everything it started (sessions, login shells, commands) used, from a CPU-accounting cgroup.`,
         '',
         ...rows.map((r) => failureNote(res, `${r.tool} ${N}`) + failureNote(res, `${r.tool} 1`)).filter(Boolean),
       );
@@ -452,7 +462,7 @@ async function main(): Promise<void> {
         ]);
         const [d, o, f, an] = (['deployfile', 'OpenSSH', 'Fabric 2', 'Ansible'] as const).map((k) => msOf(res, k)) as [Stats, Stats, Stats, Stats];
         report.push(`| ${size} | ${fmtStats(d)} | ${fmtStats(o)} | ${fmtStats(f)} | ${fmtStats(an)} | ${fmtRatio(d.median / o.median)} | ${fmtRatio(f.median / d.median)} | ${fmtRatio(an.median / d.median)} |`);
-        cpuRows.push(`| ${size} | ${(['deployfile', 'OpenSSH', 'Fabric 2', 'Ansible'] as const).map((k) => fmtMs(cpuOf(res, k))).join(' | ')} |`);
+        cpuRows.push(`| ${size} | ${(['deployfile', 'OpenSSH', 'Fabric 2', 'Ansible'] as const).map((k) => `${fmtMs(cpuOf(res, k))} / ${fmtMs(serverOf(res, k))}`).join(' | ')} |`);
         for (const k of ['deployfile', 'OpenSSH', 'Fabric 2', 'Ansible']) failNotes.push(failureNote(res, k));
         const metFloor = d.median <= 1.1 * o.median;
         const metFab = d.median <= f.median;
@@ -478,9 +488,9 @@ async function main(): Promise<void> {
       }
       report.push(
         '',
-        'Client CPU (median per run):',
+        'CPU per run, client / server (medians):',
         '',
-        '| sites | deployfile | OpenSSH (without masters) | Fabric 2 | Ansible (without masters) |',
+        '| sites | deployfile | OpenSSH (client without masters) | Fabric 2 | Ansible (client without masters) |',
         '| ---: | ---: | ---: | ---: | ---: |',
         ...cpuRows,
         '',
@@ -510,8 +520,8 @@ async function main(): Promise<void> {
         '',
         `${orchSites * orchCommands} trivial commands, so what is timed is the tool: handshakes, channels or processes, scheduling. Same peers and settings as case 2 (Ansible: a loop of ${orchCommands} \`command: "true"\`; ${R.orchAnsible} run, it takes minutes).`,
         '',
-        '| tool | wall time | per command (wall / commands) | vs deployfile | client CPU |',
-        '| --- | ---: | ---: | ---: | ---: |',
+        '| tool | wall time | per command (wall / commands) | vs deployfile | client CPU | server CPU | CPU bound: (client + server) / 2 cores |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
         ...(
           [
             ['deployfile', d, 'deployfile'],
@@ -519,7 +529,7 @@ async function main(): Promise<void> {
             ['Fabric 2', f, 'Fabric 2'],
             ['Ansible', an, 'Ansible'],
           ] as [string, Stats, string][]
-        ).map(([k, s, key]) => `| ${k} | ${fmtStats(s)} | ${fmtMs(s.median / (orchSites * orchCommands))} | ${k === 'deployfile' ? '1.00x' : fmtRatio(s.median / d.median)} | ${fmtMs(cpuOf(res, key))} |`),
+        ).map(([k, s, key]) => `| ${k} | ${fmtStats(s)} | ${fmtMs(s.median / (orchSites * orchCommands))} | ${k === 'deployfile' ? '1.00x' : fmtRatio(s.median / d.median)} | ${fmtMs(cpuOf(res, key))} | ${fmtMs(serverOf(res, key))} | ${fmtMs((cpuOf(res, key) + serverOf(res, key)) / os.cpus().length)} |`),
         '',
         CPU_NOTE,
         '',
@@ -558,7 +568,7 @@ async function main(): Promise<void> {
         c.before?.();
         const s = await timed(c.make(), path.join(w.tmp, 'logs', 'case-4-warmup', `${c.key.replace(/\W+/g, '-')}.log`));
         if (s.exitCode !== 0) say(`case 4 warm-up of ${c.key} failed (exit ${s.exitCode}): ${s.log}`);
-        await waitUwsgiQuiet(3500);
+        await waitTouchedReloaded(s.startedAt);
       }
       const res = await runCase('case 4 typical deploy', w, contestants);
       const d = msOf(res, 'deployfile');
@@ -588,8 +598,9 @@ async function main(): Promise<void> {
       );
       if (!met) notes.push('typical deploy');
       commit();
+      const profiledAt = Date.now();
       profiles.push(await profileDeploy(w, `case 4: deploy run deploy, ${deploySites} sites`, (na) => deployInv(w, 'deploy', sites, {}, na, work)));
-      await waitUwsgiQuiet(3500);
+      await waitTouchedReloaded(profiledAt);
     }
 
     // -- Case 5: start-up ------------------------------------------------------
