@@ -17,7 +17,11 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const LOOPBACK = '127.0.0.1';
-export const VASSAL_DIR = '/etc/uwsgi/emperor.d';
+/**
+ * The emperor's vassal directory. DEPLOYFILE_VASSAL_DIR gives a second lab
+ * (its own DEPLOYFILE_LAB_DIR) its own emperor, so two labs can run at once.
+ */
+export const VASSAL_DIR = path.resolve(process.env.DEPLOYFILE_VASSAL_DIR || '/etc/uwsgi/emperor.d');
 export const UWSGI_GROUP = 'uwsgi';
 export const NGINX_USER = 'www-data';
 export const SSHD = '/usr/sbin/sshd';
