@@ -96,4 +96,24 @@ export interface Context<V = Record<string, unknown>> {
   warn(message: string): void;
   /** Mark the current task as skipped, with the reason shown to the user. */
   skip(reason: string): void;
+  /**
+   * Run `fn` once per run for `key`, on the operator's machine, however many
+   * sites ask: the first caller starts it, every caller with the same key
+   * waits for that one run and gets its result (or its error). This is how a
+   * per-site task does local work that several sites share, such as testing
+   * and pushing one working copy that several sites deploy. `label` names the
+   * work in views and events (e.g. `test ~/src/shop`).
+   *
+   * @example
+   * const sha = await c.runOnce(`push:${dir}`, `push ${dir}`, (local) => pushFrom(local, dir));
+   */
+  runOnce<T>(key: string, label: string, fn: (c: Context) => Promise<T>): Promise<T>;
+  /**
+   * Add a short line to this site's row in the end-of-run summary (and its
+   * `site:end` event's `notes`), e.g. which revision it got and from where.
+   *
+   * @example
+   * c.report(`bf23819 from ~/src/shop`);
+   */
+  report(note: string): void;
 }

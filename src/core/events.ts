@@ -31,6 +31,8 @@ export const SiteSummary = z.object({
   tasksDone: z.array(z.string()).optional(),
   /** Top-level tasks that never started on the site because it failed or was interrupted first. */
   tasksNotRun: z.array(z.string()).optional(),
+  /** What tasks reported for the summary (`c.report`), e.g. the revision deployed and the working copy it came from. */
+  notes: z.array(z.string()).optional(),
 });
 export type SiteSummary = z.infer<typeof SiteSummary>;
 

@@ -84,6 +84,8 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
   const redactor = options.redactor ?? new Redactor();
   const shared = new Map<string, unknown>();
   const once = new Map<string, Promise<void>>();
+  // c.runOnce work by key: every site asking for the same key shares one promise.
+  const onceByKey = new Map<string, Promise<unknown>>();
   let taskCounter = 0;
 
   bus.emit({
@@ -133,7 +135,32 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
     return pending;
   };
 
-  const makeRuntime = (site: ResolvedSite | null, remote: Transport | null): SiteRuntime => {
+  /** One piece of c.runOnce work, in the run-once lane, told as a task of its own (its label). */
+  const runKeyed = <T>(key: string, label: string, fn: (rt: SiteRuntime, frame: TaskFrame) => Promise<T>): Promise<T> => {
+    let pending = onceByKey.get(key) as Promise<T> | undefined;
+    if (!pending) {
+      pending = (async () => {
+        const taskId = `t${++taskCounter}`;
+        const taskStarted = performance.now();
+        bus.emit({ type: 'task:start', site: null, task: label, taskId, parentTaskId: null, once: true });
+        const frame: TaskFrame = { taskId, task: label };
+        try {
+          const value = await fn(onceRuntime, frame);
+          bus.emit({ type: 'task:end', site: null, task: label, taskId, status: frame.skipped ? 'skipped' : 'ok', durationMs: Math.round(performance.now() - taskStarted), note: frame.skipped });
+          return value;
+        } catch (error) {
+          if (error instanceof Object && !failedIn.has(error)) failedIn.set(error, label);
+          const message = redactor.redact(error instanceof Error ? error.message : String(error));
+          bus.emit({ type: 'task:end', site: null, task: label, taskId, status: 'failed', durationMs: Math.round(performance.now() - taskStarted), error: message });
+          throw error;
+        }
+      })();
+      onceByKey.set(key, pending);
+    }
+    return pending;
+  };
+
+  const makeRuntime = (site: ResolvedSite | null, remote: Transport | null, notes?: string[]): SiteRuntime => {
     const info: SiteInfo | null = site ? { name: site.name, user: site.user, host: site.host, port: site.port ?? 22, vars: site.vars } : null;
     const rt: SiteRuntime = {
       site: info,
@@ -150,6 +177,11 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
       outputLimit: options.outputLimit,
       sudoPassword: options.sudoPassword,
       invoke: (task, parentTaskId) => runTask(rt, task, parentTaskId),
+      runOnce: runKeyed,
+      // Only a site's notes reach the summary; the run-once lane has no row.
+      report: (note) => {
+        if (notes && !notes.includes(note)) notes.push(note);
+      },
       targetFor: (where) => (where === 'local' || !remote ? 'local' : remote.target),
     };
     return rt;
@@ -175,7 +207,8 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
     });
     // The lock is taken with the connection, before the site's first remote command.
     const transport = locking ? lockingTransport(connecting, site.name, lockInfo) : connecting;
-    const rt = makeRuntime(site, transport);
+    const notes: string[] = [];
+    const rt = makeRuntime(site, transport, notes);
     let summary: SiteSummary;
     let failure: unknown;
     // Index of the task under way: what ran, what was interrupted, what never started.
@@ -203,6 +236,7 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
       };
     }
     summary.durationMs = Math.round(performance.now() - siteStarted);
+    if (notes.length > 0) summary.notes = notes;
     try {
       // Whatever happened (failure, abort, Ctrl-C, a lost connection): record it and let go of the site.
       if ('held' in transport && transport.held) {

@@ -5,6 +5,13 @@ import type { Redactor } from '../core/secret.ts';
 import type { Prompter } from '../prompts/prompter.ts';
 import type { Transport } from '../transports/transport.ts';
 
+/** The task a piece of run-once work is attributed to (its events carry this id). */
+export interface TaskFrameRef {
+  readonly taskId: string;
+  readonly task: string;
+  skipped?: string;
+}
+
 /**
  * Everything the commands of one site (or of the run-once lane, where
  * `site` is null) share during a run. Built by the executor; read-only to tasks.
@@ -28,5 +35,9 @@ export interface SiteRuntime {
   sudoPassword?: () => Promise<string | undefined>;
   /** Runs a task by name on this runtime; provided by the executor. */
   invoke(task: string, parentTaskId: string | null): Promise<void>;
+  /** Runs `fn` once per run for `key` in the run-once lane; provided by the executor. */
+  runOnce<T>(key: string, label: string, fn: (rt: SiteRuntime, frame: TaskFrameRef) => Promise<T>): Promise<T>;
+  /** Adds a note to this site's summary row. */
+  report(note: string): void;
   targetFor(where: Where): string;
 }

@@ -6,14 +6,10 @@ import { toShellCommand, type CommandInput, type ShellValue } from '../core/quot
 import type { CommandFn, ConfirmOptions, Context, RunOptions, SiteInfo, SudoOptions } from '../core/context.ts';
 import type { Result } from '../core/result.ts';
 import { runCommand } from './run-command.ts';
-import type { SiteRuntime } from './site-runtime.ts';
+import type { SiteRuntime, TaskFrameRef } from './site-runtime.ts';
 
 /** The task being run, so commands and skips are attributed to it. */
-export interface TaskFrame {
-  readonly taskId: string;
-  readonly task: string;
-  skipped?: string;
-}
+export type TaskFrame = TaskFrameRef;
 
 /** Per site runtime: whether sudo asks nothing, by target user. */
 const sudoProbes = new WeakMap<SiteRuntime, Map<string, Promise<boolean>>>();
@@ -187,5 +183,13 @@ export class TaskContext implements Context {
   skip(reason: string): void {
     // The reason travels on the task's task:end event; views print it once, there.
     this.frame.skipped = reason;
+  }
+
+  runOnce<T>(key: string, label: string, fn: (c: Context) => Promise<T>): Promise<T> {
+    return this.rt.runOnce(key, label, (rt, frame) => fn(new TaskContext(rt, frame)));
+  }
+
+  report(note: string): void {
+    this.rt.report(this.rt.redactor.redact(note));
   }
 }

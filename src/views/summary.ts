@@ -64,9 +64,10 @@ export function renderSummary(rows: readonly SiteSummary[], s: Style): string {
     const padded = text.length >= resultWidth ? text : text.padEnd(resultWidth);
     const colored = row.status === 'ok' ? s.green(padded) : row.status === 'not-started' || row.status === 'skipped' ? s.dim(padded) : s.red(padded);
     const took = row.status === 'not-started' ? '-' : formatDuration(row.durationMs);
-    const account = describeAccount(row);
     const main = `  ${row.site.padEnd(siteWidth)}  ${colored}  ${s.dim(took)}`;
-    return account ? `${main}\n  ${' '.repeat(siteWidth)}  ${s.dim(account)}` : main;
+    // Under the row: what the site got (c.report), then for a stopped site what ran and what did not.
+    const below = [...(row.notes ?? []), describeAccount(row)].filter((text) => text !== '');
+    return [main, ...below.map((text) => `  ${' '.repeat(siteWidth)}  ${s.dim(text)}`)].join('\n');
   });
   return [
     s.bold(`Summary: ${countResults(rows)} (${rows.length} site${rows.length === 1 ? '' : 's'})`),

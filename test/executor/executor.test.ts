@@ -271,3 +271,49 @@ describe('the event stream of a fleet run', () => {
     expect(new Set(events.map((e) => e.type))).toEqual(new Set(['run:start', 'site:start', 'task:start', 'task:end', 'command:start', 'output', 'command:end', 'prompt', 'site:end', 'run:end']));
   });
 });
+
+describe('c.runOnce: local work shared by the sites that ask for the same key', () => {
+  /** Sites 1-2 deploy working copy A, site 3 working copy B: each copy is built once, whatever the parallelism. */
+  const byCopy = (name: string) => (name === 'site03' ? '/src/b' : '/src/a');
+  const keyed: DeployfileConfig['tasks'] = {
+    deploy: async (c) => {
+      const dir = byCopy(c.site.name);
+      const built = await c.runOnce(`build:${dir}`, `build ${dir}`, async (local) => {
+        await local.cd(dir).local('make build');
+        return `${dir}@1`;
+      });
+      c.report(`built ${built}`);
+      await c.run(`deploy ${built}`);
+    },
+  };
+
+  it('runs once per distinct key at --parallel 3, hands each site its own key\'s result, and the summary shows it', async () => {
+    const { outcome, fleet, local, events } = await run({ n: 3, parallel: 3, taskDefs: keyed, perSite: () => ({ script: () => ({ delayMs: 5 }) }) });
+    expect(outcome.exitCode).toBe(0);
+    expect([...local.commands].sort()).toEqual(['cd /src/a && make build', 'cd /src/b && make build']);
+    expect(fleet.commandsOf('site01')).toContain("deploy /src/a@1");
+    expect(fleet.commandsOf('site03')).toContain("deploy /src/b@1");
+    expect(outcome.summary.map((row) => row.notes)).toEqual([['built /src/a@1'], ['built /src/a@1'], ['built /src/b@1']]);
+    const starts = events.filter((e) => e.type === 'task:start' && e.site === null).map((e) => (e as { task: string }).task);
+    expect(starts.sort()).toEqual(['build /src/a', 'build /src/b']);
+  });
+
+  it('a failure fails only the sites that share the key, and names the shared work', async () => {
+    const failing: DeployfileConfig['tasks'] = {
+      deploy: async (c) => {
+        const dir = byCopy(c.site.name);
+        await c.runOnce(`build:${dir}`, `build ${dir}`, async (local) => {
+          if (dir === '/src/a') local.abort('tests failed in /src/a');
+        });
+        await c.run('deploy');
+      },
+    };
+    const { outcome } = await run({ n: 3, parallel: 3, taskDefs: failing });
+    expect(outcome.exitCode).toBe(1);
+    expect(outcome.summary.map((row) => [row.site, row.status, row.failedTask])).toEqual([
+      ['site01', 'aborted', 'build /src/a'],
+      ['site02', 'aborted', 'build /src/a'],
+      ['site03', 'ok', undefined],
+    ]);
+  });
+});

@@ -53,6 +53,10 @@ export class Recorder {
   readonly skips: string[] = [];
   readonly questions: string[] = [];
   readonly invoked: string[] = [];
+  /** c.report notes, in order. */
+  readonly reports: string[] = [];
+  /** c.runOnce work by key, as the executor keeps it: one run per key. */
+  readonly once = new Map<string, { label: string; result: Promise<unknown> }>();
   readonly rules: Rule[] = [];
   readonly answers: boolean[];
 
@@ -216,6 +220,21 @@ export class FakeContext implements Context {
 
   skip(reason: string): void {
     this.recorder.skips.push(reason);
+  }
+
+  /** Like the executor: once per key, in a run-once lane (no site) that shares this recorder. */
+  runOnce<T>(key: string, label: string, fn: (c: Context) => Promise<T>): Promise<T> {
+    let entry = this.recorder.once.get(key);
+    if (!entry) {
+      const lane = new FakeContext({ ...this.options, site: null, shared: this.shared }, this.recorder);
+      entry = { label, result: fn(lane) };
+      this.recorder.once.set(key, entry);
+    }
+    return entry.result as Promise<T>;
+  }
+
+  report(note: string): void {
+    this.recorder.reports.push(note);
   }
 }
 
