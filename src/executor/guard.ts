@@ -112,7 +112,7 @@ export async function finishSite(options: FinishSite): Promise<void> {
   const record: HistoryRecord = {
     time: info.since,
     operator: info.operator,
-    revision: revisionFrom(options.shared),
+    revision: revisionFrom(options.shared, options.site),
     tasks: info.tasks,
     outcome: options.outcome,
     durationMs: options.durationMs,

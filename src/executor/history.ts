@@ -12,12 +12,14 @@ export const HISTORY_PATH = '.deployfile/history.jsonl';
 
 /**
  * `c.shared` keys a revision is read from, first found wins:
- * `deployfile.revision` for any task that knows what it deployed, then the
- * SHA the task library's `push` leaves (tasks/push.ts PUSHED_REVISION).
+ * `deployfile.revision:<site>` for the revision a task checked out on that
+ * site (the task library's `pull` sets it: sites of one run may come from
+ * different working copies), then `deployfile.revision` for a run that
+ * deploys one revision everywhere.
  *
- * @example c.shared.set('deployfile.revision', sha)
+ * @example c.shared.set(`deployfile.revision:${c.site.name}`, sha)
  */
-export const REVISION_KEYS = ['deployfile.revision', 'deployfile.tasks.pushedRevision'] as const;
+export const REVISION_KEYS = ['deployfile.revision'] as const;
 
 /** One line of the history file. */
 export interface HistoryRecord {
@@ -35,8 +37,8 @@ export interface HistoryRecord {
 }
 
 /** The revision this run deployed, if a task said so. */
-export function revisionFrom(shared: ReadonlyMap<string, unknown>): string | undefined {
-  for (const key of REVISION_KEYS) {
+export function revisionFrom(shared: ReadonlyMap<string, unknown>, site?: string): string | undefined {
+  for (const key of [...(site ? [`${REVISION_KEYS[0]}:${site}`] : []), ...REVISION_KEYS]) {
     const value = shared.get(key);
     if (typeof value === 'string' && value !== '') return value;
   }

@@ -118,9 +118,12 @@ describe('the history on the server', () => {
     expect((await readHistory(transport, 2)).map((r) => r.runId)).toEqual(['r2', 'r1']);
   });
 
-  it('takes the revision from the task library push, or from deployfile.revision', () => {
-    expect(revisionFrom(new Map([['deployfile.tasks.pushedRevision', 'abc123']]))).toBe('abc123');
-    expect(revisionFrom(new Map([['deployfile.revision', 'def'], ['deployfile.tasks.pushedRevision', 'abc']]))).toBe('def');
+  it('takes the revision a site got (deployfile.revision:<site>, set by pull), else the run-wide deployfile.revision', () => {
+    expect(revisionFrom(new Map([['deployfile.revision', 'abc123']]))).toBe('abc123');
+    // Sites of one run can come from different working copies: the site's own revision wins.
+    const shared = new Map([['deployfile.revision', 'def'], ['deployfile.revision:alleged', 'abc']]);
+    expect(revisionFrom(shared, 'alleged')).toBe('abc');
+    expect(revisionFrom(shared, 'bravo')).toBe('def');
     expect(revisionFrom(new Map())).toBeUndefined();
   });
 });
@@ -162,7 +165,7 @@ describe('runs with the lock, over SSH', () => {
     const before = (await history()).length;
     const { outcome } = await runDeployfile(
       fx,
-      { sites: one(), tasks: { push: task({ once: true, run: async (c) => { c.shared.set('deployfile.tasks.pushedRevision', 'f00dfeed'); } }), deploy: async (c) => { await c.run('exit 3'); } } },
+      { sites: one(), tasks: { push: task({ once: true, run: async (c) => { c.shared.set('deployfile.revision', 'f00dfeed'); } }), deploy: async (c) => { await c.run('exit 3'); } } },
       ['push', 'deploy'],
     );
     expect(outcome.exitCode).toBe(1);

@@ -24,7 +24,7 @@ const RELAYED: readonly Site[] = ['rdrop1'];
 const REVISION = 'cafe0123456789abcdef0123456789abcdef0123';
 
 const TASKS = `
-    push: task({ once: true, run: async (c) => { c.shared.set('deployfile.tasks.pushedRevision', ${JSON.stringify(REVISION)}); } }),
+    push: task({ once: true, run: async (c) => { c.shared.set('deployfile.revision', ${JSON.stringify(REVISION)}); } }),
     slow: task('Hold the site for a while', async (c) => { await c.run('echo started >> ~/runs; sleep ' + (process.env.SLOW_SECONDS ?? '3')); }),
     status: task({ lock: false, description: 'Read-only', run: async (c) => { await c.run('echo status of $USER'); } }),
     pull: async (c) => { await c.run('echo pulled'); },
