@@ -13,7 +13,8 @@
  * });
  */
 import type { TaskDefinition } from '../src/index.ts';
-import { collectstatic } from './collectstatic.ts';
+import { collectstatic, type CollectstaticOptions } from './collectstatic.ts';
+import { fetch } from './fetch.ts';
 import { copyProductionSettings } from './copy-production-settings.ts';
 import { deploy, type DeployOptions } from './deploy.ts';
 import { installRequirements, type InstallRequirementsOptions } from './install-requirements.ts';
@@ -23,13 +24,14 @@ import { test, type TestOptions } from './test.ts';
 import { touchVassalIni, type TouchVassalIniOptions } from './touch-vassal-ini.ts';
 import { updateRequirements, type UpdateRequirementsOptions } from './update-requirements.ts';
 
-export { collectstatic } from './collectstatic.ts';
+export { collectstatic, DEFAULT_SITE_DIRS, type CollectstaticOptions } from './collectstatic.ts';
+export { fetch, fetchedFor, type Fetched } from './fetch.ts';
 export { copyProductionSettings } from './copy-production-settings.ts';
 export { deploy, DEPLOY_STEPS, type DeployOptions } from './deploy.ts';
 export { installRequirements, type InstallRequirementsOptions } from './install-requirements.ts';
-export { expandSite, resolveSite, shellPath, type DjangoVars, type PerSite, type ResolvedSiteOptions, type SiteOptions } from './options.ts';
-export { pull } from './pull.ts';
-export { push, PUSHED_BRANCH, PUSHED_REVISION, type PushOptions } from './push.ts';
+export { displayDir, expandSite, localDirOf, resolveSite, shellPath, type DjangoVars, type PerSite, type ResolvedSiteOptions, type SiteOptions } from './options.ts';
+export { pull, SWITCH_SCRIPT } from './pull.ts';
+export { push, pushedFor, PUSHED_PREFIX, type Pushed, type PushOptions } from './push.ts';
 export { test, TESTS_FAILED_QUESTION, type TestOptions } from './test.ts';
 export { AppNotBackError, touchVassalIni, type TouchVassalIniOptions } from './touch-vassal-ini.ts';
 export { filterFreeze, updateRequirements, type UpdateRequirementsOptions } from './update-requirements.ts';
@@ -43,6 +45,7 @@ export interface DjangoTasksOptions
   extends InstallRequirementsOptions,
     TestOptions,
     PushOptions,
+    Pick<CollectstaticOptions, 'dirs'>,
     Omit<TouchVassalIniOptions, keyof InstallRequirementsOptions>,
     Omit<UpdateRequirementsOptions, 'file' | 'localDir'>,
     DeployOptions {}
@@ -51,6 +54,7 @@ export interface DjangoTasksOptions
 export type DjangoTasks = {
   test: TaskDefinition;
   push: TaskDefinition;
+  fetch: TaskDefinition;
   pull: TaskDefinition;
   installRequirements: TaskDefinition;
   collectstatic: TaskDefinition;
@@ -72,6 +76,7 @@ export function djangoTasks(options: DjangoTasksOptions = {}): DjangoTasks {
   return {
     test: test(options),
     push: push(options),
+    fetch: fetch(options),
     pull: pull(options),
     installRequirements: installRequirements(options),
     collectstatic: collectstatic(options),
@@ -81,6 +86,7 @@ export function djangoTasks(options: DjangoTasksOptions = {}): DjangoTasks {
       ...options,
       // REQUIREMENTS is one file in the local checkout, so only a plain name applies here.
       file: typeof options.requirements === 'string' ? options.requirements : undefined,
+      localDir: typeof options.localDir === 'string' ? options.localDir : undefined,
     }),
     deploy: deploy(options),
   };

@@ -1,4 +1,6 @@
-import { quotePath, raw, type SiteInfo } from '../src/index.ts';
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
+import { quotePath, raw, type Context, type SiteInfo } from '../src/index.ts';
 
 /**
  * A value given once for every site, or computed from the site. Strings may
@@ -33,6 +35,14 @@ export interface SiteOptions {
   healthUrl?: PerSite<string | undefined>;
   /** The vassal's uWSGI log. Default: the ini's `logto`/`daemonize` line. */
   uwsgiLog?: PerSite<string | undefined>;
+  /**
+   * The local working copy (git checkout) this site is deployed from: `test`
+   * runs there and `push` pushes it, once per distinct working copy however
+   * many sites share it, and `fetch`/`pull` check that the site gets exactly
+   * what was pushed from it. Default: the directory you run `deploy` in;
+   * relative paths are relative to it.
+   */
+  localDir?: PerSite<string>;
 }
 
 /**
@@ -54,6 +64,7 @@ export type DjangoVars = {
   requirements?: string;
   healthUrl?: string;
   uwsgiLog?: string;
+  localDir?: string;
 };
 
 /** A site's settings with every default applied. */
@@ -66,6 +77,8 @@ export interface ResolvedSiteOptions {
   readonly requirements: string;
   readonly healthUrl: string | undefined;
   readonly uwsgiLog: string | undefined;
+  /** Absolute. */
+  readonly localDir: string;
 }
 
 const DEFAULTS: Record<'codeDir' | 'virtualenv' | 'settings' | 'vassal' | 'requirements', string> = {
@@ -76,7 +89,7 @@ const DEFAULTS: Record<'codeDir' | 'virtualenv' | 'settings' | 'vassal' | 'requi
   requirements: 'REQUIREMENTS',
 };
 
-const KEYS = ['codeDir', 'virtualenv', 'settings', 'vassal', 'requirements', 'healthUrl', 'uwsgiLog'] as const;
+const KEYS = ['codeDir', 'virtualenv', 'settings', 'vassal', 'requirements', 'healthUrl', 'uwsgiLog', 'localDir'] as const;
 
 /** Replace `{site}` by the site's name. */
 export function expandSite(value: string, siteName: string): string {
@@ -127,7 +140,33 @@ export function resolveSite(site: SiteInfo, options: SiteOptions = {}): Resolved
     requirements: pick('requirements') as string,
     healthUrl: pick('healthUrl'),
     uwsgiLog: pick('uwsgiLog'),
+    localDir: resolve(pick('localDir') ?? '.'),
   };
+}
+
+/**
+ * The working copy a task's local work uses: the site's (see
+ * {@link SiteOptions.localDir}), or in the run-once lane, where there is no
+ * site, the option when it is a plain string, else the current directory.
+ */
+export function localDirOf(c: Context, options: Pick<SiteOptions, 'localDir'>): string {
+  if (!c.once) return resolveSite(c.site, options).localDir;
+  return resolve(typeof options.localDir === 'string' ? options.localDir : '.');
+}
+
+/**
+ * A local directory as people read it: relative to where deploy runs when
+ * inside it, else with `~` for the home directory.
+ *
+ * @example
+ * displayDir('/home/op/src/shop') // '~/src/shop'; displayDir(process.cwd()) // '.'
+ */
+export function displayDir(dir: string): string {
+  const cwd = process.cwd();
+  if (dir === cwd) return '.';
+  if (dir.startsWith(`${cwd}/`)) return dir.slice(cwd.length + 1);
+  const home = homedir();
+  return home && home !== '/' && dir.startsWith(`${home}/`) ? `~/${dir.slice(home.length + 1)}` : dir;
 }
 
 /**

@@ -1,51 +1,64 @@
-import { task, type TaskDefinition } from '../src/index.ts';
-import { resolveSite, type SiteOptions } from './options.ts';
-import { PUSHED_BRANCH, PUSHED_REVISION } from './push.ts';
+import { sh, task, type TaskDefinition } from '../src/index.ts';
+import { fetchAndCheck, fetchedFor } from './fetch.ts';
+import { displayDir, resolveSite, type SiteOptions } from './options.ts';
+import { pushedFor } from './push.ts';
 
 /**
- * Fast-forward the site's checkout, then make sure it is at the revision
- * `push` pushed in this run (when it did): a site left on another commit is
- * an error naming both SHAs, not a silent stale deploy.
+ * The switch, as one `sh -c` script so that it is never left half-way: it
+ * ignores INT, TERM and HUP (Ctrl-C, a timeout, a lost connection: sshd does
+ * not kill a command whose connection dies), writes the new production
+ * settings beside the live ones first, and on a failed merge puts the live
+ * settings back. Development settings exist only for the milliseconds
+ * between `git checkout` and `mv`, inside this one process.
+ * Arguments: $1 the settings package, $2 the revision.
+ */
+export const SWITCH_SCRIPT = [
+  "trap '' INT TERM HUP",
+  's="$1/settings.py"; p="$1/settings_production.py"; rev="$2"',
+  'git show "$rev:./$p" > "$s.deployfile-new" || { rm -f "$s.deployfile-new"; exit 3; }',
+  'live=; if [ -f "$s" ]; then cp -p "$s" "$s.deployfile-live" && live=1; fi',
+  'if git ls-files --error-unmatch -- "$s" >/dev/null 2>&1; then git checkout -q -- "$s"; fi',
+  'git merge -q --ff-only "$rev"; rc=$?',
+  'if [ $rc -eq 0 ]; then mv -f "$s.deployfile-new" "$s"; rm -f "$s.deployfile-live"; exit 0; fi',
+  'if [ -n "$live" ]; then mv -f "$s.deployfile-live" "$s"; fi; rm -f "$s.deployfile-new"; exit $rc',
+].join('\n');
+
+/**
+ * Switch the site's checkout to the revision `fetch` checked (fetching and
+ * checking first when `fetch` did not run), writing the production settings
+ * in the same step: what a reload of the vassal would load is the complete
+ * old code with its production settings, or the complete new code with its
+ * production settings, never development settings and never new code with
+ * old settings. Afterwards the checkout must be at the revision `push`
+ * pushed from this site's working copy.
  *
  * @example
  * tasks: { pull: pull({ codeDir: (site) => `/srv/${site.name}/code` }) }
  */
 export function pull(options: SiteOptions = {}): TaskDefinition {
   return task({
-    description: 'Fast-forward the code on the server to the pushed revision',
+    description: 'Switch the code on the server to the pushed revision, with production settings, in one step',
     run: async (c) => {
-      const { codeDir, settings } = resolveSite(c.site, options);
-      const code = c.cd(codeDir);
-      // copyProductionSettings overwrites the tracked settings.py on every deploy;
-      // left modified, it makes the next pull refuse as soon as a commit touches it.
-      const generated = `${settings}/settings.py`;
-      await code.run`git diff --quiet -- ${generated} || git checkout -- ${generated}`;
-      await code.run`git pull --ff-only`;
-      const pushed = c.shared.get(PUSHED_REVISION) as string | undefined;
-      if (c.dryRun) {
-        if (pushed) c.log(`would check that HEAD is ${pushed}`);
+      const site = resolveSite(c.site, options);
+      const code = c.cd(site.codeDir);
+      const fetched = fetchedFor(c) ?? (await fetchAndCheck(c, options));
+      if (c.dryRun || !fetched) {
+        await code.run(sh`sh -c ${SWITCH_SCRIPT} switch ${site.settings} ${'<fetched revision>'}`);
         return;
       }
-      const head = (await code.run(`git rev-parse HEAD`, { quiet: true })).stdout.trim();
-      if (!pushed) {
-        c.log(`HEAD is ${head}`);
-        return;
+      await code.run(sh`sh -c ${SWITCH_SCRIPT} switch ${site.settings} ${fetched.revision}`, { quiet: true });
+      const head = (await code.run('git rev-parse HEAD', { quiet: true })).stdout.trim();
+      if (head !== fetched.revision) {
+        c.abort(`pull: ${site.codeDir} is at ${head} after switching to ${fetched.revision}; inspect with: git -C ${site.codeDir} status`);
       }
-      if (head === pushed) {
-        c.log(`HEAD is ${head}, the revision pushed`);
-        return;
-      }
-      // Naming the branch checked out there turns "wrong branch" from a guess into a fact.
-      const checkedOut = (await code.warnOnly().run(`git rev-parse --abbrev-ref HEAD`, { quiet: true })).stdout.trim();
-      const pushedBranch = c.shared.get(PUSHED_BRANCH) as string | undefined;
-      const branchNote =
-        checkedOut && pushedBranch && checkedOut !== pushedBranch
-          ? `the server has ${checkedOut === 'HEAD' ? 'a detached HEAD' : `branch ${checkedOut}`} checked out, but ${pushedBranch} was pushed`
-          : `the server has ${checkedOut === 'HEAD' ? 'a detached HEAD' : `branch ${checkedOut || '(unknown)'}`} checked out`;
-      c.abort(
-        `pull: ${codeDir} is at ${head} after git pull, but this run pushed ${pushed}.\n` +
-          `Likely causes: ${branchNote}; its history diverged from the remote's (local commits on the server); ` +
-          `or nothing was pulled (its remote is not the one pushed to). Inspect with: git -C ${codeDir} status`,
+      c.shared.set(`deployfile.revision:${site.site}`, head);
+      const pushed = pushedFor(c, options);
+      const from = pushed ? ` from ${displayDir(pushed.localDir)}` : '';
+      c.report(`${head.slice(0, 12)}${from}`);
+      c.log(
+        fetched.head === head
+          ? `already at ${head}${pushed ? ', the revision pushed' : ''}; production settings in place`
+          : `switched ${fetched.head.slice(0, 12)} -> ${head}${pushed ? `, the revision pushed${from}` : ''}, with production settings`,
       );
     },
   });

@@ -1,30 +1,42 @@
 import { existsSync } from 'node:fs';
 import { simpleGit } from 'simple-git';
 import { task, type Context, type TaskDefinition } from '../src/index.ts';
+import { displayDir, localDirOf, resolveSite, type SiteOptions } from './options.ts';
 
-/**
- * The `c.shared` key under which `push` leaves the full SHA it pushed, so
- * per-site tasks (like `pull`) can check that a site got exactly that.
- *
- * @example
- * const sha = c.shared.get(PUSHED_REVISION) as string | undefined;
- */
-export const PUSHED_REVISION = 'deployfile.tasks.pushedRevision';
-
-/** The `c.shared` key holding the local branch `push` pushed (a string). */
-export const PUSHED_BRANCH = 'deployfile.tasks.pushedBranch';
-
-/** Options of {@link push}. */
-export interface PushOptions {
-  /** The local checkout to push; default the current directory. */
-  localDir?: string;
+/** What `push` pushed from one working copy. */
+export interface Pushed {
+  /** The full SHA. */
+  readonly revision: string;
+  /** The local branch. */
+  readonly branch: string;
+  /** The working copy it was pushed from (absolute). */
+  readonly localDir: string;
 }
 
+/** Prefix of the `c.shared` keys under which `push` leaves a {@link Pushed}, one per working copy. */
+export const PUSHED_PREFIX = 'deployfile.tasks.pushed:';
+
 /**
- * Push the local branch to its upstream, once per run, after checking that
- * what is deployed is what is committed: refuses on uncommitted changes and
- * on a branch without upstream. Leaves the pushed SHA in
- * `c.shared.get(PUSHED_REVISION)`. Under --dry-run it only says what it
+ * What `push` pushed in this run from the working copy this site is
+ * deployed from, or undefined when nothing was pushed from it.
+ *
+ * @example
+ * const pushed = pushedFor(c, options); // { revision: 'bf23819…', branch: 'main', localDir: '/home/op/src/shop' }
+ */
+export function pushedFor(c: Context, options: Pick<SiteOptions, 'localDir'> = {}): Pushed | undefined {
+  const dir = c.once ? localDirOf(c, options) : resolveSite(c.site, options).localDir;
+  return c.shared.get(PUSHED_PREFIX + dir) as Pushed | undefined;
+}
+
+/** Options of {@link push}. */
+export interface PushOptions extends Pick<SiteOptions, 'localDir'> {}
+
+/**
+ * Push the local branch to its upstream, once per local working copy (see
+ * `localDir`) however many sites deploy it, after checking that what is
+ * deployed is what is committed: refuses on uncommitted changes and on a
+ * branch without upstream. `pushedFor(c)` then tells each site's tasks what
+ * was pushed from its working copy. Under --dry-run it only says what it
  * would push.
  *
  * @example
@@ -32,15 +44,17 @@ export interface PushOptions {
  */
 export function push(options: PushOptions = {}): TaskDefinition {
   return task({
-    description: 'Push the committed local branch to its upstream',
-    once: true,
+    description: 'Push the committed local branch to its upstream, once per working copy',
+    lock: false,
     run: async (c) => {
-      await pushBranch(c, options.localDir ?? process.cwd());
+      const dir = localDirOf(c, options);
+      const pushed = await c.runOnce(`deployfile.tasks.push:${dir}`, `push ${displayDir(dir)}`, (local) => pushBranch(local, dir));
+      c.shared.set(PUSHED_PREFIX + dir, pushed);
     },
   });
 }
 
-async function pushBranch(c: Context, dir: string): Promise<void> {
+async function pushBranch(c: Context, dir: string): Promise<Pushed> {
   if (!existsSync(dir)) c.abort(`push: ${dir} does not exist; set localDir to your project's checkout.`);
   const git = simpleGit({ baseDir: dir });
   if (!(await git.checkIsRepo())) c.abort(`push: ${dir} is not a git repository; run deploy from your project's checkout (or set localDir).`);
@@ -77,11 +91,9 @@ async function pushBranch(c: Context, dir: string): Promise<void> {
   const revision = (await git.revparse(['HEAD'])).trim();
   const target = `${remote}/${merge.replace(/^refs\/heads\//, '')}`;
   if (c.dryRun) {
-    // Shared anyway, so a dry run's pull can say which revision it would check for.
-    c.shared.set(PUSHED_REVISION, revision);
-    c.shared.set(PUSHED_BRANCH, branch);
+    // Returned anyway, so a dry run's pull can say which revision it would check for.
     c.log(`would push ${branch} at ${revision} to ${target} (dry run: nothing pushed)`);
-    return;
+    return { revision, branch, localDir: dir };
   }
   try {
     // Pushing HEAD to the upstream ref by name works whatever push.default says.
@@ -89,9 +101,8 @@ async function pushBranch(c: Context, dir: string): Promise<void> {
   } catch (error) {
     c.abort(`push: git push ${remote} HEAD:${merge} failed:\n${indent(error instanceof Error ? error.message : String(error))}`);
   }
-  c.shared.set(PUSHED_REVISION, revision);
-  c.shared.set(PUSHED_BRANCH, branch);
-  c.log(`pushed ${branch} at ${revision} to ${target}`);
+  c.log(`pushed ${branch} at ${revision} to ${target}${dir === process.cwd() ? '' : ` from ${displayDir(dir)}`}`);
+  return { revision, branch, localDir: dir };
 }
 
 async function configValue(git: ReturnType<typeof simpleGit>, key: string): Promise<string | undefined> {

@@ -7,11 +7,11 @@ describe('deploy', () => {
   it('invokes the seed recipe by name, in order', async () => {
     const c = fakeContext();
     await deploy().run(c);
-    expect(c.recorder.invoked).toEqual(['test', 'push', 'pull', 'copyProductionSettings', 'installRequirements', 'collectstatic', 'touchVassalIni']);
+    expect(c.recorder.invoked).toEqual(['test', 'push', 'fetch', 'installRequirements', 'pull', 'collectstatic', 'touchVassalIni']);
     expect(c.recorder.commands).toEqual([]);
   });
 
-  it('is a per-site task (test and push are the run-once ones it invokes)', () => {
+  it('is a per-site task', () => {
     expect(deploy().once).toBeFalsy();
   });
 
@@ -28,12 +28,13 @@ describe('djangoTasks', () => {
   it('gives every built-in under the name deploy invokes it by, each described', () => {
     const tasks = djangoTasks();
     expect(Object.keys(tasks).sort()).toEqual(
-      ['collectstatic', 'copyProductionSettings', 'deploy', 'installRequirements', 'pull', 'push', 'test', 'touchVassalIni', 'updateRequirements'].sort(),
+      ['collectstatic', 'copyProductionSettings', 'deploy', 'fetch', 'installRequirements', 'pull', 'push', 'test', 'touchVassalIni', 'updateRequirements'].sort(),
     );
     for (const step of DEPLOY_STEPS) expect(tasks).toHaveProperty(step);
     for (const [name, definition] of Object.entries(tasks)) expect(definition.description, name).toBeTruthy();
     const once = Object.entries(tasks).filter(([, d]) => d.once).map(([name]) => name);
-    expect(once.sort()).toEqual(['push', 'test', 'updateRequirements']);
+    // test and push are per-site tasks that run their local work once per working copy (c.runOnce).
+    expect(once.sort()).toEqual(['updateRequirements']);
   });
 
   it('passes one options object to every task', async () => {

@@ -15,6 +15,7 @@ describe('site options', () => {
       requirements: 'REQUIREMENTS',
       healthUrl: undefined,
       uwsgiLog: undefined,
+      localDir: process.cwd(),
     });
   });
 

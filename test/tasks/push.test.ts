@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AbortError } from '../../src/index.ts';
-import { push, PUSHED_BRANCH, PUSHED_REVISION } from '../../tasks/push.ts';
-import { errorOf, fakeContext } from '../helpers/fake-context.ts';
+import { push, pushedFor, PUSHED_PREFIX } from '../../tasks/push.ts';
+import { displayDir } from '../../tasks/options.ts';
+import { errorOf, FakeContext, fakeContext } from '../helpers/fake-context.ts';
 
 // Real repositories: a bare "origin" and a clone tracking it, as on an operator's machine.
 let root: string;
@@ -47,24 +48,43 @@ afterEach(() => {
 const originHead = (branch = 'main') => git(origin, 'rev-parse', branch);
 
 describe('push', () => {
-  it('runs once per run and pushes the branch to its upstream, sharing the full SHA', async () => {
+  it('pushes the branch to its upstream and tells the site what was pushed from its working copy', async () => {
     const definition = push({ localDir: work });
-    expect(definition.once).toBe(true);
+    expect(definition.once).toBeFalsy();
     const sha = commit('app.py', 'print(2)\n', 'second');
-    const c = fakeContext({ site: null });
+    const c = fakeContext();
     await definition.run(c);
     expect(originHead()).toBe(sha);
-    expect(c.shared.get(PUSHED_REVISION)).toBe(sha);
     expect(sha).toMatch(/^[0-9a-f]{40}$/);
-    expect(c.shared.get(PUSHED_BRANCH)).toBe('main');
-    expect(c.recorder.logs).toEqual([`pushed main at ${sha} to origin/main`]);
+    expect(pushedFor(c, { localDir: work })).toEqual({ revision: sha, branch: 'main', localDir: work });
+    expect(c.recorder.logs).toEqual([`pushed main at ${sha} to origin/main from ${displayDir(work)}`]);
+  });
+
+  it('pushes each working copy once however many sites deploy it; a site of another working copy gets its own push', async () => {
+    const sha = commit('app.py', 'print(2)\n', 'second');
+    // Another project: its own origin and working copy.
+    git(root, 'clone', '-q', '--bare', origin, join(root, 'other.git'));
+    const second = join(root, 'second');
+    git(root, 'clone', '-q', join(root, 'other.git'), second);
+    const theirs = git(second, 'rev-parse', 'HEAD');
+    const definition = push({ localDir: (site) => (site.name === 'charlie' ? second : work) });
+    // One run: the sites share the run's values and its run-once work, as the executor gives them.
+    const alleged = fakeContext({ site: { name: 'alleged' } });
+    const [bravo, charlie] = ['bravo', 'charlie'].map((name) => new FakeContext({ site: { name }, shared: alleged.shared }, alleged.recorder));
+    await Promise.all([alleged, bravo, charlie].map((c) => definition.run(c as FakeContext)));
+    expect(originHead()).toBe(sha);
+    expect(alleged.recorder.logs.filter((line) => line.startsWith('pushed main')).sort()).toEqual(
+      [`pushed main at ${sha} to origin/main from ${displayDir(work)}`, `pushed main at ${theirs} to origin/main from ${displayDir(second)}`].sort(),
+    );
+    expect(pushedFor(bravo as FakeContext, { localDir: work })?.localDir).toBe(work);
+    expect(pushedFor(charlie as FakeContext, { localDir: second })).toEqual({ revision: theirs, branch: 'main', localDir: second });
   });
 
   it('refuses uncommitted changes, naming the files and how to fix it, and pushes nothing', async () => {
     const before = originHead();
     commit('app.py', 'print(2)\n', 'second');
     writeFileSync(join(work, 'app.py'), 'print(3)\n');
-    const c = fakeContext({ site: null });
+    const c = fakeContext();
     const error = await errorOf(push({ localDir: work }).run(c));
     expect(error).toBeInstanceOf(AbortError);
     const message = error.message;
@@ -73,19 +93,19 @@ describe('push', () => {
     expect(message).toContain('git commit -a');
     expect(message).toContain('git stash');
     expect(originHead()).toBe(before);
-    expect(c.shared.has(PUSHED_REVISION)).toBe(false);
+    expect([...c.shared.keys()].filter((key) => key.startsWith(PUSHED_PREFIX))).toEqual([]);
   });
 
   it('refuses staged but uncommitted changes too', async () => {
     writeFileSync(join(work, 'new.py'), 'x = 1\n');
     git(work, 'add', 'new.py');
-    await expect(push({ localDir: work }).run(fakeContext({ site: null }))).rejects.toThrow(/uncommitted changes[\s\S]*A  new\.py/);
+    await expect(push({ localDir: work }).run(fakeContext())).rejects.toThrow(/uncommitted changes[\s\S]*A  new\.py/);
   });
 
   it('pushes with untracked files around, warning that they are not deployed', async () => {
     const sha = commit('app.py', 'print(2)\n', 'second');
     writeFileSync(join(work, 'notes.txt'), 'scratch\n');
-    const c = fakeContext({ site: null });
+    const c = fakeContext();
     await push({ localDir: work }).run(c);
     expect(originHead()).toBe(sha);
     expect(c.recorder.warnings).toEqual(['push: untracked files are not deployed: notes.txt']);
@@ -94,14 +114,14 @@ describe('push', () => {
   it('refuses a branch without upstream and says how to set one', async () => {
     git(work, 'switch', '-q', '-c', 'feature/login');
     commit('app.py', 'print(2)\n', 'on a branch');
-    const run = push({ localDir: work }).run(fakeContext({ site: null }));
+    const run = push({ localDir: work }).run(fakeContext());
     await expect(run).rejects.toBeInstanceOf(AbortError);
     await expect(run).rejects.toThrow('push: branch feature/login has no upstream, so there is nowhere to push it. Set one with: git push -u origin feature/login');
   });
 
   it('refuses a detached HEAD', async () => {
     git(work, 'switch', '-q', '--detach', 'HEAD');
-    await expect(push({ localDir: work }).run(fakeContext({ site: null }))).rejects.toThrow(/HEAD is detached/);
+    await expect(push({ localDir: work }).run(fakeContext())).rejects.toThrow(/HEAD is detached/);
   });
 
   it("reports git's refusal when the remote has moved on", async () => {
@@ -111,7 +131,7 @@ describe('push', () => {
     git(other, 'commit', '-q', '-am', 'theirs');
     git(other, 'push', '-q');
     commit('app.py', 'print("mine")\n', 'mine');
-    const run = push({ localDir: work }).run(fakeContext({ site: null }));
+    const run = push({ localDir: work }).run(fakeContext());
     await expect(run).rejects.toBeInstanceOf(AbortError);
     await expect(run).rejects.toThrow(/git push origin HEAD:refs\/heads\/main failed:[\s\S]*rejected/);
   });
@@ -119,7 +139,7 @@ describe('push', () => {
   it('in a dry run pushes nothing and says what it would push', async () => {
     const before = originHead();
     const sha = commit('app.py', 'print(2)\n', 'second');
-    const c = fakeContext({ site: null, dryRun: true });
+    const c = fakeContext({ dryRun: true });
     await push({ localDir: work }).run(c);
     expect(originHead()).toBe(before);
     expect(c.recorder.logs).toEqual([`would push main at ${sha} to origin/main (dry run: nothing pushed)`]);
@@ -128,7 +148,7 @@ describe('push', () => {
   it('says when run outside a git repository', async () => {
     const plain = mkdtempSync(join(tmpdir(), 'deployfile-nogit-'));
     try {
-      await expect(push({ localDir: plain }).run(fakeContext({ site: null }))).rejects.toThrow(/is not a git repository/);
+      await expect(push({ localDir: plain }).run(fakeContext())).rejects.toThrow(/is not a git repository/);
     } finally {
       rmSync(plain, { recursive: true, force: true });
     }

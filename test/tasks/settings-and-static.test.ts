@@ -18,12 +18,18 @@ describe('copyProductionSettings', () => {
 });
 
 describe('collectstatic', () => {
-  it('makes static/ and caches/django, then collects in the virtualenv', async () => {
+  it('makes static/ and caches/django in the home directory, as the seed recipe does, then collects in the virtualenv', async () => {
     const c = fakeContext();
     await collectstatic().run(c);
     expect(c.recorder.lines).toEqual([
-      'cd /home/alleged/Sites/alleged && mkdir -p static caches/django',
+      'mkdir -p static caches/django',
       'cd /home/alleged/Sites/alleged && . /home/alleged/virtualenvs/alleged/bin/activate && ./manage.py collectstatic --noinput',
     ]);
+  });
+
+  it('makes the directories it is given instead, relative to home or absolute, quoted', async () => {
+    const c = fakeContext();
+    await collectstatic({ dirs: (site) => ['public/static', `/srv/cache dir/${site.name}`] }).run(c);
+    expect(c.recorder.lines[0]).toBe("mkdir -p public/static '/srv/cache dir/alleged'");
   });
 });

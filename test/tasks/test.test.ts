@@ -1,12 +1,12 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { AbortError, sh } from '../../src/index.ts';
 import { test as testTask, TESTS_FAILED_QUESTION } from '../../tasks/test.ts';
-import { fakeContext } from '../helpers/fake-context.ts';
+import { FakeContext, fakeContext } from '../helpers/fake-context.ts';
 
 describe('test', () => {
-  it('runs once per run, locally, ./manage.py test with the apps', async () => {
+  it('runs locally, ./manage.py test with the apps, touching no server (no lock needed)', async () => {
     const definition = testTask({ apps: ['pages', 'blog'] });
-    expect(definition.once).toBe(true);
+    expect(definition.lock).toBe(false);
     expect(definition.description).toMatch(/tests/);
     const c = fakeContext({ site: null });
     await definition.run(c);
@@ -39,14 +39,25 @@ describe('test', () => {
   it('asks with no as the default answer (what CI without --yes gets)', async () => {
     const c = fakeContext({ site: null });
     c.script('manage.py test', { exitCode: 1 });
-    let asked: { default?: boolean } | undefined;
-    const confirm = c.confirm.bind(c);
-    c.confirm = async (question, options) => {
-      asked = options;
-      return confirm(question, options);
-    };
-    await expect(testTask().run(c)).rejects.toBeInstanceOf(AbortError);
-    expect(asked).toEqual({ default: false });
+    // The question is asked in the run-once lane, a context of its own: watch every fake's confirm.
+    const confirm = vi.spyOn(FakeContext.prototype, 'confirm');
+    try {
+      await expect(testTask().run(c)).rejects.toBeInstanceOf(AbortError);
+      expect(confirm.mock.calls).toEqual([[TESTS_FAILED_QUESTION, { default: false }]]);
+    } finally {
+      confirm.mockRestore();
+    }
+  });
+
+  it('runs once per working copy for the sites of one run, and names the working copy when it asks', async () => {
+    const definition = testTask({ localDir: (site) => (site.name === 'charlie' ? '/src/charlie' : '/src/shop') });
+    const alleged = fakeContext({ site: { name: 'alleged' }, answers: [true, false] });
+    alleged.script('cd /src/charlie', { exitCode: 1 });
+    const [bravo, charlie] = ['bravo', 'charlie'].map((name) => new FakeContext({ site: { name }, shared: alleged.shared }, alleged.recorder));
+    const runs = await Promise.allSettled([alleged, bravo, charlie].map((c) => definition.run(c as FakeContext)));
+    expect(alleged.recorder.lines.sort()).toEqual(['cd /src/charlie && ./manage.py test', 'cd /src/shop && ./manage.py test']);
+    expect(alleged.recorder.questions).toEqual(['Tests failed in /src/charlie. Continue anyway?']);
+    expect(runs.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
   });
 
   it('goes on with a warning when the answer is yes', async () => {
