@@ -56,7 +56,7 @@ describe.skipIf(skipReason !== undefined)(`deploy run deploy, for real${skipReas
     sshd = await lab.startSshd({ extraConfig: 'LogLevel VERBOSE' });
     emperor = await lab.startEmperor();
     refuseOtherEmperors(emperor.pid);
-    nginx = await lab.startNginx(SITES.map((name) => ({ name, socket: sites[name].socketPath, staticRoot: path.join(sites[name].siteDir, 'static') })));
+    nginx = await lab.startNginx(SITES.map((name) => ({ name, socket: sites[name].socketPath, staticRoot: path.join(sites[name].user.home, 'static') })));
     for (const name of SITES) await lab.waitForHttp(revisionUrl(name), (body, status) => status === 200 && body === origin.initialRevision, 60_000);
 
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'deployfile-e2e-home-'));

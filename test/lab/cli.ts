@@ -54,7 +54,7 @@ async function up(argv: string[]): Promise<void> {
   say('starting sshd, uWSGI emperor, nginx');
   const sshd = await lab.startSshd({ port: values['ssh-port'] ? Number(values['ssh-port']) : undefined });
   const emperor = await lab.startEmperor();
-  const nginx = await lab.startNginx(made.map(({ site }) => ({ name: site.name, socket: site.socketPath, staticRoot: path.join(site.siteDir, 'static') })));
+  const nginx = await lab.startNginx(made.map(({ site }) => ({ name: site.name, socket: site.socketPath, staticRoot: path.join(site.user.home, 'static') })));
   for (const { site, origin } of made) {
     const url = nginx.urls[site.name]!;
     await lab.waitForHttp(url, (_b, status) => status === 200, 60_000);

@@ -33,7 +33,7 @@ describe.skipIf(skipReason !== undefined)(`lab${skipReason ? ` (skipped: ${skipR
     }
     sshd = await lab.startSshd();
     await lab.startEmperor();
-    nginx = await lab.startNginx(sites.map((s) => ({ name: s.name, socket: s.socketPath, staticRoot: path.join(s.siteDir, 'static') })));
+    nginx = await lab.startNginx(sites.map((s) => ({ name: s.name, socket: s.socketPath, staticRoot: path.join(s.user.home, 'static') })));
   });
 
   afterAll(async () => {

@@ -7,6 +7,11 @@ import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The site user's home: the code is ~/Sites/<site> (or a release directory
+# one level further down, ~/releases/<id>). Collected static files and the
+# cache live there, beside the code rather than in it, as the seed recipe
+# makes them. Not $HOME: a tyrant-mode vassal inherits the emperor's (root's).
+HOME = BASE_DIR.parent.parent
 
 # The site keeps no sessions, users or signed data, so the key protects
 # nothing; still, let the environment supply a real one.
@@ -45,16 +50,16 @@ TIME_ZONE = 'UTC'
 USE_I18N = False
 USE_TZ = True
 
-# collectstatic writes here; nginx serves /static/ from this directory.
+# collectstatic writes here (~/static); nginx serves /static/ from it.
 STATIC_URL = '/static/'
-STATIC_ROOT = BASE_DIR / 'static'
+STATIC_ROOT = HOME / 'static'
 
-# Per-site cache inside the site's own directory, so sites run as separate
-# Unix users never share (or fight over permissions on) a cache.
+# Per-site cache in the site user's home (~/caches/django), so sites run as
+# separate Unix users never share (or fight over permissions on) a cache.
 CACHES = {
     'default': {
         'BACKEND': 'django.core.cache.backends.filebased.FileBasedCache',
-        'LOCATION': BASE_DIR / 'caches' / 'django',
+        'LOCATION': HOME / 'caches' / 'django',
     },
 }
 

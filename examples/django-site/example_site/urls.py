@@ -5,4 +5,5 @@ from pages import views
 urlpatterns = [
     path('', views.index, name='index'),
     path('revision', views.revision, name='revision'),
+    path('settings', views.settings_kind, name='settings'),
 ]

@@ -21,6 +21,12 @@ class PagesTests(SimpleTestCase):
         self.assertEqual(response['Content-Type'], 'text/plain; charset=utf-8')
         self.assertEqual(response.content.decode(), apps.get_app_config('pages').revision)
 
+    def test_settings_endpoint_names_the_settings_loaded(self):
+        with self.settings(DEBUG=False):
+            self.assertEqual(self.client.get('/settings').content.decode(), 'production')
+        with self.settings(DEBUG=True):
+            self.assertEqual(self.client.get('/settings').content.decode(), 'development')
+
 
 class ReadRevisionTests(SimpleTestCase):
     def test_not_a_checkout(self):
