@@ -30,8 +30,8 @@ const status = task(
     const site = resolveSite(c.site, options);
     const code = c.cd(site.codeDir);
     await code.run`git log -1 --format='%H %ad %s' --date=iso`;
-    // copyProductionSettings overwrites settings.py on every deploy; anything
-    // else changed by hand on the server can make the next pull fail.
+    // pull writes the production settings over settings.py on every deploy;
+    // anything else changed by hand on the server stops the next deploy at fetch.
     const deployed = `${site.settings}/settings.py`;
     const changes = await code.run('git status --porcelain', { quiet: true });
     const byHand = changes.stdout.split('\n').filter((line) => line.trim() !== '' && line.slice(3) !== deployed);

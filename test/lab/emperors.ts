@@ -1,0 +1,33 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import * as lab from './lab.ts';
+
+/**
+ * Fails when a uWSGI emperor other than this lab's watches the vassal
+ * directory: it would run these sites' vassals too, on the same sockets, and
+ * what nginx serves could come from either. `own`: the emperor this test
+ * started; before that, the one recorded in this lab (startEmperor replaces it).
+ */
+export function refuseOtherEmperors(own?: number): void {
+  const ours = path.join(lab.labDir(), 'run') + path.sep;
+  const others: string[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === own) continue;
+    let argv: string[];
+    try {
+      argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // gone
+    }
+    const at = argv.indexOf('--emperor');
+    if (at < 0 || path.resolve(argv[at + 1] ?? '') !== lab.VASSAL_DIR) continue;
+    if (own === undefined && (argv[argv.indexOf('--pidfile') + 1] ?? '').startsWith(ours)) continue;
+    others.push(`pid ${entry}: ${argv.join(' ').trim()}`);
+  }
+  if (others.length > 0) {
+    throw new Error(
+      `another uWSGI emperor watches ${lab.VASSAL_DIR} (${others.join('; ')}). It would run these sites' vassals too, on the same sockets, ` +
+        "so what nginx serves could come from either. Stop it (DEPLOYFILE_LAB_DIR=<its lab> npx jiti test/lab/cli.ts down) and run again.",
+    );
+  }
+}
