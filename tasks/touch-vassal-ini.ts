@@ -1,16 +1,17 @@
 import { parseDuration, sh, task, type TaskDefinition } from '../src/index.ts';
 import { resolveSite, shellPath, type SiteOptions } from './options.ts';
-import { explainUwsgiLog, lastJson, parseVassalIni, PROBE_SCRIPT, type ProbeOutcome, type ProbeSnapshot } from './uwsgi.ts';
+import { explainReload, lastJson, parseVassalIni, PROBE_SCRIPT, type ProbeOutcome, type ProbeSnapshot } from './uwsgi.ts';
 
 /** Options of {@link touchVassalIni}. */
 export interface TouchVassalIniOptions extends SiteOptions {
-  /** How long the app may take to answer after the touch: `'30s'`, `'2m'` or milliseconds. Default 30s. */
+  /** How long to wait at most for a verdict on the new instance: `'30s'`, `'2m'` or milliseconds. Default 30s. */
   timeout?: string | number;
   /** Pause between checks. Default 500ms. */
   interval?: string | number;
   /**
-   * Without a log to show the restart, how long after the touch to start
-   * probing (the emperor notices a touch within a few seconds). Default 5s.
+   * Only when nothing shows the new instance (no readable log, and no
+   * uWSGI workers to watch): how long after the touch to start probing.
+   * Default 5s.
    */
   grace?: string | number;
   /** Check that the app came back (default true). False only touches. */
@@ -18,9 +19,11 @@ export interface TouchVassalIniOptions extends SiteOptions {
 }
 
 /**
- * Thrown by `touchVassalIni` when the app did not come back: its message
- * holds the reason and the uWSGI log lines that explain it, so the deploy
- * ends with exit 1 showing them.
+ * Thrown by `touchVassalIni` when the app did not come back. Its message
+ * starts with {@link headline}, one specific line ("alleged: the new code
+ * does not load: ModuleNotFoundError: No module named 'missing'"), then the
+ * evidence: the traceback's last frame, how it was reproduced, the vassal
+ * log's explaining lines, the last check.
  */
 export class AppNotBackError extends Error {
   override readonly name = 'AppNotBackError';
@@ -28,8 +31,14 @@ export class AppNotBackError extends Error {
     message: string,
     readonly site: string,
     readonly reason: string,
-    /** The explaining lines of the vassal's log since the touch (may be empty). */
+    /** The explaining lines of the vassal's log since the touch (empty when it was not readable). */
     readonly logLines: readonly string[],
+    /** The message's first line: the site and the cause. */
+    readonly headline: string = message.split('\n')[0] as string,
+    /** Seconds from the touch to the verdict; null when nothing was touched. */
+    readonly seconds: number | null = null,
+    /** How the wait ended: `no-app`, `http-500`, `gateway`, `log`, `dead`, `timeout`, `timeout-no-restart`, `ini-owner`, `check-failed`. */
+    readonly kind: string = 'unknown',
   ) {
     super(message);
   }
@@ -37,11 +46,17 @@ export class AppNotBackError extends Error {
 
 /**
  * Reload the site's app by touching its uWSGI vassal ini, then wait
- * (bounded) until the *new* instance answers: through `healthUrl` when the
- * site has one, else with a request over the vassal's socket. Failing that,
- * it fails with the lines of the vassal's uWSGI log that say why
- * (`ModuleNotFoundError`, `unable to load app`, `no app loaded`, `bind()`,
- * `Permission denied`). Needs `python3` on the server.
+ * (bounded) for a verdict on the *new* instance: through `healthUrl` when
+ * the site has one, else with a request over the vassal's socket. It knows
+ * the new instance from the old by the vassal's log when readable, else by
+ * its uWSGI processes (new workers, old ones gone), and decides as soon as
+ * it answers, answers without an app, keeps answering 5xx, or is not
+ * running. A failure leads with its cause: the log's lines, else the load
+ * reproduced as the site user from the ini (`chdir`, `home`, `env`,
+ * `module`...), else the socket's permissions, else what the check got.
+ * It refuses, untouched, an ini owned by root (tyrant mode would not run
+ * it). The log line says how long the verdict took: "alleged is back after
+ * 1.2s: ...". Needs `python3` on the server.
  *
  * @example
  * tasks: { touchVassalIni: touchVassalIni({ timeout: '60s', healthUrl: (site) => `http://127.0.0.1/${site.name}/` }) }
@@ -66,12 +81,10 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       if (ini.failed) return c.abort(`touchVassalIni: cannot read the vassal ini ${site.vassal}: ${ini.stderr.trim() || `exit code ${ini.exitCode}`}. Is the vassal var right?`);
       const info = parseVassalIni(ini.stdout, site.vassal);
       const log = site.uwsgiLog ?? info.log;
-      if (!log) c.warn(`no uWSGI log for ${site.site} (no logto/daemonize in ${site.vassal}; set the uwsgiLog var): a failed reload can't be explained`);
       if (!site.healthUrl && !info.socket) c.warn(`no socket in ${site.vassal} and no healthUrl: only checking that uWSGI restarted`);
 
       const args: string[] = ['--ini', site.vassal];
       if (log) args.push('--log', log);
-      if (info.socket) args.push('--socket', info.socket.address, '--protocol', info.socket.protocol);
       const snapshot = await c.warnOnly().run(sh`python3 - snapshot ${args}`, { quiet: true, stdin: PROBE_SCRIPT });
       const before = lastJson<ProbeSnapshot>(snapshot.stdout);
       if (!before) {
@@ -81,17 +94,34 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
             'Nothing was touched. To reload without checking, use touchVassalIni({ verify: false }).',
         );
       }
-      if (log && before.logError) c.warn(`cannot read the uWSGI log ${log}: ${before.logError}`);
+      // A log the user named and cannot read is worth a word; the ini's own
+      // logto usually is root's (or absent), and the load is reproduced instead.
+      if (site.uwsgiLog && before.logError) c.warn(`cannot read the uWSGI log ${log}: ${before.logError}`);
+      // Deploying as root, a root-owned ini means no tyrant mode (the demo's stand-in emperor, say).
+      if ((before.ini.uid === 0 || before.ini.gid === 0) && before.uid !== 0) {
+        const owner = `${before.ini.user}:${before.ini.group}`;
+        const headline = `${site.site}: the uWSGI emperor (tyrant mode) will not run ${site.vassal}: it is owned by ${owner} (uid/gid 0)`;
+        const message = [
+          headline,
+          'Tyrant mode runs a vassal as its ini\'s owner and group and refuses uid or gid 0: it has stopped this vassal, or never started it.',
+          `Not touched. As root: chown ${c.site.user}:uwsgi ${site.vassal}`,
+        ].join('\n');
+        throw new AppNotBackError(message, site.site, 'the vassal ini is owned by root', [], headline, null, 'ini-owner');
+      }
 
       await c.run(sh`touch ${vassal}`);
 
-      const wait: string[] = [...args, '--log-offset', String(before.logSize ?? 0), '--pids', before.pids.join(',')];
-      if (site.healthUrl) wait.push('--url', site.healthUrl);
+      const url = site.healthUrl ? new URL(site.healthUrl) : undefined;
+      const path = url ? `${url.pathname}${url.search}` : '/';
+      const wait: string[] = [...args, '--log-offset', String(before.logSize ?? 0), '--procs', before.procs];
+      if (info.socket) wait.push('--socket', info.socket.address, '--protocol', info.socket.protocol);
+      if (site.healthUrl) wait.push('--url', site.healthUrl, '--path', path, '--host', url?.hostname ?? 'localhost');
+      if (info.load) wait.push('--load', JSON.stringify(info.load));
       wait.push('--timeout', seconds(timeoutMs), '--interval', seconds(intervalMs), '--grace', seconds(graceMs));
       const result = await c.warnOnly().run(sh`python3 - wait ${wait}`, {
         quiet: true,
         stdin: PROBE_SCRIPT,
-        // The script stops itself at the deadline; this only catches a hung connection.
+        // The script stops itself at the deadline (plus a bounded reproduction); this only catches a hung connection.
         timeout: timeoutMs + 30_000,
       });
       const outcome = lastJson<ProbeOutcome>(result.stdout);
@@ -99,20 +129,14 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
         c.log(`${site.site} is back after ${outcome.seconds}s: ${outcome.evidence}${outcome.probe ? `; ${outcome.probe}` : ''}`);
         return;
       }
-
-      const reason = outcome ? outcome.reason : `the check failed: ${tail(result.stderr || result.stdout) || `exit code ${result.exitCode}`}`;
-      const lines = outcome ? explainUwsgiLog(outcome.log) : [];
-      const shown = lines.length > 0 ? lines : outcome ? outcome.log.split('\n').filter((l) => l.trim() !== '').slice(-10) : [];
-      let message = `${site.site} did not come back after touching ${site.vassal}: ${reason}${outcome ? ` (after ${outcome.seconds}s)` : ''}`;
-      if (outcome?.probe) message += `\nLast check: ${outcome.probe}`;
-      if (shown.length > 0) {
-        message += `\nuWSGI log ${log} since the touch:\n${shown.map((line) => `  ${line}`).join('\n')}`;
-      } else if (log) {
-        message += `\nNothing in the uWSGI log ${log} since the touch${outcome?.logError ? ` (${outcome.logError})` : ''}.`;
-      } else {
-        message += '\nNo uWSGI log to show: set the uwsgiLog var to the vassal\'s log.';
+      if (!outcome) {
+        const reason = `the check failed: ${tail(result.stderr || result.stdout) || `exit code ${result.exitCode}`}`;
+        const headline = `${site.site}: could not tell whether the app came back after touching ${site.vassal}`;
+        throw new AppNotBackError(`${headline}\n${reason}`, site.site, reason, [], headline, null, 'check-failed');
       }
-      throw new AppNotBackError(message, site.site, reason, lines);
+      const explained = explainReload(outcome, { site: site.site, user: c.site.user, vassal: site.vassal, log, healthUrl: site.healthUrl, socket: info.socket, path });
+      const message = [explained.headline, ...explained.detail].join('\n');
+      throw new AppNotBackError(message, site.site, outcome.reason, explained.logLines, explained.headline, outcome.seconds, outcome.kind);
     },
   });
 }

@@ -12,15 +12,42 @@ export interface VassalSocket {
   address: string;
 }
 
+/**
+ * How uWSGI loads the app, as the ini says: enough to load it again the
+ * same way (as the site user) and see why it fails.
+ */
+export interface VassalLoad {
+  /** `chdir`: the working directory, first on sys.path. */
+  chdir?: string;
+  /** `home`/`virtualenv`/`venv`/`pyhome`: its `bin/python` runs the app. */
+  home?: string;
+  /** Every `env = K=V`, in order. */
+  env: [string, string][];
+  /** `pythonpath`/`python-path`/`pp`, in order, after the chdir. */
+  pythonpath: string[];
+  /** `module`/`wsgi` (or a `mount = /=pkg.mod:app`), without the `:callable`. */
+  module?: string;
+  /** `wsgi-file`/`file` (or a `mount = /=path.py`). */
+  file?: string;
+  /** The callable's name (`module = pkg:app` or `callable =`); uWSGI's default is `application`. */
+  callable?: string;
+}
+
 /** What `touchVassalIni` needs from a vassal ini. */
 export interface VassalInfo {
   socket?: VassalSocket;
   /** From `logto`, `logto2`, `daemonize`, `daemonize2` or `logger = file:`. */
   log?: string;
+  /** How the app is loaded, when the ini names a module or file. */
+  load?: VassalLoad;
 }
 
 const SOCKET_KEYS: Record<string, VassalSocket['protocol']> = { socket: 'uwsgi', 'uwsgi-socket': 'uwsgi', 'http-socket': 'http' };
 const LOG_KEYS = new Set(['logto', 'logto2', 'daemonize', 'daemonize2']);
+const HOME_KEYS = new Set(['home', 'virtualenv', 'venv', 'pyhome']);
+const PYTHONPATH_KEYS = new Set(['pythonpath', 'python-path', 'pp']);
+const MODULE_KEYS = new Set(['module', 'wsgi']);
+const FILE_KEYS = new Set(['wsgi-file', 'file']);
 
 /**
  * Read the `[uwsgi]` section of a vassal ini: its first socket and its log
@@ -34,6 +61,8 @@ const LOG_KEYS = new Set(['logto', 'logto2', 'daemonize', 'daemonize2']);
  */
 export function parseVassalIni(text: string, iniPath: string): VassalInfo {
   const info: VassalInfo = {};
+  const load: VassalLoad = { env: [], pythonpath: [] };
+  let mount: string | undefined;
   const placeholders = new Map<string, string>();
   let section = 'uwsgi';
   for (const rawLine of text.split(/\r?\n/)) {
@@ -59,8 +88,34 @@ export function parseVassalIni(text: string, iniPath: string): VassalInfo {
       const file = /(?:^|\s)file:(?:logfile=)?([^,\s]+)/.exec(value);
       if (file) info.log = file[1];
     }
+    if (key === 'chdir') load.chdir = value;
+    if (HOME_KEYS.has(key)) load.home = value;
+    if (key === 'env') {
+      const at = value.indexOf('=');
+      if (at > 0) load.env.push([value.slice(0, at), value.slice(at + 1)]);
+    }
+    if (PYTHONPATH_KEYS.has(key)) load.pythonpath.push(value);
+    if (MODULE_KEYS.has(key)) setModule(load, value);
+    if (FILE_KEYS.has(key)) load.file = value;
+    if (key === 'callable') load.callable = value;
+    if (key === 'mount' && mount === undefined) {
+      // mount = /=pkg.wsgi:application, or mount = /=path/to/app.py
+      const at = value.indexOf('=');
+      if (at >= 0 && /^\/?$/.test(value.slice(0, at).trim())) mount = value.slice(at + 1).trim();
+    }
   }
+  if (!load.module && !load.file && mount) {
+    if (mount.endsWith('.py') || mount.includes('/')) load.file = mount;
+    else setModule(load, mount);
+  }
+  if (load.module || load.file) info.load = load;
   return info;
+}
+
+function setModule(load: VassalLoad, value: string): void {
+  const colon = value.indexOf(':');
+  load.module = colon >= 0 ? value.slice(0, colon) : value;
+  if (colon >= 0 && value.slice(colon + 1)) load.callable = value.slice(colon + 1);
 }
 
 function expandMagic(value: string, iniPath: string, placeholders: Map<string, string>): string | undefined {
@@ -162,21 +217,36 @@ export function explainUwsgiLog(text: string, max = 20): string[] {
  * the command line shown to the user stays short. Python is there on any
  * Django host; curl, pgrep or ss may not be.
  *
- * `snapshot` records what "before the touch" looks like: the log's size and
- * the processes holding the vassal's listening socket. It also waits (at
- * most 2s) until the clock's second is past the ini's mtime: the emperor
- * only reloads when the mtime, in whole seconds, grows, so a touch within
- * the same second as the previous one would be lost.
+ * `snapshot` records what "before the touch" looks like: the log's size
+ * (when a log is readable), the vassal's uWSGI processes as `pid:starttime:ppid`
+ * (processes of the ini's owner whose command line mentions uwsgi and, when
+ * it names an ini, this one; only /proc/<pid>/stat, status and cmdline are
+ * read, which stay readable when a tyrant-mode vassal is not dumpable), and
+ * the ini's owner and mode. It also waits (at most 2s) until the clock's
+ * second is past the ini's mtime: the emperor only reloads when the mtime,
+ * in whole seconds, grows, so a touch within the same second as the previous
+ * one would be lost.
  *
- * `wait` polls until the *new* instance answers: first evidence of the
- * reload (a `*** Starting uWSGI` line in the log after the recorded size,
- * or, without a log, a process holding the socket that did not before),
- * then a probe (the health URL, else a request over the socket) that gets a
- * response below 500 (below 400 for a health URL). It gives up early when
- * the log says the app failed to load. It prints one JSON line.
+ * `wait` polls until it has a verdict on the *new* instance. Evidence of it:
+ * a `*** Starting uWSGI` line in the log after the recorded size, or a uWSGI
+ * process that was not there before with every old worker gone (a graceful
+ * reload keeps the master's pid and respawns the workers); without either
+ * (no log, and one process with no workers, or none to be seen) it probes
+ * after `--grace` seconds and says so. Then each poll probes (the health
+ * URL, else a request over the socket) and decides as soon as it can:
+ * success on a response below 500 (below 400 for a health URL); failure on
+ * uWSGI's own "no app" 500, on three 5xx in a row, when the log shows the
+ * load failed, or when the vassal is not running (no process, the socket
+ * refuses) `--settle` seconds after the touch; else at `--timeout`. Times
+ * count from the ini's mtime, i.e. the touch. On failure it adds the ini's,
+ * the socket's and its directory's owner and mode, and (given `--load`, the
+ * JSON of a {@link VassalLoad}) reproduces the load as this user: the ini's
+ * python, chdir, env and sys.path, import, get the callable and, when the
+ * app answered 5xx, call it for a GET of the probed path, catching the
+ * exception (Django's `got_request_exception` too). It prints one JSON line.
  */
 export const PROBE_SCRIPT = String.raw`
-import json, os, socket, struct, sys, time
+import json, os, socket, struct, subprocess, sys, time
 
 def args():
     out, argv = {}, sys.argv[2:]
@@ -190,49 +260,81 @@ LOG_LIMIT = 65536
 def is_unix(addr):
     return '/' in addr or not addr.rpartition(':')[2].isdigit()
 
-def listening_inodes(addr):
-    found = set()
-    if is_unix(addr):
-        with open('/proc/net/unix') as f:
-            next(f)
-            for line in f:
-                p = line.split()
-                if len(p) >= 8 and p[7] == addr and int(p[3], 16) & 0x10000:
-                    found.add(p[6])
-    else:
-        port = int(addr.rpartition(':')[2])
-        for name in ('/proc/net/tcp', '/proc/net/tcp6'):
-            try:
-                with open(name) as f:
-                    next(f)
-                    for line in f:
-                        p = line.split()
-                        if len(p) >= 10 and p[3] == '0A' and int(p[1].rpartition(':')[2], 16) == port:
-                            found.add(p[9])
-            except OSError:
-                pass
-    return found
-
-def holders(addr):
-    if not addr:
-        return []
+def owner(uid, gid):
     try:
-        inodes = listening_inodes(addr)
-    except OSError:
-        return []
-    pids = []
+        import pwd
+        u = pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        u = str(uid)
+    try:
+        import grp
+        g = grp.getgrgid(gid).gr_name
+    except (KeyError, ImportError):
+        g = str(gid)
+    return u, g
+
+def stat_of(path):
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return {'path': path, 'error': e.strerror or str(e)}
+    u, g = owner(st.st_uid, st.st_gid)
+    return {'path': path, 'uid': st.st_uid, 'gid': st.st_gid, 'user': u, 'group': g,
+            'mode': '%04o' % (st.st_mode & 0o7777)}
+
+# uWSGI processes of this vassal: tyrant mode runs them as the ini's owner.
+# Only /proc/<pid>/stat, status and cmdline are read: a vassal setuid'd by
+# the root emperor is not dumpable, so its fd/ and environ are closed to us.
+def vassal_procs(uid, ini_base):
+    out = {}
     for d in os.listdir('/proc'):
-        if not d.isdigit():
+        if not d.isdigit() or int(d) == os.getpid():
             continue
         try:
-            for fd in os.listdir('/proc/%s/fd' % d):
-                link = os.readlink('/proc/%s/fd/%s' % (d, fd))
-                if link.startswith('socket:[') and link[8:-1] in inodes:
-                    pids.append(int(d))
-                    break
-        except OSError:
+            with open('/proc/%s/stat' % d) as f:
+                st = f.read()
+            rest = st[st.rfind(')') + 2:].split()
+            if rest[0] in ('Z', 'X'):
+                continue
+            with open('/proc/%s/status' % d) as f:
+                puid = [int(l.split()[1]) for l in f if l.startswith('Uid:')][0]
+            if puid != uid:
+                continue
+            comm = st[st.find('(') + 1:st.rfind(')')]
+            try:
+                with open('/proc/%s/cmdline' % d, 'rb') as f:
+                    argv = [a.decode('utf-8', 'replace') for a in f.read().split(b'\0') if a]
+            except OSError:
+                argv = []
+            # The program's own name, not its arguments: this script's
+            # command line names the ini too.
+            if 'uwsgi' not in (os.path.basename(argv[0]) if argv else comm).lower() and 'uwsgi' not in comm.lower():
+                continue
+            # An emperor run as this user is not one of its vassals.
+            if any(a == '--emperor' or a.startswith('--emperor=') for a in argv):
+                continue
+            # A tyrant vassal's command line is "uwsgi-core --ini NAME.ini" (relative to the vassal dir).
+            inis = [a for a in argv if a.endswith('.ini')]
+            if inis and ini_base and not any(os.path.basename(a) == ini_base for a in inis):
+                continue
+            out[int(d)] = (rest[19], int(rest[1]))
+        except (OSError, IndexError, ValueError):
             continue
-    return sorted(pids)
+    return out
+
+def procs_text(procs):
+    return ','.join('%d:%s:%d' % (p, s, pp) for p, (s, pp) in sorted(procs.items()))
+
+def parse_procs(text):
+    out = {}
+    for item in (text or '').split(','):
+        parts = item.split(':')
+        if len(parts) == 3:
+            out[int(parts[0])] = (parts[1], int(parts[2]))
+    return out
+
+def workers(procs):
+    return set(p for p, (s, pp) in procs.items() if pp in procs)
 
 def log_size(path):
     try:
@@ -266,126 +368,524 @@ def connect(addr, timeout):
     s.connect(target)
     return s
 
-def status_line(s):
+def read_response(s):
     data = b''
-    while b'\n' not in data and len(data) < 8192:
+    while len(data) < 65536:
         chunk = s.recv(4096)
         if not chunk:
             break
         data += chunk
-    first = data.split(b'\n', 1)[0].decode('latin-1').strip()
+    head, _, body = data.partition(b'\r\n\r\n')
+    lines = head.decode('latin-1').split('\r\n')
+    first = lines[0].strip()
     parts = first.split()
+    ctype = ''
+    for line in lines[1:]:
+        if line.lower().startswith('content-type:'):
+            ctype = line.split(':', 1)[1].strip()
     if len(parts) >= 2 and parts[0].startswith('HTTP/') and parts[1].isdigit():
-        return int(parts[1]), first
-    return None, first or 'connection closed without a response'
+        return int(parts[1]), first, ctype, body
+    return None, first or 'connection closed without a response', ctype, body
 
-def probe_socket(proto, addr, timeout):
+def probe_socket(proto, addr, timeout, path, host):
     s = connect(addr, timeout)
     try:
         if proto == 'http':
-            s.sendall(b'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n')
+            s.sendall(('GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' % (path, host)).encode())
         else:
-            env = {'REQUEST_METHOD': 'GET', 'REQUEST_URI': '/', 'PATH_INFO': '/', 'QUERY_STRING': '',
-                   'SERVER_NAME': 'localhost', 'SERVER_PORT': '80', 'SERVER_PROTOCOL': 'HTTP/1.0',
-                   'HTTP_HOST': 'localhost', 'REMOTE_ADDR': '127.0.0.1'}
+            env = {'REQUEST_METHOD': 'GET', 'REQUEST_URI': path, 'PATH_INFO': path, 'QUERY_STRING': '',
+                   'SERVER_NAME': host, 'SERVER_PORT': '80', 'SERVER_PROTOCOL': 'HTTP/1.0',
+                   'HTTP_HOST': host, 'REMOTE_ADDR': '127.0.0.1'}
             body = b''
             for k, v in env.items():
                 k, v = k.encode(), v.encode()
                 body += struct.pack('<H', len(k)) + k + struct.pack('<H', len(v)) + v
             s.sendall(struct.pack('<BHB', 0, len(body), 0) + body)
-        code, first = status_line(s)
+        return read_response(s)
     finally:
         s.close()
-    return code is not None and code < 500, first
 
 def probe_url(url, timeout):
     import urllib.request, urllib.error
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status < 400, 'HTTP %d from %s' % (r.status, url)
+            return r.status, 'HTTP %d from %s' % (r.status, url), r.headers.get('Content-Type', ''), r.read(65536)
     except urllib.error.HTTPError as e:
-        return False, 'HTTP %d from %s' % (e.code, url)
+        try:
+            body = e.read(65536)
+        except Exception:
+            body = b''
+        return e.code, 'HTTP %d from %s' % (e.code, url), e.headers.get('Content-Type', '') if e.headers else '', body
+
+# uWSGI's own answer when no app is loaded: 2.0 sends a bare text/plain
+# "Internal Server Error" (and logs "no python application found"); 1.x said
+# so in the body.
+def no_app(status, ctype, body):
+    low = body.lower()
+    if b'no python application found' in low or b'python application not found' in low:
+        return True
+    return status == 500 and ctype.startswith('text/plain') and body.strip() == b'Internal Server Error'
+
+# Whether the vassal (tyrant mode: the ini's uid and gid, no other groups)
+# may create files in a directory; not os.access, which answers for us.
+def writable_by(facts, uid, gid):
+    if 'mode' not in facts:
+        return None
+    mode = int(facts['mode'], 8)
+    if uid == 0:
+        return True
+    if uid == facts['uid']:
+        return mode & 0o300 == 0o300
+    if gid == facts['gid']:
+        return mode & 0o030 == 0o030
+    return mode & 0o003 == 0o003
+
+def ini_facts(ini):
+    facts = stat_of(ini)
+    try:
+        facts['mtime'] = os.stat(ini).st_mtime
+    except OSError:
+        pass
+    return facts
 
 def snapshot():
     size, err = log_size(A['log']) if A.get('log') else (None, None)
     st = os.stat(A['ini'])
+    procs = vassal_procs(st.st_uid, os.path.basename(A['ini']))
     waited = 0.0
     while int(time.time()) <= int(st.st_mtime) and waited < 2:
         time.sleep(0.1)
         waited += 0.1
-    print(json.dumps({'logSize': size, 'logError': err, 'pids': holders(A.get('socket')),
-                      'mtime': st.st_mtime, 'now': time.time()}))
+    print(json.dumps({'logSize': size, 'logError': err, 'procs': procs_text(procs), 'ini': ini_facts(A['ini']),
+                      'uid': os.getuid(), 'mtime': st.st_mtime, 'now': time.time()}))
+
+REPRO = r'''
+import importlib, importlib.util, json, os, sys, traceback
+spec = json.loads(sys.argv[1])
+out = {'ok': False}
+def frames(e):
+    tb = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith('<') and '/importlib/' not in f.filename]
+    return [{'file': f.filename, 'line': f.lineno, 'name': f.name, 'code': f.line or ''} for f in tb]
+def failed(stage, e):
+    out.update({'stage': stage, 'type': type(e).__name__, 'message': str(e), 'frames': frames(e),
+                'traceback': traceback.format_exception(type(e), e, e.__traceback__)[-12:]})
+    if isinstance(e, SyntaxError):
+        out['syntax'] = {'file': e.filename, 'line': e.lineno, 'offset': e.offset, 'code': (e.text or '').rstrip()}
+    return out
+def wsgi_like(mod, name, value):
+    if name.startswith('_') or isinstance(value, type) or not callable(value):
+        return False
+    return type(value).__name__ == 'WSGIHandler' or getattr(value, '__module__', '') == mod.__name__
+def main():
+    if spec.get('chdir'):
+        os.chdir(spec['chdir'])
+    sys.path[:0] = [p for p in [spec.get('chdir') or os.getcwd()] + spec.get('pythonpath', []) if p]
+    for k, v in spec.get('env', []):
+        os.environ[k] = v
+    try:
+        if spec.get('module'):
+            mod = importlib.import_module(spec['module'])
+        else:
+            path = spec['file']
+            s = importlib.util.spec_from_file_location('uwsgi_file_' + os.path.basename(path).replace('.', '_'), path)
+            mod = importlib.util.module_from_spec(s)
+            s.loader.exec_module(mod)
+    except BaseException as e:
+        return failed('import', e)
+    try:
+        app = getattr(mod, spec.get('callable') or 'application')
+    except AttributeError as e:
+        out['candidates'] = sorted(n for n, v in vars(mod).items() if wsgi_like(mod, n, v))
+        return failed('callable', e)
+    out['loaded'] = True
+    if not spec.get('call'):
+        out['ok'] = True
+        return out
+    caught = []
+    try:
+        from django.core.signals import got_request_exception
+        got_request_exception.connect(lambda sender, **kw: caught.append(sys.exc_info()[1]), weak=False)
+    except Exception:
+        pass
+    status = []
+    def start_response(s, headers, exc_info=None):
+        status.append(s)
+        return lambda data: None
+    path = spec.get('path') or '/'
+    import io
+    environ = {'REQUEST_METHOD': 'GET', 'PATH_INFO': path, 'SCRIPT_NAME': '', 'QUERY_STRING': '',
+               'SERVER_NAME': spec.get('host') or 'localhost', 'SERVER_PORT': '80', 'SERVER_PROTOCOL': 'HTTP/1.0',
+               'HTTP_HOST': spec.get('host') or 'localhost', 'REMOTE_ADDR': '127.0.0.1', 'wsgi.version': (1, 0),
+               'wsgi.url_scheme': 'http', 'wsgi.input': io.BytesIO(b''), 'wsgi.errors': sys.stderr,
+               'wsgi.multithread': False, 'wsgi.multiprocess': True, 'wsgi.run_once': False}
+    try:
+        result = app(environ, start_response)
+        try:
+            for _ in result:
+                pass
+        finally:
+            getattr(result, 'close', lambda: None)()
+    except BaseException as e:
+        return failed('call', e)
+    out['status'] = status[0] if status else None
+    if caught and caught[-1] is not None:
+        return failed('call', caught[-1])
+    out['ok'] = True
+    return out
+result = main()
+sys.stdout.write('\n@@deployfile-repro@@' + json.dumps(result) + '\n')
+'''
+
+def reproduce(call):
+    spec = json.loads(A['load'])
+    spec['call'] = call
+    home = spec.get('home')
+    python = os.path.join(home, 'bin', 'python') if home and os.path.exists(os.path.join(home, 'bin', 'python')) else 'python3'
+    name = spec.get('callable') or 'application'
+    if spec.get('module'):
+        code = 'import %s; %s.%s' % (spec['module'], spec['module'], name)
+    else:
+        code = 'import runpy; runpy.run_path(%r)[%r]' % (spec['file'], name)
+    command = '%s%s -c %s' % ('cd %s; ' % spec['chdir'] if spec.get('chdir') else '', python, "'" + code.replace("'", "'\\''") + "'")
+    env = dict(os.environ)
+    for k, v in spec.get('env', []):
+        env[k] = v
+    try:
+        p = subprocess.run([python, '-c', REPRO, json.dumps(spec)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=env, timeout=float(A.get('repro-timeout', 20)))
+    except subprocess.TimeoutExpired:
+        return {'ok': False, 'error': 'the reproduction took longer than %ss' % A.get('repro-timeout', 20), 'command': command}
+    except OSError as e:
+        return {'ok': False, 'error': 'cannot run %s: %s' % (python, e), 'command': command}
+    text = p.stdout.decode('utf-8', 'replace')
+    at = text.rfind('@@deployfile-repro@@')
+    if at < 0:
+        err = p.stderr.decode('utf-8', 'replace').strip().splitlines()
+        return {'ok': False, 'error': 'the reproduction printed nothing (exit %s)%s' % (p.returncode, ': ' + err[-1] if err else ''), 'command': command}
+    out = json.loads(text[at + len('@@deployfile-repro@@'):].strip().splitlines()[0])
+    out['command'] = command
+    out['python'] = python
+    return out
 
 STARTING = '*** Starting uWSGI'
 FATAL = ('unable to load app', 'no app loaded', 'bind(): ')
 
 def wait():
     timeout, interval = float(A['timeout']), float(A['interval'])
-    deadline = time.time() + timeout
+    grace, settle = float(A.get('grace', 5)), float(A.get('settle', 6))
     started = time.time()
+    ini = A['ini']
+    try:
+        touched = os.stat(ini).st_mtime
+        uid = os.stat(ini).st_uid
+    except OSError:
+        touched, uid = started, os.getuid()
+    # The touch is the start: the ini's mtime is its time on this clock.
+    if not (started - 10 < touched <= started + 1):
+        touched = started
+    deadline = started + timeout
     log, offset = A.get('log'), int(A.get('log-offset') or 0)
     addr, proto, url = A.get('socket'), A.get('protocol', 'uwsgi'), A.get('url')
-    before = set(int(p) for p in A.get('pids', '').split(',') if p)
-    evidence, probe, text, log_error = None, None, '', None
+    path, host = A.get('path', '/'), A.get('host', 'localhost')
+    before = parse_procs(A.get('procs'))
+    old_workers = workers(before)
+    before_keys = set((p, s) for p, (s, pp) in before.items())
+    st = {'evidence': None, 'source': None, 'probe': None, 'text': '', 'logError': None, 'fives': 0, 'dead': 0,
+          'status': None, 'body': ''}
+
+    def finish(ok, kind, reason):
+        seconds = round(time.time() - touched, 1)
+        out = {'ok': ok, 'kind': kind, 'reason': reason, 'evidence': st['evidence'], 'source': st['source'],
+               'probe': st['probe'], 'status': st['status'], 'body': st['body'][:300], 'log': st['text'],
+               'logError': st['logError'], 'seconds': seconds}
+        if not ok:
+            out['ini'] = ini_facts(ini)
+            if addr and is_unix(addr):
+                out['socketDir'] = stat_of(os.path.dirname(addr) or '.')
+                out['socketDir']['writable'] = writable_by(out['socketDir'], out['ini'].get('uid', uid), out['ini'].get('gid'))
+                out['socketFile'] = stat_of(addr)
+            if A.get('load') and kind != 'timeout-no-restart':
+                out['repro'] = reproduce(kind in ('http-500', 'timeout'))
+            out['explainSeconds'] = round(time.time() - touched - seconds, 1)
+        print(json.dumps(out))
+
     while True:
+        now = time.time()
+        elapsed = now - touched
+        log_ok = False
         if log:
-            got, log_error = read_log(log, offset)
-            text = got if got is not None else text
-            at = text.find(STARTING)
-            if evidence is None and at >= 0:
-                evidence = 'uWSGI restarted (log)'
-            if at >= 0 and any(f in text[at:] for f in FATAL):
+            got, st['logError'] = read_log(log, offset)
+            st['text'] = got if got is not None else st['text']
+            log_ok = st['logError'] is None
+            at = st['text'].find(STARTING)
+            if st['evidence'] is None and at >= 0:
+                st['evidence'], st['source'] = 'uWSGI restarted (log)', 'log'
+            if at >= 0 and any(f in st['text'][at:] for f in FATAL):
                 time.sleep(min(interval, 0.5))
                 got, _ = read_log(log, offset)
-                text = got if got is not None else text
-                return done(False, 'uWSGI could not load the app', evidence, probe, text, log_error, started)
-        if evidence is None and addr and not (log and log_error is None):
-            fresh = [p for p in holders(addr) if p not in before]
-            if fresh:
-                evidence = 'new uWSGI processes hold the socket (pids %s)' % ','.join(map(str, fresh))
-        if evidence is None and not (log and log_error is None) and time.time() - started >= float(A.get('grace', 5)):
-            evidence = 'no log to tell the new instance from the old one; probed after %ss' % A.get('grace', 5)
-        if evidence is not None and (url or addr):
+                st['text'] = got if got is not None else st['text']
+                return finish(False, 'log', 'uWSGI could not load the app')
+        procs = vassal_procs(uid, os.path.basename(ini))
+        if st['evidence'] is None:
+            fresh = sorted(p for p, (s, pp) in procs.items() if (p, s) not in before_keys)
+            if fresh and not (old_workers & set(procs)):
+                st['evidence'], st['source'] = 'new uWSGI processes (pids %s)' % ','.join(map(str, fresh)), 'procs'
+            elif before and not old_workers and not log_ok and elapsed >= grace:
+                st['evidence'], st['source'] = ('one uWSGI process and no workers to tell the new instance from the old one; '
+                                                'probed after %gs' % grace), 'grace'
+            elif not before and not procs and not log_ok and elapsed >= grace:
+                st['evidence'], st['source'] = ('no uWSGI process of uid %d to be seen and no log; probed after %gs' % (uid, grace)), 'grace'
+        refused = False
+        if st['evidence'] is not None and (url or addr):
             try:
                 left = max(0.5, min(5.0, deadline - time.time()))
-                ok, probe = probe_url(url, left) if url else probe_socket(proto, addr, left)
-                if ok:
-                    return done(True, 'answered', evidence, probe, text, log_error, started)
+                if url:
+                    status, st['probe'], ctype, body = probe_url(url, left)
+                else:
+                    status, st['probe'], ctype, body = probe_socket(proto, addr, left, path, host)
+                st['status'], st['body'] = status, body.decode('utf-8', 'replace')
+                if status is not None and status < (400 if url else 500):
+                    return finish(True, 'answered', 'answered')
+                if status is not None and no_app(status, ctype, body):
+                    return finish(False, 'no-app', 'the new instance answers without an app (uWSGI: no python application found)')
+                if status is not None and status >= 500:
+                    st['fives'] += 1
+                    if st['fives'] >= 3:
+                        if url and status in (502, 503, 504):
+                            return finish(False, 'gateway', 'the web server cannot reach the new instance (HTTP %d, %d times)' % (status, st['fives']))
+                        return finish(False, 'http-500', 'the new instance answers HTTP %d (%d times)' % (status, st['fives']))
+                else:
+                    st['fives'] = 0
             except Exception as e:
-                probe = '%s: %s' % (type(e).__name__, e)
-        if evidence is not None and not (url or addr):
-            return done(True, 'restarted (nothing to probe)', evidence, probe, text, log_error, started)
+                st['probe'] = '%s: %s' % (type(e).__name__, e)
+                st['status'], st['body'] = None, ''
+        if st['evidence'] is not None and not (url or addr):
+            return finish(True, 'restarted', 'restarted (nothing to probe)')
+        # Not running: no process of the vassal, nothing listening, after the emperor had time.
+        if addr and not procs and elapsed >= settle:
+            try:
+                connect(addr, 1.0).close()
+                st['dead'] = 0
+            except (ConnectionRefusedError, FileNotFoundError) as e:
+                st['dead'] += 1
+                st['probe'] = '%s: %s' % (type(e).__name__, e)
+                if st['dead'] >= 2:
+                    return finish(False, 'dead', 'the vassal is not running: no uWSGI process of uid %d and %s refuses connections' % (uid, addr))
+            except OSError:
+                st['dead'] = 0
+        else:
+            st['dead'] = 0
         if time.time() >= deadline:
-            reason = ('the app did not answer in time' if evidence else
-                      'no sign of a restart in time (was the ini touched? is the emperor watching it?)')
-            return done(False, reason, evidence, probe, text, log_error, started)
+            if st['evidence']:
+                return finish(False, 'timeout', 'the new instance did not answer within %gs' % timeout)
+            return finish(False, 'timeout-no-restart', 'no sign of a restart within %gs (was the ini touched? is the emperor watching it?)' % timeout)
         time.sleep(interval)
-
-def done(ok, reason, evidence, probe, text, log_error, started):
-    print(json.dumps({'ok': ok, 'reason': reason, 'evidence': evidence, 'probe': probe, 'log': text,
-                      'logError': log_error, 'seconds': round(time.time() - started, 1)}))
 
 {'snapshot': snapshot, 'wait': wait}[sys.argv[1]]()
 `;
+
+/** A file's owner and mode as the probe script saw them (or why it could not). */
+export interface FileFacts {
+  path: string;
+  uid?: number;
+  gid?: number;
+  user?: string;
+  group?: string;
+  /** Octal, e.g. `2775`. */
+  mode?: string;
+  error?: string;
+  /** For the socket's directory: whether the vassal (the ini's uid and gid) may create files in it. */
+  writable?: boolean;
+}
 
 /** What the `snapshot` step of {@link PROBE_SCRIPT} prints. */
 export interface ProbeSnapshot {
   logSize: number | null;
   logError: string | null;
-  pids: number[];
+  /** The vassal's uWSGI processes, `pid:starttime:ppid,...`. */
+  procs: string;
+  ini: FileFacts;
+  uid: number;
   mtime: number;
   now: number;
 }
 
+/** What reproducing the app's load as the site user found. */
+export interface Reproduction {
+  ok: boolean;
+  /** The module loaded and had the callable. */
+  loaded?: boolean;
+  stage?: 'import' | 'callable' | 'call';
+  type?: string;
+  message?: string;
+  /** The traceback's frames outside Python's import machinery, innermost last. */
+  frames?: { file: string; line: number; name: string; code: string }[];
+  syntax?: { file: string | null; line: number | null; offset: number | null; code: string };
+  /** For a missing callable: what the module defines that could be a WSGI app. */
+  candidates?: string[];
+  /** The status the app answered the reproduced GET with. */
+  status?: string | null;
+  /** Why it could not be reproduced. */
+  error?: string;
+  /** What was run, to run it by hand. */
+  command: string;
+  python?: string;
+}
+
+/** How the `wait` step of {@link PROBE_SCRIPT} ended. */
+export type ProbeKind = 'answered' | 'restarted' | 'no-app' | 'http-500' | 'gateway' | 'log' | 'dead' | 'timeout' | 'timeout-no-restart';
+
 /** What the `wait` step of {@link PROBE_SCRIPT} prints. */
 export interface ProbeOutcome {
   ok: boolean;
+  kind: ProbeKind;
   reason: string;
   evidence: string | null;
+  /** Where the evidence of the new instance came from. */
+  source: 'log' | 'procs' | 'grace' | null;
   probe: string | null;
+  status: number | null;
+  body: string;
   log: string;
   logError: string | null;
+  /** From the touch (the ini's mtime) to the verdict. */
   seconds: number;
+  ini?: FileFacts;
+  socketDir?: FileFacts;
+  socketFile?: FileFacts;
+  repro?: Reproduction;
+  explainSeconds?: number;
+}
+
+/** A failed reload, explained: one specific line first, then the evidence. */
+export interface ReloadExplanation {
+  headline: string;
+  detail: string[];
+  /** The vassal log's explaining lines (empty when the log was not readable). */
+  logLines: string[];
+}
+
+/** Where the app was asked, for the explanation's words. */
+export interface ExplainContext {
+  site: string;
+  user: string;
+  vassal: string;
+  log?: string;
+  healthUrl?: string;
+  socket?: VassalSocket;
+  /** The path the probe asked for. */
+  path: string;
+}
+
+const EXCEPTION_LINE = /^([A-Za-z_][\w.]*(?:Error|Exception|Exit|ImproperlyConfigured)): ?(.*)$/;
+
+/**
+ * Turn a failed `wait` into a headline and its detail, from the best
+ * source there is: the vassal's own log where it was readable, else the
+ * load reproduced as the site user, else the socket's permissions, else
+ * what the probe got.
+ *
+ * @example
+ * explainReload(outcome, { site: 'alleged', user: 'alleged', vassal, path: '/' }).headline
+ * // => "alleged: the new code does not load: AttributeError: module 'alleged.wsgi' has no attribute 'application'"
+ */
+export function explainReload(outcome: ProbeOutcome, ctx: ExplainContext): ReloadExplanation {
+  const logReadable = !!ctx.log && outcome.logError === null;
+  const logLines = logReadable ? explainUwsgiLog(outcome.log) : [];
+  const repro = outcome.repro;
+  const detail: string[] = [`${outcome.reason} (${outcome.seconds}s after the touch).`];
+  const site = ctx.site;
+  let headline: string | undefined;
+
+  const logException = [...logLines].reverse().find((line) => EXCEPTION_LINE.test(line.trim()));
+  const logBind = logLines.find((line) => /\bbind\(\)/.test(line));
+  const dir = outcome.socketDir;
+  const sockDirBlocked = dir?.writable === false;
+  const reproFailedLoad = repro && !repro.ok && (repro.stage === 'import' || repro.stage === 'callable');
+
+  const socketHeadline = () =>
+    `${site}: uWSGI cannot create its socket ${ctx.socket?.address}: ${dir?.path} (${describe(dir)}) is not writable by the vassal, ${outcome.ini?.user}:${outcome.ini?.group}`;
+  if (logBind) headline = sockDirBlocked ? socketHeadline() : `${site}: uWSGI cannot bind its socket: ${logBind.trim()}`;
+  else if (logException) headline = `${site}: the new code does not load: ${logException.trim()}`;
+  else if (outcome.kind === 'dead' && sockDirBlocked) headline = socketHeadline();
+  else if (reproFailedLoad) headline = `${site}: the new code does not load: ${exceptionText(repro)}`;
+  else if (repro && !repro.ok && repro.stage === 'call') headline = `${site}: the app fails on GET ${ctx.path}: ${exceptionText(repro)}`;
+  else if (outcome.kind === 'gateway' && outcome.socketFile?.mode) {
+    headline = `${site}: the web server cannot use the socket ${outcome.socketFile.path} (${describe(outcome.socketFile)}): ${outcome.probe}`;
+  } else if (outcome.kind === 'dead') headline = `${site}: the vassal is not running after the touch`;
+  else if (outcome.kind === 'no-app') headline = `${site}: uWSGI loaded no app, though the code loads when reproduced`;
+  else if (outcome.kind === 'log') headline = `${site}: uWSGI could not load the app: ${(logLines[0] ?? '').trim()}`;
+  headline ??= `${site}: ${outcome.reason}`;
+
+  if (repro && !repro.ok && repro.stage) {
+    detail.push(...traceLines(repro));
+    if (repro.stage === 'callable' && repro.candidates?.length) {
+      detail.push(`  (it defines ${repro.candidates.join(', ')}: point module/callable in ${ctx.vassal} at the WSGI app, or name it back)`);
+    }
+  }
+  if (repro) {
+    if (repro.error) detail.push(`Could not reproduce the load as ${ctx.user}: ${repro.error}: ${repro.command}`);
+    else if (repro.ok) {
+      detail.push(`Reproduced as ${ctx.user}, the code loads${repro.status ? ` and GET ${ctx.path} answers ${repro.status}` : ''}: ${repro.command}`);
+    } else detail.push(`Reproduced as ${ctx.user}: ${repro.command}`);
+  }
+  if (sockDirBlocked && dir) {
+    detail.push(
+      `The socket directory ${dir.path} is ${describe(dir)}, not writable by the vassal (the ini's owner and group): a vassal that starts afresh cannot bind its socket there. ` +
+        `Make it root:uwsgi 2775 (setgid, group-writable) with the vassal ini's group uwsgi.`,
+    );
+  }
+  if (outcome.kind === 'gateway' && outcome.socketFile) {
+    detail.push(
+      `The socket ${outcome.socketFile.path} is ${describe(outcome.socketFile)}: the web server's user needs write permission on it ` +
+        '(chmod-socket = 660 with the web server in its group, e.g. uwsgi, or chmod-socket = 666).',
+    );
+  }
+  if (outcome.kind === 'dead' && !sockDirBlocked && !logLines.length) {
+    detail.push("The emperor's log says why the vassal stopped; site users cannot read it. Ask root, or give the vassal a logto its user can read.");
+  }
+  if (outcome.probe) detail.push(`Last check: ${outcome.probe}`);
+  if (logLines.length > 0) {
+    detail.push(`uWSGI log ${ctx.log} since the touch:`, ...logLines.map((line) => `  ${line}`));
+  } else if (logReadable) {
+    const tail = outcome.log.split('\n').filter((l) => l.trim() !== '').slice(-10);
+    detail.push(tail.length ? `uWSGI log ${ctx.log} since the touch:` : `Nothing in the uWSGI log ${ctx.log} since the touch.`, ...tail.map((l) => `  ${l}`));
+  } else if (ctx.log) {
+    detail.push(`(The uWSGI log ${ctx.log} is not readable: ${outcome.logError}.)`);
+  }
+  return { headline, detail, logLines };
+}
+
+function describe(facts: FileFacts | undefined): string {
+  if (!facts) return 'unknown';
+  if (facts.error) return facts.error;
+  return `${facts.user}:${facts.group} ${facts.mode}`;
+}
+
+function exceptionText(repro: Reproduction): string {
+  return repro.message ? `${repro.type}: ${repro.message}` : `${repro.type}`;
+}
+
+/** The last frame and the exception, the way Python prints them. */
+function traceLines(repro: Reproduction): string[] {
+  const out: string[] = [];
+  if (repro.syntax?.file) {
+    const { file, line, offset, code } = repro.syntax;
+    out.push(`  File "${file}", line ${line}`);
+    if (code) {
+      const trimmed = code.replace(/^\s+/, '');
+      out.push(`    ${trimmed}`);
+      if (offset) out.push(`    ${' '.repeat(Math.max(0, offset - 1 - (code.length - trimmed.length)))}^`);
+    }
+  } else {
+    const frame = repro.frames?.at(-1);
+    if (frame) {
+      out.push(`  File "${frame.file}", line ${frame.line}, in ${frame.name}`);
+      if (frame.code) out.push(`    ${frame.code}`);
+    }
+  }
+  out.push(exceptionText(repro));
+  return out;
 }
 
 /** The last line of `stdout` that parses as a JSON object, or undefined. */

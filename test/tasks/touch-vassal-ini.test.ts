@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AbortError } from '../../src/index.ts';
 import { AppNotBackError, touchVassalIni } from '../../tasks/touch-vassal-ini.ts';
-import { explainUwsgiLog, parseVassalIni, PROBE_SCRIPT } from '../../tasks/uwsgi.ts';
+import { explainReload, explainUwsgiLog, parseVassalIni, PROBE_SCRIPT, type ProbeOutcome } from '../../tasks/uwsgi.ts';
 import { errorOf, fakeContext } from '../helpers/fake-context.ts';
 
 // Real vassal logs, captured from uWSGI 2.0.21 (Debian) after touching a broken vassal.
@@ -25,7 +25,7 @@ const VASSAL = [
 
 describe('parseVassalIni', () => {
   it('finds the socket and the log, expanding %n and %(placeholders)', () => {
-    expect(parseVassalIni(VASSAL, INI)).toEqual({ socket: { protocol: 'uwsgi', address: '/run/uwsgi/alleged.sock' }, log: '/var/log/uwsgi/alleged.log' });
+    expect(parseVassalIni(VASSAL, INI)).toMatchObject({ socket: { protocol: 'uwsgi', address: '/run/uwsgi/alleged.sock' }, log: '/var/log/uwsgi/alleged.log' });
     expect(parseVassalIni('[uwsgi]\nsocket = %(base)/x.sock\n', INI)).toEqual({});
     expect(parseVassalIni('[uwsgi]\nbase = /srv\nsocket = %(base)/%n.sock\ndaemonize = %d%n.log\n', INI)).toEqual({
       socket: { protocol: 'uwsgi', address: '/srv/alleged.sock' },
@@ -36,6 +36,38 @@ describe('parseVassalIni', () => {
   it('reads http-socket and logger = file:, ignores other sections and comments', () => {
     const text = '; a comment\n[other]\nsocket = /nope.sock\n[uwsgi]\n# socket = /commented.sock\nhttp-socket = 127.0.0.1:8001\nlogger = file:logfile=/var/log/a.log,maxsize=1000\n';
     expect(parseVassalIni(text, INI)).toEqual({ socket: { protocol: 'http', address: '127.0.0.1:8001' }, log: '/var/log/a.log' });
+  });
+
+  it("reads how the blog post's skeleton loads the app: chdir, home, env, module:callable", () => {
+    const skel = [
+      '[uwsgi]',
+      'chdir = /home/%n/Sites/%n',
+      'socket = /var/run/uwsgi/%n.sock',
+      'env = DJANGO_SETTINGS_MODULE=%n.settings',
+      'env = A=b=c',
+      'home = /home/%n/virtualenvs/%n',
+      'module = %n.wsgi:application',
+      '',
+    ].join('\n');
+    expect(parseVassalIni(skel, INI).load).toEqual({
+      chdir: '/home/alleged/Sites/alleged',
+      home: '/home/alleged/virtualenvs/alleged',
+      env: [
+        ['DJANGO_SETTINGS_MODULE', 'alleged.settings'],
+        ['A', 'b=c'],
+      ],
+      pythonpath: [],
+      module: 'alleged.wsgi',
+      callable: 'application',
+    });
+  });
+
+  it('reads wsgi-file, callable, pythonpath and a mount, and %(placeholders) of them', () => {
+    const text = '[uwsgi]\nbase = /srv/%n\nvirtualenv = %(base)/venv\npp = %(base)/lib\npython-path = /opt/x\nwsgi-file = %(base)/app.py\ncallable = app\n';
+    expect(parseVassalIni(text, INI).load).toEqual({ home: '/srv/alleged/venv', env: [], pythonpath: ['/srv/alleged/lib', '/opt/x'], file: '/srv/alleged/app.py', callable: 'app' });
+    expect(parseVassalIni('[uwsgi]\nmount = /=site.wsgi:app\n', INI).load).toMatchObject({ module: 'site.wsgi', callable: 'app' });
+    expect(parseVassalIni('[uwsgi]\nmount = /=/srv/app.py\n', INI).load).toMatchObject({ file: '/srv/app.py' });
+    expect(parseVassalIni('[uwsgi]\nsocket = /a.sock\n', INI).load).toBeUndefined();
   });
 
   it('leaves out values only the server could resolve, rather than guess', () => {
@@ -68,43 +100,62 @@ describe('explainUwsgiLog', () => {
   });
 });
 
-const SNAPSHOT = JSON.stringify({ logSize: 1234, logError: null, pids: [10, 11], mtime: 1700000000.5, now: 1700000001.1 });
-const waitOutcome = (over: Record<string, unknown>) =>
-  JSON.stringify({ ok: true, reason: 'answered', evidence: 'uWSGI restarted (log)', probe: 'HTTP/1.0 200 OK', log: '', logError: null, seconds: 2.5, ...over });
+const INI_FACTS = { path: INI, uid: 1001, gid: 998, user: 'alleged', group: 'uwsgi', mode: '0644' };
+const SNAPSHOT = JSON.stringify({ logSize: 1234, logError: null, procs: '10:500:1,11:600:10', ini: INI_FACTS, uid: 1001, mtime: 1700000000.5, now: 1700000001.1 });
+const outcomeOf = (over: Partial<ProbeOutcome>): ProbeOutcome => ({
+  ok: true,
+  kind: 'answered',
+  reason: 'answered',
+  evidence: 'new uWSGI processes (pids 12,13)',
+  source: 'procs',
+  probe: 'HTTP/1.0 200 OK',
+  status: 200,
+  body: '',
+  log: '',
+  logError: null,
+  seconds: 1.2,
+  ...over,
+});
+const waitOutcome = (over: Partial<ProbeOutcome>) => JSON.stringify(outcomeOf(over));
+const REPRO_COMMAND = "cd /home/alleged/Sites/alleged; /home/alleged/virtualenvs/alleged/bin/python -c 'import alleged.wsgi; alleged.wsgi.application'";
 
-function vassalContext(options: Parameters<typeof fakeContext>[0] = {}) {
+function vassalContext(options: Parameters<typeof fakeContext>[0] = {}, vassal = VASSAL) {
   const c = fakeContext(options);
-  c.script(`cat ${INI}`, { stdout: VASSAL });
+  c.script(`cat ${INI}`, { stdout: vassal });
   c.script('python3 - snapshot', { stdout: `${SNAPSHOT}\n` });
   return c;
 }
 
 describe('touchVassalIni', () => {
-  it('touches the ini between a snapshot and a bounded wait for the new instance', async () => {
+  it('touches the ini between a snapshot and a bounded wait for the new instance, and says how long the verdict took', async () => {
     const c = vassalContext();
     c.script('python3 - wait', { stdout: `${waitOutcome({})}\n` });
     await touchVassalIni().run(c);
-    const args = `--ini ${INI} --log /var/log/uwsgi/alleged.log --socket /run/uwsgi/alleged.sock --protocol uwsgi`;
+    const load = JSON.stringify({ env: [], pythonpath: [], chdir: '/home/alleged/Sites/alleged', module: 'alleged.wsgi', callable: 'application' });
     expect(c.recorder.lines).toEqual([
       `cat ${INI}`,
-      `python3 - snapshot ${args}`,
+      `python3 - snapshot --ini ${INI} --log /var/log/uwsgi/alleged.log`,
       `touch ${INI}`,
-      `python3 - wait ${args} --log-offset 1234 --pids 10,11 --timeout 30 --interval 0.5 --grace 5`,
+      `python3 - wait --ini ${INI} --log /var/log/uwsgi/alleged.log --log-offset 1234 --procs 10:500:1,11:600:10 ` +
+        `--socket /run/uwsgi/alleged.sock --protocol uwsgi --load '${load}' --timeout 30 --interval 0.5 --grace 5`,
     ]);
     const [, snapshot, , wait] = c.recorder.commands;
     expect(snapshot?.options).toMatchObject({ stdin: PROBE_SCRIPT, quiet: true, warn: true });
     expect(wait?.options).toMatchObject({ stdin: PROBE_SCRIPT, quiet: true, warn: true, timeout: 60_000 });
-    expect(c.recorder.logs).toEqual(['alleged is back after 2.5s: uWSGI restarted (log); HTTP/1.0 200 OK']);
+    expect(c.recorder.logs).toEqual(['alleged is back after 1.2s: new uWSGI processes (pids 12,13); HTTP/1.0 200 OK']);
+    expect(c.recorder.warnings).toEqual([]);
   });
 
-  it('fails with the uWSGI log lines that explain why the app did not come back', async () => {
+  it("leads with the cause the vassal's log shows, then its lines", async () => {
     const c = vassalContext();
-    c.script('python3 - wait', { stdout: waitOutcome({ ok: false, reason: 'uWSGI could not load the app', probe: null, log: IMPORT_ERROR_LOG, seconds: 1.5 }) });
-    const error = await errorOf(touchVassalIni().run(c));
+    c.script('python3 - wait', { stdout: waitOutcome({ ok: false, kind: 'log', reason: 'uWSGI could not load the app', evidence: 'uWSGI restarted (log)', source: 'log', probe: null, log: IMPORT_ERROR_LOG, seconds: 1.5 }) });
+    const error = (await errorOf(touchVassalIni().run(c))) as AppNotBackError;
     expect(error).toBeInstanceOf(AppNotBackError);
+    expect(error.headline).toBe("alleged: the new code does not load: ModuleNotFoundError: No module named 'missing_module_xyz'");
     expect(error.message).toBe(
       [
-        `alleged did not come back after touching ${INI}: uWSGI could not load the app (after 1.5s)`,
+        "alleged: the new code does not load: ModuleNotFoundError: No module named 'missing_module_xyz'",
+        'uWSGI could not load the app (1.5s after the touch).',
         'uWSGI log /var/log/uwsgi/alleged.log since the touch:',
         '    File "/tmp/uwlab/app/bad.py", line 1, in <module>',
         '      import missing_module_xyz',
@@ -113,26 +164,73 @@ describe('touchVassalIni', () => {
         '  *** no app loaded. going in full dynamic mode ***',
       ].join('\n'),
     );
-    expect((error as AppNotBackError).logLines).toContain("ModuleNotFoundError: No module named 'missing_module_xyz'");
+    expect(error).toMatchObject({ site: 'alleged', seconds: 1.5, kind: 'log' });
+    expect(error.logLines).toContain("ModuleNotFoundError: No module named 'missing_module_xyz'");
+  });
+
+  it('without a readable log, leads with the load reproduced as the site user: a missing callable', async () => {
+    const c = vassalContext();
+    const repro = {
+      ok: false,
+      stage: 'callable',
+      type: 'AttributeError',
+      message: "module 'alleged.wsgi' has no attribute 'application'",
+      frames: [],
+      candidates: ['app'],
+      command: REPRO_COMMAND,
+    };
+    c.script('python3 - wait', {
+      stdout: waitOutcome({ ok: false, kind: 'no-app', reason: 'the new instance answers without an app (uWSGI: no python application found)', probe: 'HTTP/1.0 500 Internal Server Error', status: 500, logError: "[Errno 13] Permission denied: '/var/log/uwsgi/alleged.log'", seconds: 2.7, repro: repro as ProbeOutcome['repro'] }),
+    });
+    const error = (await errorOf(touchVassalIni().run(c))) as AppNotBackError;
+    expect(error.message).toBe(
+      [
+        "alleged: the new code does not load: AttributeError: module 'alleged.wsgi' has no attribute 'application'",
+        'the new instance answers without an app (uWSGI: no python application found) (2.7s after the touch).',
+        "AttributeError: module 'alleged.wsgi' has no attribute 'application'",
+        `  (it defines app: point module/callable in ${INI} at the WSGI app, or name it back)`,
+        `Reproduced as alleged: ${REPRO_COMMAND}`,
+        'Last check: HTTP/1.0 500 Internal Server Error',
+        "(The uWSGI log /var/log/uwsgi/alleged.log is not readable: [Errno 13] Permission denied: '/var/log/uwsgi/alleged.log'.)",
+      ].join('\n'),
+    );
+    expect(error).toMatchObject({ seconds: 2.7, kind: 'no-app', logLines: [] });
   });
 
   it('reports a timeout with the last check and the tail of an unexplained log', async () => {
     const c = vassalContext();
     const log = '*** Starting uWSGI 2.0.21 (64bit) ***\nspawned uWSGI worker 1 (pid: 42, cores: 1)\n';
-    c.script('python3 - wait', { stdout: waitOutcome({ ok: false, reason: 'the app did not answer in time', probe: 'HTTP/1.0 502 Bad Gateway', log, seconds: 30 }) });
-    const error = await errorOf(touchVassalIni().run(c));
-    expect(error.message).toContain('the app did not answer in time (after 30s)\nLast check: HTTP/1.0 502 Bad Gateway\n');
+    c.script('python3 - wait', { stdout: waitOutcome({ ok: false, kind: 'timeout', reason: 'the new instance did not answer within 30s', probe: 'TimeoutError: timed out', log, seconds: 30 }) });
+    const error = (await errorOf(touchVassalIni().run(c))) as AppNotBackError;
+    expect(error.headline).toBe('alleged: the new instance did not answer within 30s');
+    expect(error.message).toContain('(30s after the touch).\nLast check: TimeoutError: timed out\n');
     expect(error.message).toContain('  spawned uWSGI worker 1 (pid: 42, cores: 1)');
   });
 
-  it('probes the healthUrl and reads the uwsgiLog given in vars', async () => {
-    const c = vassalContext({ site: { name: 'alleged', vars: { healthUrl: 'http://127.0.0.1:8081/health?full=1', uwsgiLog: '/srv/log/{site}.log' } } });
+  it('probes the healthUrl, asking the app for its path and host when reproducing, and reads the uwsgiLog given in vars', async () => {
+    const c = vassalContext({ site: { name: 'alleged', vars: { healthUrl: 'http://127.0.0.1:8081/health?full=1', uwsgiLog: '/srv/log/{site}.log' } } }, '[uwsgi]\nsocket = /run/uwsgi/%n.sock\n');
     c.script('python3 - wait', { stdout: waitOutcome({}) });
     await touchVassalIni({ timeout: '1m', interval: 250 }).run(c);
     expect(c.recorder.lines[3]).toBe(
-      `python3 - wait --ini ${INI} --log /srv/log/alleged.log --socket /run/uwsgi/alleged.sock --protocol uwsgi --log-offset 1234 --pids 10,11 ` +
-        "--url 'http://127.0.0.1:8081/health?full=1' --timeout 60 --interval 0.25 --grace 5",
+      `python3 - wait --ini ${INI} --log /srv/log/alleged.log --log-offset 1234 --procs 10:500:1,11:600:10 --socket /run/uwsgi/alleged.sock --protocol uwsgi ` +
+        "--url 'http://127.0.0.1:8081/health?full=1' --path '/health?full=1' --host 127.0.0.1 --timeout 60 --interval 0.25 --grace 5",
     );
+  });
+
+  it('refuses, untouched, an ini owned by root: tyrant mode would not run it', async () => {
+    const c = fakeContext();
+    c.script(`cat ${INI}`, { stdout: VASSAL });
+    c.script('python3 - snapshot', { stdout: JSON.stringify({ ...JSON.parse(SNAPSHOT), ini: { ...INI_FACTS, uid: 0, gid: 0, user: 'root', group: 'root' } }) });
+    const error = (await errorOf(touchVassalIni().run(c))) as AppNotBackError;
+    expect(error.message).toBe(
+      [
+        `alleged: the uWSGI emperor (tyrant mode) will not run ${INI}: it is owned by root:root (uid/gid 0)`,
+        "Tyrant mode runs a vassal as its ini's owner and group and refuses uid or gid 0: it has stopped this vassal, or never started it.",
+        `Not touched. As root: chown alleged:uwsgi ${INI}`,
+      ].join('\n'),
+    );
+    expect(error).toMatchObject({ kind: 'ini-owner', seconds: null });
+    expect(c.recorder.lines.some((line) => line.startsWith('touch'))).toBe(false);
   });
 
   it('does not touch a vassal ini it cannot read (touch would create an empty vassal)', async () => {
@@ -160,18 +258,7 @@ describe('touchVassalIni', () => {
     c.script('python3 - wait', { exitCode: 1, stderr: 'Traceback (most recent call last):\nKeyError: timeout' });
     const error = await errorOf(touchVassalIni().run(c));
     expect(error).toBeInstanceOf(AppNotBackError);
-    expect(error.message).toContain('the check failed: Traceback (most recent call last):\n  KeyError: timeout');
-  });
-
-  it('warns, and says so on failure, when no uWSGI log is known', async () => {
-    const c = fakeContext();
-    c.script(`cat ${INI}`, { stdout: '[uwsgi]\nsocket = /run/uwsgi/alleged.sock\n' });
-    c.script('python3 - snapshot', { stdout: SNAPSHOT });
-    c.script('python3 - wait', { stdout: waitOutcome({ ok: false, reason: 'the app did not answer in time', evidence: null, probe: 'ConnectionRefusedError: [Errno 111] Connection refused' }) });
-    const error = await errorOf(touchVassalIni().run(c));
-    expect(c.recorder.warnings[0]).toMatch(/no uWSGI log for alleged .*set the uwsgiLog var/);
-    expect(c.recorder.lines[1]).toBe(`python3 - snapshot --ini ${INI} --socket /run/uwsgi/alleged.sock --protocol uwsgi`);
-    expect(error.message).toContain("No uWSGI log to show: set the uwsgiLog var to the vassal's log.");
+    expect(error.message).toBe(`alleged: could not tell whether the app came back after touching ${INI}\nthe check failed: Traceback (most recent call last):\n  KeyError: timeout`);
   });
 
   it('only touches under --dry-run or with verify: false', async () => {
@@ -182,5 +269,59 @@ describe('touchVassalIni', () => {
     const unchecked = fakeContext();
     await touchVassalIni({ verify: false, vassal: '/etc/uwsgi/vassals/{site}.ini' }).run(unchecked);
     expect(unchecked.recorder.lines).toEqual(['touch /etc/uwsgi/vassals/alleged.ini']);
+  });
+});
+
+describe('explainReload', () => {
+  const ctx = { site: 'alleged', user: 'alleged', vassal: INI, path: '/', socket: { protocol: 'uwsgi' as const, address: '/run/uwsgi/alleged.sock' } };
+  const failed = (over: Partial<ProbeOutcome>) => outcomeOf({ ok: false, kind: 'no-app', reason: 'the new instance answers without an app', ...over });
+
+  it('a SyntaxError: file and line in the headline, the line and a caret below', () => {
+    const repro = { ok: false, stage: 'import' as const, type: 'SyntaxError', message: 'invalid syntax (wsgi.py, line 5)', frames: [], command: REPRO_COMMAND,
+      syntax: { file: '/home/alleged/Sites/alleged/alleged/wsgi.py', line: 5, offset: 12, code: 'def broken(:' } };
+    const { headline, detail } = explainReload(failed({ repro }), ctx);
+    expect(headline).toBe('alleged: the new code does not load: SyntaxError: invalid syntax (wsgi.py, line 5)');
+    expect(detail.slice(1, 5)).toEqual(['  File "/home/alleged/Sites/alleged/alleged/wsgi.py", line 5', '    def broken(:', '               ^', 'SyntaxError: invalid syntax (wsgi.py, line 5)']);
+  });
+
+  it("an app that loads but fails on the probed path: the view's exception and its frame", () => {
+    const repro = { ok: false, loaded: true, stage: 'call' as const, type: 'ImproperlyConfigured', message: 'The SECRET_KEY setting must not be empty.', command: REPRO_COMMAND,
+      frames: [{ file: '/usr/lib/python3/dist-packages/django/conf/__init__.py', line: 90, name: '__getattr__', code: 'raise ImproperlyConfigured("The SECRET_KEY setting must not be empty.")' }] };
+    const { headline, detail } = explainReload(failed({ kind: 'http-500', reason: 'the new instance answers HTTP 500 (3 times)', repro }), { ...ctx, path: '/health' });
+    expect(headline).toBe('alleged: the app fails on GET /health: ImproperlyConfigured: The SECRET_KEY setting must not be empty.');
+    expect(detail).toContain('  File "/usr/lib/python3/dist-packages/django/conf/__init__.py", line 90, in __getattr__');
+  });
+
+  it('a vassal that died where its socket directory is not writable for it: owner, mode and the fix', () => {
+    const outcome = failed({
+      kind: 'dead',
+      reason: 'the vassal is not running: no uWSGI process of uid 1001 and /run/uwsgi/alleged.sock refuses connections',
+      probe: 'FileNotFoundError: [Errno 2] No such file or directory',
+      ini: INI_FACTS,
+      socketDir: { path: '/run/uwsgi', uid: 0, gid: 0, user: 'root', group: 'root', mode: '0755', writable: false },
+      repro: { ok: true, loaded: true, command: REPRO_COMMAND },
+    });
+    const { headline, detail } = explainReload(outcome, ctx);
+    expect(headline).toBe('alleged: uWSGI cannot create its socket /run/uwsgi/alleged.sock: /run/uwsgi (root:root 0755) is not writable by the vassal, alleged:uwsgi');
+    expect(detail.join('\n')).toContain('Make it root:uwsgi 2775');
+    expect(detail).toContain(`Reproduced as alleged, the code loads: ${REPRO_COMMAND}`);
+  });
+
+  it("a 502 through the health URL while the app runs: the socket's owner and mode", () => {
+    const outcome = failed({
+      kind: 'gateway',
+      reason: 'the web server cannot reach the new instance (HTTP 502, 3 times)',
+      probe: 'HTTP 502 from http://127.0.0.1/',
+      socketFile: { path: '/run/uwsgi/alleged.sock', uid: 1001, gid: 1001, user: 'alleged', group: 'alleged', mode: '0600' },
+    });
+    const { headline, detail } = explainReload(outcome, { ...ctx, healthUrl: 'http://127.0.0.1/' });
+    expect(headline).toBe('alleged: the web server cannot use the socket /run/uwsgi/alleged.sock (alleged:alleged 0600): HTTP 502 from http://127.0.0.1/');
+    expect(detail.join('\n')).toContain('chmod-socket = 660');
+  });
+
+  it("a dead vassal with nothing else to go on points at the emperor's log", () => {
+    const { headline, detail } = explainReload(failed({ kind: 'dead', reason: 'the vassal is not running', repro: { ok: true, loaded: true, command: REPRO_COMMAND } }), ctx);
+    expect(headline).toBe('alleged: the vassal is not running after the touch');
+    expect(detail.join('\n')).toContain("The emperor's log says why the vassal stopped; site users cannot read it.");
   });
 });
