@@ -65,10 +65,16 @@ export function vassalPath(site: string): string {
 export function socketPath(site: string): string {
   return path.join(p.sockets(), `${site}.sock`);
 }
-/** The vassal's own log, owned by the site user so tasks run over SSH can read it. */
+/**
+ * A vassal's own log, owned by the site user so tasks run over SSH can read
+ * it. Only used when the vassal is written with `logto` (setupDjangoSite's
+ * `vassalLog: true`); by default vassals log into the emperor's log, as in
+ * the blog post's skeleton.
+ */
 export function siteLogPath(site: string): string {
   return path.join(p.logs(), 'uwsgi', `${site}.log`);
 }
+/** root's, mode 0600: site users cannot read it, as on a server where the emperor logs to a root-owned file. */
 export function emperorLogPath(): string {
   return path.join(p.logs(), 'emperor.log');
 }
@@ -648,6 +654,12 @@ export interface DjangoSiteOptions {
   /** pip install --no-index -r REQUIREMENTS in the virtualenv when the file exists (default true). */
   installRequirements?: boolean;
   processes?: number;
+  /**
+   * Give the vassal `logto` = siteLogPath(), a log its user can read. Default
+   * false: no `logto`, like the blog post's app.skel, so the vassal's lines go
+   * to the emperor's log, which the site user cannot read.
+   */
+  vassalLog?: boolean;
 }
 
 export interface DjangoSite {
@@ -657,6 +669,7 @@ export interface DjangoSite {
   venvDir: string;
   vassalPath: string;
   socketPath: string;
+  /** Where the vassal's lines go: siteLogPath() with `vassalLog`, else the emperor's log (root's). */
   logPath: string;
 }
 
@@ -678,7 +691,12 @@ async function ensureSocketDir(gid: number): Promise<void> {
   await fsp.chmod(p.sockets(), 0o2775);
 }
 
-export function vassalIni(s: { name: string; home: string; siteDir: string; venvDir: string; settingsPackage: string; processes?: number }): string {
+/**
+ * The lab's vassal: the blog post's app.skel with the lab's paths. No
+ * `logto` unless `log` is true, so by default the vassal logs to the
+ * emperor's log as the skeleton does.
+ */
+export function vassalIni(s: { name: string; home: string; siteDir: string; venvDir: string; settingsPackage: string; processes?: number; log?: boolean }): string {
   return [
     '; Written by deployfile test/lab. Owner (site user) is the uid tyrant mode runs it as;',
     '; touching this file makes the emperor reload the app.',
@@ -692,7 +710,7 @@ export function vassalIni(s: { name: string; home: string; siteDir: string; venv
     `socket = ${socketPath(s.name)}`,
     'chmod-socket = 660',
     'vacuum = true',
-    `logto = ${siteLogPath(s.name)}`,
+    ...(s.log ? [`logto = ${siteLogPath(s.name)}`] : []),
     // The emperor runs as root with root's HOME; give the app its own.
     `env = HOME=${s.home}`,
     `env = LANG=C.UTF-8`,
@@ -731,15 +749,17 @@ export async function setupDjangoSite(name: string, opts: DjangoSiteOptions): Pr
 
   const gid = await ensureUwsgiGroup();
   await ensureSocketDir(gid);
+  // Made either way, so a test may switch the vassal to logto later.
   await ensureDir(path.dirname(siteLogPath(name)), 0o755);
-  const logPath = siteLogPath(name);
-  if (!fs.existsSync(logPath)) await fsp.writeFile(logPath, '');
-  await fsp.chown(logPath, user.uid, user.gid);
-  await fsp.chmod(logPath, 0o644);
+  const siteLog = siteLogPath(name);
+  if (!fs.existsSync(siteLog)) await fsp.writeFile(siteLog, '');
+  await fsp.chown(siteLog, user.uid, user.gid);
+  await fsp.chmod(siteLog, 0o644);
+  const logPath = opts.vassalLog ? siteLog : emperorLogPath();
 
   await ensureDir(VASSAL_DIR, 0o755);
   const vp = vassalPath(name);
-  await fsp.writeFile(vp, vassalIni({ name, home: user.home, siteDir, venvDir, settingsPackage: opts.settingsPackage, processes: opts.processes }));
+  await fsp.writeFile(vp, vassalIni({ name, home: user.home, siteDir, venvDir, settingsPackage: opts.settingsPackage, processes: opts.processes, log: opts.vassalLog }));
   // Tyrant mode runs the vassal as the file's owner and refuses uid/gid 0.
   await fsp.chown(vp, user.uid, gid);
   await fsp.chmod(vp, 0o644);
@@ -783,6 +803,12 @@ export async function startEmperor(): Promise<Emperor> {
   await ensureDir(VASSAL_DIR, 0o755);
   await ensureSocketDir(await ensureUwsgiGroup());
   const logPath = emperorLogPath();
+  // Vassals without logto write here: keep it root's, as on a real server,
+  // so a deploy (as the site user) cannot read why its vassal failed.
+  await ensureDir(path.dirname(logPath), 0o755);
+  fs.closeSync(fs.openSync(logPath, 'a', 0o600));
+  await fsp.chown(logPath, 0, 0);
+  await fsp.chmod(logPath, 0o600);
   const d = await spawnDaemon(
     'emperor',
     'main',
