@@ -46,7 +46,10 @@ export function pull(options: SiteOptions = {}): TaskDefinition {
         await code.run(sh`sh -c ${SWITCH_SCRIPT} switch ${site.settings} ${'<fetched revision>'}`);
         return;
       }
-      await code.run(sh`sh -c ${SWITCH_SCRIPT} switch ${site.settings} ${fetched.revision}`, { quiet: true });
+      await code.run(sh`sh -c ${SWITCH_SCRIPT} switch ${site.settings} ${fetched.revision}`, {
+        // The script is long; views and errors say what it does (--json and --dry-run show it whole).
+        label: `git merge --ff-only ${fetched.revision} with ${site.settings}/settings_production.py as settings.py, in one step`,
+      });
       const head = (await code.run('git rev-parse HEAD', { quiet: true })).stdout.trim();
       if (head !== fetched.revision) {
         c.abort(`pull: ${site.codeDir} is at ${head} after switching to ${fetched.revision}; inspect with: git -C ${site.codeDir} status`);

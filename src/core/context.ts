@@ -20,6 +20,12 @@ export interface RunOptions {
   quiet?: boolean;
   /** Written to the command's stdin. */
   stdin?: string;
+  /**
+   * What views, errors and the summary call this command instead of its text,
+   * for a long script that reads better by what it does. The exact line still
+   * goes to `--json` (`composed`) and `--dry-run`.
+   */
+  label?: string;
 }
 
 export interface SudoOptions extends RunOptions {

@@ -50,7 +50,7 @@ async function runOnce(rt: SiteRuntime, request: CommandRequest): Promise<Result
   await request.transport.connect();
   if (rt.signal.aborted) throw new InterruptedError(`interrupted before: ${rt.redactor.redact(request.command.text)}`);
   const commandId = `c${++commandCounter}`;
-  const command = rt.redactor.redact(request.command.text);
+  const command = rt.redactor.redact(request.options.label ?? request.command.text);
   const composed = rt.redactor.redact(request.composed.text);
   const site = rt.siteName;
   rt.bus.emit({ type: 'command:start', site, taskId: request.taskId, commandId, command, composed, where: request.where });

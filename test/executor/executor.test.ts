@@ -317,3 +317,20 @@ describe('c.runOnce: local work shared by the sites that ask for the same key', 
     ]);
   });
 });
+
+describe('a command with a label', () => {
+  it('is called by its label in views, errors and the summary, while --json keeps the exact line', async () => {
+    const script = "sh -c 'a long script' switch pkg 1234";
+    const { outcome, events } = await run({
+      n: 1,
+      taskDefs: { deploy: async (c) => void (await c.run(script, { label: 'switch to 1234' })) },
+      perSite: () => ({ script: (cmd) => (cmd.includes('a long script') ? { exitCode: 1, stderr: 'refused\n' } : undefined) }),
+    });
+    const start = events.find((e) => e.type === 'command:start') as { command: string; composed: string };
+    expect(start.command).toBe('switch to 1234');
+    expect(start.composed).toBe(script);
+    expect(outcome.summary[0]?.failedCommand).toBe('switch to 1234');
+    expect(outcome.summary[0]?.error).toContain('switch to 1234');
+    expect(outcome.summary[0]?.error).not.toContain('a long script');
+  });
+});
