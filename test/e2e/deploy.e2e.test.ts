@@ -225,32 +225,6 @@ export default defineDeployfile<DjangoVars>({
     await commit('Drop the failing test', () => editFile('pages/tests.py', (py) => py.slice(0, py.indexOf('\n\nclass FailingTests'))));
   });
 
-  it('a broken wsgi callable: touchVassalIni shows the uWSGI error lines, exit 1; fixing it brings the site back', async () => {
-    const good = await originHead();
-    const broken = await commit('Rename the wsgi callable (breaks uWSGI)', () =>
-      editFile('example_site/wsgi.py', (py) => py.replace('application = get_wsgi_application()', 'app = get_wsgi_application()')),
-    );
-    const result = await run('broken wsgi callable', ['run', 'deploy']);
-    expectExit(result, 1);
-    for (const name of SITES) {
-      expect(await siteHead(name)).toBe(broken);
-      expect(result.output).toContain(`${name} did not come back after touching ${lab.vassalPath(name)}`);
-    }
-    expect(result.output).toContain("unable to load app 0 (mountpoint='') (callable not found or import error)");
-    expect(result.output).toMatch(/no app loaded/);
-    // What nginx serves now: uWSGI in "full dynamic mode" answers 500.
-    const { status } = await lab.waitForHttp(revisionUrl('alleged'), (_b, s) => s >= 500);
-    expect(status).toBeGreaterThanOrEqual(500);
-
-    const fixed = await commit('Restore the wsgi callable', () =>
-      editFile('example_site/wsgi.py', (py) => py.replace('app = get_wsgi_application()', 'application = get_wsgi_application()')),
-    );
-    expect(fixed).not.toBe(good);
-    const again = await run('wsgi fixed', ['run', 'deploy']);
-    expectExit(again, 0);
-    for (const name of SITES) await expectServed(name, fixed);
-  });
-
   it('a deploy with REQUIREMENTS unchanged since the last one skips pip and says so', async () => {
     const revision = await commit('Touch the README only', () => editFile('README.md', (md) => `${md}\nDeployed again by the e2e test.\n`));
     const result = await run('unchanged REQUIREMENTS', ['run', 'deploy']);
