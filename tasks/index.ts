@@ -35,7 +35,7 @@ export { push, pushedFor, PUSHED_PREFIX, type Pushed, type PushOptions } from '.
 export { test, TESTS_FAILED_QUESTION, type TestOptions } from './test.ts';
 export { AppNotBackError, touchVassalIni, type TouchVassalIniOptions } from './touch-vassal-ini.ts';
 export { filterFreeze, updateRequirements, type UpdateRequirementsOptions } from './update-requirements.ts';
-export { explainUwsgiLog, parseVassalIni, type VassalInfo, type VassalSocket } from './uwsgi.ts';
+export { explainReload, explainUwsgiLog, parseVassalIni, type ProbeOutcome, type ReloadExplanation, type VassalInfo, type VassalLoad, type VassalSocket } from './uwsgi.ts';
 
 /**
  * Options for the whole set: the site settings every task shares, plus each
