@@ -42,11 +42,11 @@ describe.concurrent('deploy demo', () => {
       expect(committed, all).toBeDefined();
       expect(served, all).toBe(committed);
       // The deploy's own steps, shown live by the plain view, ending in the real reload check.
-      for (const step of ['test', 'push', 'pull', 'copyProductionSettings', 'installRequirements', 'collectstatic', 'touchVassalIni']) {
+      for (const step of ['test', 'push', 'fetch', 'installRequirements', 'pull', 'collectstatic', 'touchVassalIni']) {
         expect(run.stdout, all).toContain(`▶ ${step}`);
       }
-      expect(run.stdout).toContain('$ git pull --ff-only');
-      expect(run.stdout).toContain(`HEAD is ${committed}, the revision pushed`);
+      expect(run.stdout).toContain('$ git fetch --quiet');
+      expect(run.stdout).toMatch(new RegExp(`switched [0-9a-f]{12} -> ${committed}, the revision pushed from .*, with production settings`));
       expect(run.stdout).toMatch(/demo is back after [\d.]+s: uWSGI restarted \(log\); HTTP\/1\.1 200 OK/);
       // What is faked says so.
       expect(run.stdout).toContain('stand-ins     uWSGI: an emperor inside this process');
