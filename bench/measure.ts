@@ -192,6 +192,7 @@ interface Ev {
   durationMs?: number;
   where?: string;
   note?: string;
+  notes?: string[];
 }
 
 /**
@@ -246,6 +247,13 @@ export function timeline(log: string, sample: Sample): string[] {
     const n = skipped.get(key);
     rows.push([`${key}${n ? ` (skipped on ${n})` : ''}`, byTask.get(key) ?? []]);
   }
+  // touchVassalIni reports, per site, how long after the touch its verdict came.
+  const verdicts = events
+    .filter((e) => e.type === 'site:end')
+    .flatMap((e) => (e.notes ?? []).map((n) => /^reload (?:verified|failed, verdict) ([\d.]+)s after the touch$/.exec(n)?.[1]))
+    .filter((v): v is string => v !== undefined)
+    .map((v) => Number(v) * 1000);
+  if (verdicts.length) rows.push(['per site: vassal touched → reload verdict (the new instance answered)', verdicts]);
   rows.push(['run:start → run:end', [t(runEnd) - t(runStart)]]);
   rows.push(['run:end → process exit (closing connections, flushing)', [sample.endedAt - t(runEnd)]]);
   return [

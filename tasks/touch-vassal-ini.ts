@@ -120,6 +120,8 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       wait.push('--timeout', seconds(timeoutMs), '--interval', seconds(intervalMs), '--grace', seconds(graceMs));
       const result = await c.warnOnly().run(sh`python3 - wait ${wait}`, {
         quiet: true,
+        // The arguments carry the ini's load settings as JSON: say what it does instead (--json keeps the line).
+        label: `python3 - wait: until the new instance of ${site.site} answers (at most ${timeoutMs / 1000}s)`,
         stdin: PROBE_SCRIPT,
         // The script stops itself at the deadline (plus a bounded reproduction); this only catches a hung connection.
         timeout: timeoutMs + 30_000,
@@ -127,6 +129,8 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       const outcome = lastJson<ProbeOutcome>(result.stdout);
       if (outcome?.ok) {
         c.log(`${site.site} is back after ${outcome.seconds}s: ${outcome.evidence}${outcome.probe ? `; ${outcome.probe}` : ''}`);
+        // In the summary and in --json (site:end notes): how long the verdict took.
+        c.report(`reload verified ${outcome.seconds}s after the touch`);
         return;
       }
       if (!outcome) {
@@ -136,6 +140,7 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       }
       const explained = explainReload(outcome, { site: site.site, user: c.site.user, vassal: site.vassal, log, healthUrl: site.healthUrl, socket: info.socket, path });
       const message = [explained.headline, ...explained.detail].join('\n');
+      c.report(`reload failed, verdict ${outcome.seconds}s after the touch`);
       throw new AppNotBackError(message, site.site, outcome.reason, explained.logLines, explained.headline, outcome.seconds, outcome.kind);
     },
   });
