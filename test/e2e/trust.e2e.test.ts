@@ -291,8 +291,7 @@ ${siteEntries.join('\n')}
       const staticDir = path.join(sites[site].user.home, 'static');
       fs.mkdirSync(staticDir, { recursive: true });
       const owner = fs.statSync(staticDir);
-      fs.chownSync(staticDir, 0, 0);
-      fs.chmodSync(staticDir, 0o755);
+      await lab.run('chown', ['-R', 'root:root', staticDir]);
       try {
         const result = await run(['run', 'deploy', '-s', site]);
         expectExit(result, 1);
@@ -300,7 +299,7 @@ ${siteEntries.join('\n')}
         expect(await siteHead(site)).toBe(next);
         await reloadAndCheck(site, next);
       } finally {
-        fs.chownSync(staticDir, owner.uid, owner.gid);
+        await lab.run('chown', ['-R', `${owner.uid}:${owner.gid}`, staticDir]);
       }
     });
 
