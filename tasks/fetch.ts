@@ -45,7 +45,7 @@ export function fetch(options: SiteOptions = {}): TaskDefinition {
 }
 
 /** The body of {@link fetch}, also run by `pull` when `fetch` did not run first. */
-export async function fetchAndCheck(c: Context, options: SiteOptions): Promise<Fetched | undefined> {
+export async function fetchAndCheck(c: Context, options: SiteOptions): Promise<Fetched> {
   const site = resolveSite(c.site, options);
   const code = c.cd(site.codeDir);
   const pushed = pushedFor(c, options);
@@ -53,7 +53,10 @@ export async function fetchAndCheck(c: Context, options: SiteOptions): Promise<F
   await code.run`git fetch --quiet`;
   if (c.dryRun) {
     if (pushed) c.log(`would check that the upstream is ${pushed.revision}, pushed from ${displayDir(pushed.localDir)}`);
-    return undefined;
+    // Stands in for what a real run would find, so a dry run's pull does not fetch again.
+    const placeholder: Fetched = { head: 'HEAD', revision: pushed?.revision ?? '@{upstream}', upstream: '@{upstream}' };
+    c.shared.set(FETCHED_PREFIX + site.site, placeholder);
+    return placeholder;
   }
   const untouched = 'Nothing was changed on the server: it still has the code it had before this deploy.';
 

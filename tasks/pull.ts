@@ -42,8 +42,8 @@ export function pull(options: SiteOptions = {}): TaskDefinition {
       const site = resolveSite(c.site, options);
       const code = c.cd(site.codeDir);
       const fetched = fetchedFor(c) ?? (await fetchAndCheck(c, options));
-      if (c.dryRun || !fetched) {
-        await code.run(sh`sh -c ${SWITCH_SCRIPT} switch ${site.settings} ${'<fetched revision>'}`);
+      if (c.dryRun) {
+        await code.run(sh`sh -c ${SWITCH_SCRIPT} switch ${site.settings} ${fetched.revision}`);
         return;
       }
       await code.run(sh`sh -c ${SWITCH_SCRIPT} switch ${site.settings} ${fetched.revision}`, {

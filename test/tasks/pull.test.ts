@@ -43,6 +43,17 @@ describe('pull (with a fake server)', () => {
   });
 });
 
+describe('pull and fetch in a dry run', () => {
+  it('print one fetch and the switch to the pushed revision, and change nothing', async () => {
+    const c = fakeContext({ dryRun: true, shared: new Map([[`${PUSHED_PREFIX}${process.cwd()}`, { revision: NEW, branch: 'main', localDir: process.cwd() }]]) });
+    await fetch().run(c);
+    await pull().run(c);
+    expect(c.recorder.lines.filter((line) => line.includes('git fetch'))).toHaveLength(1);
+    expect(c.recorder.lines.at(-1)).toMatch(/sh -c .* switch alleged 2{40}/s);
+    expect(c.recorder.logs).toEqual([`would check that the upstream is ${NEW}, pushed from .`]);
+  });
+});
+
 describe('fetch: every check before anything changes', () => {
   function server(options: { status?: string; ancestor?: number; production?: boolean; upstream?: string } = {}) {
     const c = fakeContext({ site: { name: 'alleged', vars: { settings: 'example_site' } }, shared: new Map([[`${PUSHED_PREFIX}${process.cwd()}`, { revision: NEW, branch: 'main', localDir: process.cwd() }]]) });
