@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy, type CliRun } from '../helpers/cli.ts';
 import * as lab from '../lab/lab.ts';
+import { operatorHome } from '../lab/operator-home.ts';
 import { refuseOtherEmperors } from '../lab/emperors.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -60,17 +61,7 @@ describe.skipIf(skipReason !== undefined)(`deploy run deploy, for real${skipReas
     nginx = await lab.startNginx(SITES.map((name) => ({ name, socket: sites[name].socketPath, staticRoot: path.join(sites[name].user.home, 'static') })));
     for (const name of SITES) await lab.waitForHttp(revisionUrl(name), (body, status) => status === 200 && body === origin.initialRevision, 60_000);
 
-    home = fs.mkdtempSync(path.join(os.tmpdir(), 'deployfile-e2e-home-'));
-    fs.mkdirSync(path.join(home, '.ssh'), { mode: 0o700 });
-    fs.writeFileSync(path.join(home, '.ssh', 'known_hosts'), sshd.knownHostsLines.join('\n') + '\n', { mode: 0o600 });
-    env = {
-      HOME: home,
-      // pyenv's python3 shim (root's PATH here) has no Django; manage.py's `env python3` must find Debian's.
-      PATH: ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':'),
-      SSH_AUTH_SOCK: undefined,
-      DEPLOY_YES: undefined,
-      DEPLOY_ON_FAILURE: undefined,
-    };
+    ({ home, env } = operatorHome(sshd, 'deployfile-e2e-home-'));
 
     // The deployfile lives in the project's checkout and is committed with it, as users do.
     fs.writeFileSync(path.join(origin.workDir, 'deployfile.ts'), deployfileText());

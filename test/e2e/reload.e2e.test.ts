@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy, type CliRun } from '../helpers/cli.ts';
 import { refuseOtherEmperors } from '../lab/emperors.ts';
 import * as lab from '../lab/lab.ts';
+import { operatorHome } from '../lab/operator-home.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const EXAMPLE = path.join(ROOT, 'examples', 'django-site');
@@ -56,10 +57,7 @@ describe.skipIf(skipReason !== undefined)(`touchVassalIni on a tyrant-mode emper
     nginx = await lab.startNginx(SITES.map((name) => ({ name, socket: sites[name].socketPath })));
     for (const name of SITES) await lab.waitForHttp(revisionUrl(name), (body, status) => status === 200 && body === origin.initialRevision, 60_000);
 
-    home = fs.mkdtempSync(path.join(os.tmpdir(), 'deployfile-e2e-reload-home-'));
-    fs.mkdirSync(path.join(home, '.ssh'), { mode: 0o700 });
-    fs.writeFileSync(path.join(home, '.ssh', 'known_hosts'), sshd.knownHostsLines.join('\n') + '\n', { mode: 0o600 });
-    env = { HOME: home, PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', SSH_AUTH_SOCK: undefined, DEPLOY_YES: undefined, DEPLOY_ON_FAILURE: undefined };
+    ({ home, env } = operatorHome(sshd, 'deployfile-e2e-reload-home-'));
     // Only touchVassalIni runs: the test pulls as the site user itself, so the
     // case does not depend on the order of the other deploy steps.
     project = fs.mkdtempSync(path.join(os.tmpdir(), 'deployfile-e2e-reload-project-'));

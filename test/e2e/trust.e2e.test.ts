@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy, type CliRun } from '../helpers/cli.ts';
 import { refuseOtherEmperors } from '../lab/emperors.ts';
 import * as lab from '../lab/lab.ts';
+import { operatorHome } from '../lab/operator-home.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const EXAMPLE = path.join(ROOT, 'examples', 'django-site');
@@ -67,18 +68,9 @@ describe.skipIf(skipReason !== undefined)(`a deploy you can trust${skipReason ? 
     nginx = await lab.startNginx(SITES.map((name) => ({ name, socket: sites[name].socketPath, staticRoot: path.join(sites[name].user.home, 'static') })));
     for (const name of SITES) await served(name, origins[projectOf(name)].initialRevision);
 
-    home = fs.mkdtempSync(path.join(os.tmpdir(), 'deployfile-trust-home-'));
-    fs.mkdirSync(path.join(home, '.ssh'), { mode: 0o700 });
-    fs.writeFileSync(path.join(home, '.ssh', 'known_hosts'), sshd.knownHostsLines.join('\n') + '\n', { mode: 0o600 });
+    ({ home, env } = operatorHome(sshd, 'deployfile-trust-home-'));
     ops = fs.mkdtempSync(path.join(os.tmpdir(), 'deployfile-trust-ops-'));
     fs.writeFileSync(path.join(ops, 'deployfile.ts'), deployfileText());
-    env = {
-      HOME: home,
-      PATH: ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':'),
-      SSH_AUTH_SOCK: undefined,
-      DEPLOY_YES: undefined,
-      DEPLOY_ON_FAILURE: undefined,
-    };
   });
 
   afterAll(async () => {
