@@ -1,5 +1,6 @@
 import type { Result } from './result.ts';
 import type { CommandInput, ShellValue } from './quote.ts';
+import type { Secret } from './secret.ts';
 
 /** What a task knows about its site. */
 export interface SiteInfo<V = Record<string, unknown>> {
@@ -79,8 +80,15 @@ export interface Context<V = Record<string, unknown>> {
   cd(dir: string): Context<V>;
   /** A context whose commands run after `command` succeeded, e.g. activating a virtualenv. */
   prefix(command: CommandInput): Context<V>;
-  /** A context whose commands see these environment variables. */
-  env(vars: Record<string, string | number>): Context<V>;
+  /**
+   * A context whose commands see these environment variables. A `secret()`
+   * value is sent on the command's stdin and exported by the shell, so it is
+   * on no command line (`ps` on the server never shows it).
+   *
+   * @example
+   * await c.env({ PGPASSWORD: secret(process.env.DB_PASSWORD) }).run(sh`createdb -h db -U ${c.site.user} shop`)
+   */
+  env(vars: Record<string, string | number | Secret>): Context<V>;
   /** A context in which failing commands return their result instead of throwing. */
   warnOnly(): Context<V>;
   /** A context with default options for every command (e.g. `{ timeout: '10m' }`). */

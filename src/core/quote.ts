@@ -1,4 +1,4 @@
-import { isSecret, type Secret } from './secret.ts';
+import { isSecret, MASK, type Secret } from './secret.ts';
 
 // Brands use Symbol.for so that two copies of this module (the CLI's own and
 // the one jiti loads for a user's deployfile) still recognise each other.
@@ -16,8 +16,18 @@ export interface ShellCommand {
   readonly [COMMAND]: true;
   /** The exact text the shell receives. */
   readonly text: string;
-  /** Secret values inside `text`, to be replaced by `***` wherever it is shown. */
+  /** Secret values inside `text` (or sent as `input`), to be replaced by `***` wherever they are shown. */
   readonly secrets: readonly string[];
+  /**
+   * `text` as views, events, errors and `--dry-run` show it: each interpolated
+   * secret is `***` exactly where it sits, at any quoting depth and any length.
+   */
+  readonly shown: string;
+  /**
+   * What the line reads from its stdin before the command's own input: the
+   * values of secret environment variables (see `compose`). Usually ''.
+   */
+  readonly input: string;
   toString(): string;
 }
 
@@ -68,9 +78,9 @@ export function quotePath(path: string): string {
   return quote(path);
 }
 
-/** Build a ShellCommand from already-safe text. */
-export function shellCommand(text: string, secrets: readonly string[] = []): ShellCommand {
-  return { [COMMAND]: true, text, secrets, toString: () => text };
+/** Build a ShellCommand from already-safe text (`shown` defaults to `text`, `input` to ''). */
+export function shellCommand(text: string, secrets: readonly string[] = [], more: { shown?: string; input?: string } = {}): ShellCommand {
+  return { [COMMAND]: true, text, secrets, shown: more.shown ?? text, input: more.input ?? '', toString: () => text };
 }
 
 /** True when `value` was built by `sh` (or `shellCommand`). */
@@ -93,19 +103,24 @@ function isRaw(value: unknown): value is RawShell {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[RAW] === true;
 }
 
-function render(value: ShellValue, secrets: string[]): string {
-  if (typeof value === 'string') return quote(value);
-  if (typeof value === 'number' || typeof value === 'bigint') return quote(String(value));
+/** One value as [what the shell gets, what is shown]. */
+function render(value: ShellValue, secrets: string[]): [text: string, shown: string] {
+  if (typeof value === 'string') return same(quote(value));
+  if (typeof value === 'number' || typeof value === 'bigint') return same(quote(String(value)));
   if (isSecret(value)) {
     secrets.push(value.reveal());
-    return quote(value.reveal());
+    return [quote(value.reveal()), MASK];
   }
   if (isShellCommand(value)) {
+    if (value.input !== '') throw new TypeError('a command that reads secret environment values from stdin cannot be nested in sh`...`; use c.env() on the context instead');
     secrets.push(...value.secrets);
-    return value.text;
+    return [value.text, value.shown];
   }
-  if (isRaw(value)) return value.text;
-  if (Array.isArray(value)) return value.map((item) => render(item, secrets)).join(' ');
+  if (isRaw(value)) return same(value.text);
+  if (Array.isArray(value)) {
+    const items = value.map((item) => render(item, secrets));
+    return [items.map((item) => item[0]).join(' '), items.map((item) => item[1]).join(' ')];
+  }
   // undefined and null reach here from untyped code: running `rm -rf ${undefined}`
   // with the value silently dropped is exactly the accident quoting exists to stop.
   throw new TypeError(`cannot interpolate ${value === null ? 'null' : typeof value} into a shell command`);
@@ -122,10 +137,17 @@ function render(value: ShellValue, secrets: string[]): string {
 export function sh(strings: TemplateStringsArray, ...values: ShellValue[]): ShellCommand {
   const secrets: string[] = [];
   let text = strings[0] ?? '';
+  let shown = text;
   values.forEach((value, i) => {
-    text += render(value, secrets) + (strings[i + 1] ?? '');
+    const [valueText, valueShown] = render(value, secrets);
+    text += valueText + (strings[i + 1] ?? '');
+    shown += valueShown + (strings[i + 1] ?? '');
   });
-  return shellCommand(text, secrets);
+  return shellCommand(text, secrets, { shown });
+}
+
+function same(text: string): [string, string] {
+  return [text, text];
 }
 
 /** True when the arguments of a call look like a tagged-template call. */
