@@ -20,6 +20,11 @@ export interface CommandRequest {
   cwd: string | undefined;
   taskId: string | null;
   options: RunOptions;
+  /**
+   * A check the tool makes for itself (the sudo probe): no command events and
+   * no output in the views, and its failure is an answer, not a failed command.
+   */
+  internal?: boolean;
 }
 
 let commandCounter = 0;
@@ -44,23 +49,28 @@ export async function runCommand(rt: SiteRuntime, request: CommandRequest): Prom
 }
 
 async function runOnce(rt: SiteRuntime, request: CommandRequest): Promise<Result> {
-  if (rt.signal.aborted) throw new InterruptedError(`interrupted before: ${rt.redactor.redact(request.command.text)}`);
+  if (rt.signal.aborted) throw new InterruptedError(`interrupted before: ${rt.redactor.redact(request.command.shown)}`);
   // Connecting (and taking the site's lock) comes before the command is announced:
   // a site that cannot be reached or is locked has not started this command.
   await request.transport.connect();
-  if (rt.signal.aborted) throw new InterruptedError(`interrupted before: ${rt.redactor.redact(request.command.text)}`);
+  if (rt.signal.aborted) throw new InterruptedError(`interrupted before: ${rt.redactor.redact(request.command.shown)}`);
   const commandId = `c${++commandCounter}`;
-  const command = rt.redactor.redact(request.options.label ?? request.command.text);
-  const composed = rt.redactor.redact(request.composed.text);
+  // `shown` has each interpolated secret as *** whatever its length or quoting;
+  // the redactor then catches known secrets written into the text by hand.
+  const command = rt.redactor.redact(request.options.label ?? request.command.shown);
+  const composed = rt.redactor.redact(request.composed.shown);
   const site = rt.siteName;
-  rt.bus.emit({ type: 'command:start', site, taskId: request.taskId, commandId, command, composed, where: request.where });
+  const emit: typeof rt.bus.emit = (event) => {
+    if (!request.internal) rt.bus.emit(event);
+  };
+  emit({ type: 'command:start', site, taskId: request.taskId, commandId, command, composed, where: request.where });
 
   const limit = rt.outputLimit ?? DEFAULT_OUTPUT_LIMIT;
   const stdout = new TailBuffer(limit);
   const stderr = new TailBuffer(limit);
   const redactors = { stdout: new StreamRedactor(rt.redactor), stderr: new StreamRedactor(rt.redactor) };
   const show = (name: 'stdout' | 'stderr', text: string): void => {
-    if (text !== '' && !request.options.quiet) rt.bus.emit({ type: 'output', site, commandId, stream: name, chunk: text });
+    if (text !== '' && !request.options.quiet) emit({ type: 'output', site, commandId, stream: name, chunk: text });
   };
   const stream = (name: 'stdout' | 'stderr', buffer: TailBuffer) => (chunk: string) => {
     buffer.push(chunk);
@@ -90,13 +100,15 @@ async function runOnce(rt: SiteRuntime, request: CommandRequest): Promise<Result
     const exec = await request.transport.exec(request.composed.text, {
       onStdout: stream('stdout', stdout),
       onStderr: stream('stderr', stderr),
-      stdin: request.options.stdin,
+      // Secret environment values (composed.input) first: the line reads them before the command runs.
+      stdin: request.composed.input !== '' ? request.composed.input + (request.options.stdin ?? '') : request.options.stdin,
       signal: controller.signal,
     });
     const durationMs = Math.round(performance.now() - started);
     const ok = exec.exitCode === 0 && !timedOut;
     flushOutput();
-    rt.bus.emit({ type: 'command:end', site, commandId, exitCode: exec.exitCode, signal: exec.signal, timedOut, ok, durationMs });
+    if (exec.unconfirmed) rt.bus.emit({ type: 'log', site, level: 'warn', message: exec.unconfirmed });
+    emit({ type: 'command:end', site, commandId, exitCode: exec.exitCode, signal: exec.signal, timedOut, ok, durationMs });
     return {
       command,
       composed,
@@ -116,7 +128,7 @@ async function runOnce(rt: SiteRuntime, request: CommandRequest): Promise<Result
   } catch (error) {
     const durationMs = Math.round(performance.now() - started);
     flushOutput();
-    rt.bus.emit({ type: 'command:end', site, commandId, exitCode: null, signal: null, timedOut: false, ok: false, durationMs });
+    emit({ type: 'command:end', site, commandId, exitCode: null, signal: null, timedOut: false, ok: false, durationMs });
     throw lostDuring(error, command, rt.targetFor(request.where), site);
   } finally {
     if (timer) clearTimeout(timer);

@@ -2,7 +2,8 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { AbortError } from '../core/errors.ts';
 import { checkEnv, compose, EMPTY_SCOPE, joinCwd, sudoAsksNothing, wrapSudo, type Scope } from '../core/compose.ts';
-import { toShellCommand, type CommandInput, type ShellValue } from '../core/quote.ts';
+import { shellCommand, toShellCommand, type CommandInput, type ShellValue } from '../core/quote.ts';
+import { isSecret, type Secret } from '../core/secret.ts';
 import type { CommandFn, ConfirmOptions, Context, RunOptions, SiteInfo, SudoOptions } from '../core/context.ts';
 import type { Result } from '../core/result.ts';
 import { runCommand } from './run-command.ts';
@@ -13,6 +14,8 @@ export type TaskFrame = TaskFrameRef;
 
 /** Per site runtime: whether sudo asks nothing, by target user. */
 const sudoProbes = new WeakMap<SiteRuntime, Map<string, Promise<boolean>>>();
+/** Per site runtime: the dry run has said how it shows c.sudo. */
+const dryRunSudoNoted = new WeakSet<SiteRuntime>();
 
 type Call = [first: CommandInput | TemplateStringsArray, ...rest: unknown[]];
 
@@ -69,8 +72,11 @@ export class TaskContext implements Context {
     return this.derive({ ...this.scope, prefixes: [...this.scope.prefixes, toShellCommand(command)] });
   }
 
-  env(vars: Record<string, string | number>): TaskContext {
-    return this.derive({ ...this.scope, env: { ...this.scope.env, ...checkEnv(vars) } });
+  env(vars: Record<string, string | number | Secret>): TaskContext {
+    const checked = checkEnv(vars);
+    // Known from now on: redacted even from output printed before a command uses it.
+    for (const value of Object.values(checked)) if (isSecret(value)) this.rt.redactor.add(value.reveal());
+    return this.derive({ ...this.scope, env: { ...this.scope.env, ...checked } });
   }
 
   warnOnly(): TaskContext {
@@ -117,17 +123,28 @@ export class TaskContext implements Context {
     if (!transport) throw new AbortError(`c.sudo in run-once task "${this.frame.task}": it has no site to run on`);
     const known = await this.rt.sudoPassword?.();
     if (known) this.rt.redactor.add(known);
-    const password = known && !(await this.sudoAsksNothing(options.user)) ? known : undefined;
+    // A dry run cannot ask the server whether sudo needs the password there:
+    // it shows the line a real run sends with the password, and says so once.
+    if (known && this.rt.dryRun) this.noteDryRunSudo();
+    const password = known && (this.rt.dryRun || !(await this.sudoAsksNothing(options.user))) ? known : undefined;
+    const wrapped = wrapSudo(compose(this.scope, command), { user: options.user, password: password !== undefined });
     return runCommand(this.rt, {
       where: 'remote',
       transport,
       command,
-      composed: wrapSudo(compose(this.scope, command), { user: options.user, password: password !== undefined }),
+      // The password line goes first on stdin (sudo reads exactly one line), then secret env values, then the command's own input.
+      composed: password ? shellCommand(wrapped.text, wrapped.secrets, { shown: wrapped.shown, input: `${password}\n${wrapped.input}` }) : wrapped,
       cwd: this.scope.cwd,
       taskId: this.frame.taskId,
-      options: { ...this.defaults, ...options, stdin: password ? `${password}\n${options.stdin ?? ''}` : options.stdin },
+      options: { ...this.defaults, ...options },
     });
   };
+
+  private noteDryRunSudo(): void {
+    if (dryRunSudoNoted.has(this.rt)) return;
+    dryRunSudoNoted.add(this.rt);
+    this.log(`dry run: c.sudo is shown as sent with the sudo password on stdin (sudo -k -S -p ''); where sudo needs no password (NOPASSWD, checked with sudo -k -n true), a real run sends sudo -n instead`);
+  }
 
   /** Asked once per site and target user: does sudo need no password at all there? */
   private sudoAsksNothing(user: string | undefined): Promise<boolean> {
@@ -138,7 +155,8 @@ export class TaskContext implements Context {
     if (!probe) {
       const transport = this.rt.remote as NonNullable<SiteRuntime['remote']>;
       const check = sudoAsksNothing(user);
-      probe = runCommand(this.rt, { where: 'remote', transport, command: check, composed: check, cwd: undefined, taskId: this.frame.taskId, options: { warn: true, quiet: true } }).then((r) => r.ok);
+      // Internal: a "no" here is an answer, not a failed command, so views never show it.
+      probe = runCommand(this.rt, { where: 'remote', transport, command: check, composed: check, cwd: undefined, taskId: this.frame.taskId, options: { warn: true, quiet: true }, internal: true }).then((r) => r.ok);
       probes.set(key, probe);
     }
     return probe;

@@ -1,4 +1,4 @@
-import type { Redactor } from '../core/secret.ts';
+import { OPERATOR_SECRET_VARS, type Redactor } from '../core/secret.ts';
 import { passphraseProvider, sshSettingsFromEnv, sudoPasswordSource, type SshSettings } from './site-transport.ts';
 
 /** How the CLI asks the person at the terminal; absent without a TTY. */
@@ -29,6 +29,8 @@ export function sshRunSettings(options: {
   env?: NodeJS.ProcessEnv;
 }): { ssh: SshSettings; sudoPassword: () => Promise<string | undefined> } {
   const env = options.env ?? process.env;
+  // Known from the start of the run, so they are redacted even from output printed before their first use.
+  for (const name of OPERATOR_SECRET_VARS) if (env[name]) options.redactor.add(env[name]);
   const asker = options.asker;
   const ssh: SshSettings = {
     ...sshSettingsFromEnv(env),

@@ -1,9 +1,25 @@
 import { spawn } from 'node:child_process';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { OPERATOR_SECRET_VARS } from '../core/secret.ts';
 import type { ExecOptions, ExecResult, Transport } from './transport.ts';
 
-/** Runs commands on the operator's machine with `/bin/sh -c`, as `c.local` does. */
+/**
+ * The environment `c.local` children get: the operator's, without the
+ * tool's own secrets (`DEPLOY_SSH_KEY`, `DEPLOY_SSH_PASSPHRASE`,
+ * `DEPLOY_SUDO_PASSWORD`), which are for this process only: a test suite or
+ * build script run by `c.local` has no business reading the deploy key.
+ *
+ * @example
+ * childEnv({ PATH: '/bin', DEPLOY_SSH_KEY: '-----BEGIN ...' }) // => { PATH: '/bin' }
+ */
+export function childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const name of OPERATOR_SECRET_VARS) delete out[name];
+  return out;
+}
+
+/** Runs commands on the operator's machine with `/bin/sh -c`, as `c.local` does (without the tool's secrets in their environment). */
 export class LocalTransport implements Transport {
   readonly target = 'local';
   private readonly running = new Set<ReturnType<typeof spawn>>();
@@ -17,7 +33,8 @@ export class LocalTransport implements Transport {
       // A process group of its own, so ending a command ends what it started too.
       const child = spawn('/bin/sh', ['-c', command], {
         cwd: this.options.cwd,
-        env: this.options.env ?? process.env,
+        // Read at each command, so what the operator's process.env holds then is what children get, minus the secrets.
+        env: childEnv(this.options.env ?? process.env),
         detached: true,
         stdio: ['pipe', 'pipe', 'pipe'],
       });
