@@ -21,6 +21,9 @@ export function refuseOtherEmperors(own?: number): void {
     }
     const at = argv.indexOf('--emperor');
     if (at < 0 || path.resolve(argv[at + 1] ?? '') !== lab.VASSAL_DIR) continue;
+    // Our emperor's own children (a vassal between fork and exec still has the
+    // emperor's command line; a busy machine makes that window long).
+    if (own !== undefined && parentOf(Number(entry)) === own) continue;
     if (own === undefined && (argv[argv.indexOf('--pidfile') + 1] ?? '').startsWith(ours)) continue;
     others.push(`pid ${entry}: ${argv.join(' ').trim()}`);
   }
@@ -29,5 +32,15 @@ export function refuseOtherEmperors(own?: number): void {
       `another uWSGI emperor watches ${lab.VASSAL_DIR} (${others.join('; ')}). It would run these sites' vassals too, on the same sockets, ` +
         "so what nginx serves could come from either. Stop it (DEPLOYFILE_LAB_DIR=<its lab> npx jiti test/lab/cli.ts down) and run again.",
     );
+  }
+}
+
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm may hold spaces and parens: the fields resume after the last ')'.
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
   }
 }
