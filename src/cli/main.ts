@@ -22,7 +22,12 @@ Exit codes:
   0    every site succeeded
   1    a task failed on at least one site, or the run was aborted
   2    usage error or broken deployfile (nothing ran)
-  130  interrupted (Ctrl-C)`;
+  129  stopped by SIGHUP (the terminal was closed)
+  130  interrupted by Ctrl-C (SIGINT)
+  143  stopped by SIGTERM (e.g. a cancelled CI job)
+A first Ctrl-C, SIGTERM or SIGHUP ends the running commands, releases the
+locks, writes the history and prints the summary (128 + the signal's number,
+as a shell reports it); a second one exits at once and leaves the locks.`;
 
 export function buildProgram(): Command {
   const program = new Command('deploy')
@@ -51,8 +56,8 @@ ${EXIT_CODES_HELP}`,
     .command('run')
     .description('run tasks, in the order given, on the selected sites')
     .argument('<task...>', 'task names from the deployfile (see: deploy list)')
-    .option('-s, --site <names>', "comma-separated sites, groups or globs like 'shop-*' (default: all sites; env DEPLOY_SITE)")
-    .option('-x, --exclude <names>', 'comma-separated sites, groups or globs to leave out (env DEPLOY_EXCLUDE)')
+    .option('-s, --site <names>', "comma-separated sites, groups or globs like 'shop-*' (default: all sites; an empty value is an error; env DEPLOY_SITE)")
+    .option('-x, --exclude <names>', 'comma-separated sites, groups or globs to leave out (an empty value is an error; env DEPLOY_EXCLUDE)')
     .option('--shard <i/n>', 'keep the i-th of n stable slices of the selection, for CI matrices (env DEPLOY_SHARD)')
     .option('-y, --yes', 'answer yes to every c.confirm question (env DEPLOY_YES=1)')
     .addOption(
@@ -64,7 +69,8 @@ ${EXIT_CODES_HELP}`,
     .option('-n, --dry-run', 'print the exact shell commands each site would run; connect to nothing')
     .option('-v, --verbose', 'stream every output line, prefixed with its site')
     .option('--json', 'print events as JSON lines on stdout, human output goes to stderr; see docs/events.md (env DEPLOY_JSON)')
-    .option('--timeout <duration>', 'default per-command timeout, e.g. 10m (env DEPLOY_TIMEOUT)')
+    .option('--timeout <duration>', 'default per-command timeout, e.g. 10m; 0 is an error: leave it out for none (env DEPLOY_TIMEOUT)')
+    .option('--deadline <duration>', 'bound the whole run, e.g. 30m: then it stops as on Ctrl-C and the sites cut short fail (exit 1) (env DEPLOY_DEADLINE)')
     .addHelpText(
       'after',
       `
@@ -82,6 +88,15 @@ at once whatever --parallel says (sshd's default MaxStartups drops
 unauthenticated connections beyond 10), and open connections don't count.
 
 Selecting: deploy run deploy -s 'shop-*,web' -x shop-test --shard 2/4
+An empty --site or --exclude (-s "$SITE" with SITE unset, --site=, -s ,)
+is a usage error, never "every site"; leave the flag out for that. An
+empty DEPLOY_SITE / DEPLOY_EXCLUDE counts as not set, and is said so.
+
+--timeout bounds each command; --deadline bounds the run, including a task
+that awaits something that never settles. When the run is stopped (Ctrl-C,
+SIGTERM, SIGHUP, --deadline), a task with no command left running gets 1s
+to finish, then its site is let go (lock released) and the summary names
+the task that hung.
 Run-once tasks (test, push) run once per process: with --shard, each
 shard runs them; run them in a job of their own before the matrix.
 ${EXIT_CODES_HELP}`,
@@ -103,10 +118,14 @@ ${EXIT_CODES_HELP}`,
     .command('unlock')
     .description("show who holds a site's deploy lock (~/.deployfile/lock on the server), then remove it")
     .argument('<site>', 'site name from the deployfile')
-    .addHelpText('after', '\nFor a deploy that died without letting go (killed, or its machine lost). A running deploy releases its lock itself, also on failure and Ctrl-C.')
+    .option('--force', 'remove the lock even when its holder is a process still running on this machine')
+    .addHelpText(
+      'after',
+      '\nFor a deploy that died without letting go (killed, or its machine lost). A running deploy releases its lock itself, also on failure, Ctrl-C, SIGTERM and SIGHUP.\nWhen the holder is a process still running on this machine, unlock asks first on a TTY, and without one refuses (exit 1) unless --force.',
+    )
     .action(async (site: string, _options: unknown, command: Command) => {
       const { unlockCommand } = await import('./unlock.ts');
-      process.exitCode = await unlockCommand(site, command.optsWithGlobals());
+      process.exitCode = await unlockCommand(site, command.optsWithGlobals<{ file?: string; force?: boolean }>());
     });
 
   program

@@ -3,6 +3,8 @@ import { EXIT } from '../core/errors.ts';
 import { Redactor } from '../core/secret.ts';
 import { findDeployfile, loadDeployfile } from '../config/load.ts';
 import { execute, newRunId } from '../executor/executor.ts';
+import { Escapes } from '../executor/escapes.ts';
+import { describeStop, signalExitCode, signalStop, STOP_SIGNALS, type StopSignal } from '../executor/stop.ts';
 import { checkTasks, selectSites } from '../executor/select.ts';
 import { InteractivePrompter, inquirerAsker, serialAsker } from '../prompts/interactive.ts';
 import { PolicyPrompter, type Prompter } from '../prompts/prompter.ts';
@@ -35,6 +37,12 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
     sites = selectSites(deployfile, { site: splitList(options.site), exclude: splitList(options.exclude), shard: options.shard });
   } catch (error) {
     return reportFatal(error);
+  }
+  for (const name of ['DEPLOY_SITE', 'DEPLOY_EXCLUDE'] as const) {
+    // An empty variable means "not set" (CI templates define it either way); say so, since -s '' is refused.
+    if (process.env[name] === '' && flags[name === 'DEPLOY_SITE' ? 'site' : 'exclude'] === undefined) {
+      process.stderr.write(`deploy: ${name} is set but empty: taken as not set (${name === 'DEPLOY_SITE' ? 'every site' : 'no site left out'})\n`);
+    }
   }
   if (options.shard && sites.length === 0) {
     // A CI matrix may have more runners than this slice has sites; run-once tasks would run for nothing.
@@ -70,18 +78,34 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
     prompter = new PolicyPrompter({ yes: options.yes, onFailure: options.onFailure ?? 'abort' });
   }
 
-  // First Ctrl-C: stop starting commands and end the running ones; second: leave now.
-  let interrupts = 0;
-  const onSigint = (): void => {
-    interrupts++;
-    if (interrupts === 1) {
-      process.stderr.write('\nInterrupted: ending running commands (Ctrl-C again to exit at once)\n');
-      interrupt.abort();
+  // The first Ctrl-C, SIGTERM (a cancelled CI job) or SIGHUP (a closed terminal): start nothing new,
+  // end the running commands, release the locks, write the history, print the summary; exit 128 + n.
+  // A second one: leave now (locks stay, for deploy unlock).
+  let stoppedBy: StopSignal | undefined;
+  const onSignal = (signal: StopSignal): void => {
+    if (stoppedBy === undefined) {
+      stoppedBy = signal;
+      const again = signal === 'SIGINT' ? 'Ctrl-C again' : `send ${signal} again`;
+      process.stderr.write(`\nInterrupted by ${describeStop(signalStop(signal))}: ending running commands, then releasing the locks (${again} to exit at once)\n`);
+      interrupt.abort(signalStop(signal));
     } else {
-      process.exit(EXIT.interrupted);
+      process.exit(signalExitCode(signal));
     }
   };
-  process.on('SIGINT', onSigint);
+  const signalHandlers = STOP_SIGNALS.map((signal) => [signal, () => onSignal(signal)] as const);
+  for (const [signal, handler] of signalHandlers) process.on(signal, handler);
+
+  // A rejection nobody awaits, or a throw in a task's timer, fails the site it came from instead of the process.
+  const escapes = new Escapes();
+  let escapedOutside = false;
+  const onEscape = (reason: unknown): void => {
+    if (escapes.contain(reason)) return;
+    // Outside every task: a view or the engine itself. Say it, finish the run, exit non-zero.
+    escapedOutside = true;
+    process.stderr.write(`deploy: unexpected error outside any task: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}\n`);
+  };
+  process.on('unhandledRejection', onEscape);
+  process.on('uncaughtException', onEscape);
 
   const redactor = new Redactor();
   // Host key questions go to the terminal itself, never to the prompter: --yes must not accept a host key.
@@ -114,13 +138,24 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
       redactor,
       sudoPassword,
       defaultTimeoutMs: options.timeout,
+      deadlineMs: options.deadline,
+      escapes,
     });
     await listr?.finish(runEnd);
-    return outcome.exitCode;
+    if (stoppedBy) process.stderr.write(`deploy: stopped by ${describeStop(signalStop(stoppedBy))}; exit ${outcome.exitCode}\n`);
+    if (outcome.leftPending.length > 0) {
+      process.stderr.write(`deploy: gave up waiting for: ${outcome.leftPending.join(', ')}\n`);
+    }
+    if (outcome.leftPending.length > 0 || escapes.seen > 0 || escapedOutside) {
+      // Code given up on (a hung task, a timer that keeps throwing) may hold the event loop: leave once the output is out.
+      setTimeout(() => process.exit(), 200).unref();
+    }
+    return escapedOutside && outcome.exitCode === EXIT.ok ? EXIT.failed : outcome.exitCode;
   } catch (error) {
     await listr?.finish(undefined);
     return reportFatal(error);
   } finally {
-    process.off('SIGINT', onSigint);
+    for (const [signal, handler] of signalHandlers) process.off(signal, handler);
+    // The escape handlers stay: code given up on may still throw until the process exits.
   }
 }

@@ -16,6 +16,9 @@ import { finishSite, lockingTransport, runNeedsLock } from './guard.ts';
 import { lockInfoFor } from './lock.ts';
 import { retryingConnect, type RetryPolicy } from './retry.ts';
 import { formatDuration } from '../core/duration.ts';
+import { Activity, settleOrLetGo, tracked } from './activity.ts';
+import { EscapedError, Escapes, type EscapeScope } from './escapes.ts';
+import { deadlineStop, describeStop, HungTaskError, shortDuration, stopOf } from './stop.ts';
 
 export interface ExecuteOptions {
   deployfile: LoadedDeployfile;
@@ -40,8 +43,24 @@ export interface ExecuteOptions {
   locks?: boolean;
   /** How connecting retries transient refusals; default DEFAULT_CONNECT_RETRY. */
   connectRetry?: RetryPolicy;
-  /** Ctrl-C: no new command or site starts. */
+  /**
+   * Ctrl-C, SIGTERM, SIGHUP: no new command or site starts, running ones are
+   * ended. Abort it with `signalStop(name)` as the reason so the exit code
+   * says which (a bare abort reads as Ctrl-C).
+   */
   signal?: AbortSignal;
+  /**
+   * The run's deadline (`--deadline`): when it passes, the run stops as on
+   * Ctrl-C, and the sites it cut short have failed (exit 1).
+   */
+  deadlineMs?: number;
+  /**
+   * Scopes for errors that escape tasks (see escapes.ts); the CLI's process
+   * handlers feed them back. Default: a scope of this run's own, unused.
+   */
+  escapes?: Escapes;
+  /** How long a stopped site's tasks may take to finish once no command of theirs runs; default 1 s. */
+  letGoAfterMs?: number;
   redactor?: Redactor;
   defaultTimeoutMs?: number;
   outputLimit?: number;
@@ -53,6 +72,18 @@ export interface RunOutcome {
   exitCode: number;
   summary: SiteSummary[];
   durationMs: number;
+  /** Tasks given up on while still pending (hung, or left behind by an escaped error); their code may still hold the process. */
+  leftPending: string[];
+}
+
+/** How long a stopped site's tasks get to finish once none of their commands runs. */
+export const DEFAULT_LET_GO_MS = 1000;
+
+interface OpenTask {
+  taskId: string;
+  task: string;
+  started: number;
+  ended: boolean;
 }
 
 /** The task that failed first (innermost), kept beside errors for the summary. */
@@ -67,6 +98,7 @@ export function siteTarget(site: ResolvedSite): string {
 }
 
 function statusOf(error: unknown): SiteStatus {
+  if (error instanceof EscapedError) return 'failed';
   if (error instanceof InterruptedError) return 'interrupted';
   if (error instanceof AbortError || (error instanceof Error && error.name === 'AbortError')) return 'aborted';
   return 'failed';
@@ -80,7 +112,31 @@ function statusOf(error: unknown): SiteStatus {
 export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
   const { deployfile, bus } = options;
   const started = performance.now();
-  const signal = options.signal ?? new AbortController().signal;
+  // The run stops on the caller's signal or at the deadline, whichever comes first; the reason says which.
+  const stopping = new AbortController();
+  const signal = stopping.signal;
+  const onStop = (): void => stopping.abort(options.signal?.reason);
+  if (options.signal?.aborted) onStop();
+  else options.signal?.addEventListener('abort', onStop, { once: true });
+  let deadline: NodeJS.Timeout | undefined;
+  if (options.deadlineMs !== undefined && options.deadlineMs > 0) {
+    const ms = options.deadlineMs;
+    deadline = setTimeout(() => {
+      if (signal.aborted) return;
+      bus.emit({ type: 'log', site: null, level: 'warn', message: `${describeStop(deadlineStop(ms))} passed: ending running commands; no new command or site starts` });
+      stopping.abort(deadlineStop(ms));
+    }, ms);
+  }
+  const escapes = options.escapes ?? new Escapes();
+  const letGoAfterMs = options.letGoAfterMs ?? DEFAULT_LET_GO_MS;
+  // Local commands are everyone's: while one runs, a stopped site may be waiting on it.
+  const localActivity = new Activity();
+  const local = tracked(options.local, localActivity);
+  // Per run, by site name (null: the run-once lane): the tasks under way, innermost last.
+  const openTasks = new Map<string | null, OpenTask[]>();
+  // Per site: how an escaped error fails it.
+  const siteScopes = new Map<string, (error: EscapedError) => void>();
+  const leftPending: string[] = [];
   const redactor = options.redactor ?? new Redactor();
   const shared = new Map<string, unknown>();
   const once = new Map<string, Promise<void>>();
@@ -108,11 +164,24 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
     const taskStarted = performance.now();
     bus.emit({ type: 'task:start', site: rt.siteName, task: name, taskId, parentTaskId, description: definition.description, once: definition.once ?? false });
     const frame: TaskFrame = { taskId, task: name };
+    const open: OpenTask = { taskId, task: name, started: taskStarted, ended: false };
+    const stack = openTasks.get(rt.siteName) ?? [];
+    openTasks.set(rt.siteName, stack);
+    stack.push(open);
+    // An error escaping this task's code fails its site; in the run-once lane, this task (every site waiting on it).
+    let escaped: ((error: EscapedError) => void) | undefined;
+    const escapedHere = new Promise<never>((_, reject) => (escaped = reject));
+    escapedHere.catch(() => undefined);
+    const siteFail = rt.siteName === null ? undefined : siteScopes.get(rt.siteName);
+    const scope: EscapeScope = { site: rt.siteName, task: name, fail: siteFail ?? ((error) => escaped?.(error)) };
     try {
-      await definition.run(new TaskContext(rt, frame));
+      const body = escapes.run(scope, () => definition.run(new TaskContext(rt, frame)));
+      await (rt.siteName === null ? Promise.race([body, escapedHere]) : body);
+      if (open.ended) return;
       const durationMs = Math.round(performance.now() - taskStarted);
       bus.emit({ type: 'task:end', site: rt.siteName, task: name, taskId, status: frame.skipped ? 'skipped' : 'ok', durationMs, note: frame.skipped });
     } catch (error) {
+      if (open.ended) throw error;
       const inner = error instanceof Object ? failedIn.get(error) : undefined;
       if (error instanceof Object && !inner) failedIn.set(error, name);
       // The task where it happened carries the whole error; the tasks around it
@@ -120,7 +189,39 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
       const message = inner ? `failed in ${inner}` : redactor.redact(error instanceof Error ? error.message : String(error));
       bus.emit({ type: 'task:end', site: rt.siteName, task: name, taskId, status: 'failed', durationMs: Math.round(performance.now() - taskStarted), error: message });
       throw error;
+    } finally {
+      open.ended = true;
+      const at = stack.indexOf(open);
+      if (at >= 0) stack.splice(at, 1);
     }
+  };
+
+  /** Ends the tasks still open on `site` (given up on), so every view closes them; returns the innermost one's name. */
+  const closeOpenTasks = (site: string | null, message: string): string | undefined => {
+    const stack = openTasks.get(site) ?? [];
+    const innermost = stack.at(-1)?.task;
+    for (const open of [...stack].reverse()) {
+      open.ended = true;
+      leftPending.push(site === null ? open.task : `${open.task} on ${site}`);
+      bus.emit({ type: 'task:end', site, task: open.task, taskId: open.taskId, status: 'failed', durationMs: Math.round(performance.now() - open.started), error: message });
+    }
+    stack.length = 0;
+    return innermost;
+  };
+
+  /** The error a stopped site (or lane) is given up with: which task hung, and after what. */
+  const hungError = (site: string | null, why: string): HungTaskError => {
+    const task = (openTasks.get(site) ?? []).at(-1)?.task ?? 'its task';
+    const message = `task ${task} did not finish (no command running) ${shortDuration(letGoAfterMs)} after ${why}; stopped waiting for it`;
+    const error = new HungTaskError(task, message);
+    failedIn.set(error, task);
+    closeOpenTasks(site, message);
+    return error;
+  };
+  const stopText = (siteSignal: AbortSignal): string => {
+    const stop = stopOf(signal);
+    if (signal.aborted && stop) return describeStop(stop);
+    return siteSignal.reason instanceof EscapedError ? 'an error escaped it' : 'the site was stopped';
   };
 
   const runTask = (rt: SiteRuntime, name: string, parentTaskId: string | null): Promise<void> => {
@@ -144,8 +245,13 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
         const taskStarted = performance.now();
         bus.emit({ type: 'task:start', site: null, task: label, taskId, parentTaskId: null, once: true });
         const frame: TaskFrame = { taskId, task: label };
+        let escaped: ((error: EscapedError) => void) | undefined;
+        const escapedHere = new Promise<never>((_, reject) => (escaped = reject));
+        escapedHere.catch(() => undefined);
         try {
-          const value = await fn(onceRuntime, frame);
+          // Its own scope: it runs for every site that asks, not for the first one.
+          const body = escapes.run({ site: null, task: label, fail: (error) => escaped?.(error) }, () => fn(onceRuntime, frame));
+          const value = await Promise.race([body, escapedHere]);
           bus.emit({ type: 'task:end', site: null, task: label, taskId, status: frame.skipped ? 'skipped' : 'ok', durationMs: Math.round(performance.now() - taskStarted), note: frame.skipped });
           return value;
         } catch (error) {
@@ -160,19 +266,19 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
     return pending;
   };
 
-  const makeRuntime = (site: ResolvedSite | null, remote: Transport | null, notes?: string[]): SiteRuntime => {
+  const makeRuntime = (site: ResolvedSite | null, remote: Transport | null, notes?: string[], siteSignal: AbortSignal = signal): SiteRuntime => {
     const info: SiteInfo | null = site ? { name: site.name, user: site.user, host: site.host, port: site.port ?? 22, vars: site.vars } : null;
     const rt: SiteRuntime = {
       site: info,
       siteName: site?.name ?? null,
       remote,
-      local: options.local,
+      local,
       bus,
       redactor,
       prompter: options.prompter,
       shared,
       dryRun: options.dryRun ?? false,
-      signal,
+      signal: siteSignal,
       defaultTimeoutMs: options.defaultTimeoutMs,
       outputLimit: options.outputLimit,
       sudoPassword: options.sudoPassword,
@@ -207,21 +313,60 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
     });
     // The lock is taken with the connection, before the site's first remote command.
     const transport = locking ? lockingTransport(connecting, site.name, lockInfo) : connecting;
+    // The site stops with the run, or alone when an error escapes its tasks.
+    const siteStop = new AbortController();
+    const siteSignal = AbortSignal.any([signal, siteStop.signal]);
+    const siteActivity = new Activity();
+    let escape: EscapedError | undefined;
+    let siteDone = false;
+    siteScopes.set(site.name, (error) => {
+      if (siteDone) {
+        bus.emit({ type: 'log', site: site.name, level: 'error', message: redactor.redact(`${error.message} (after the site had finished)`) });
+        return;
+      }
+      if (escape) return;
+      escape = error;
+      failedIn.set(error, error.task);
+      bus.emit({ type: 'log', site: site.name, level: 'error', message: redactor.redact(error.message) });
+      siteStop.abort(error);
+    });
     const notes: string[] = [];
-    const rt = makeRuntime(site, transport, notes);
+    const rt = makeRuntime(site, tracked(transport, siteActivity), notes, siteSignal);
     let summary: SiteSummary;
     let failure: unknown;
     // Index of the task under way: what ran, what was interrupted, what never started.
     let current = -1;
-    try {
+    const work = (async () => {
       for (const name of options.tasks) {
         current++;
         await runTask(rt, name, null);
       }
-      summary = { site: site.name, target, status: 'ok', durationMs: 0 };
+    })();
+    try {
+      // A stopped site whose task awaits something that never settles is let go, not waited for forever.
+      await settleOrLetGo(work, { signal: siteSignal, activities: [siteActivity, localActivity], graceMs: letGoAfterMs, hung: () => hungError(site.name, stopText(siteSignal)) });
     } catch (error) {
       failure = error;
-      const status = statusOf(error);
+    }
+    // Nothing this site started (an unawaited command too) may still run when its lock is released:
+    // a failed site's leftovers are ended, a finished one's are waited for.
+    if (failure !== undefined) siteStop.abort(siteSignal.reason ?? failure);
+    await siteActivity.idle();
+    // A command that failed as it ended reports its escape in the next turn.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (escape) failure = escape;
+    if (failure === undefined) {
+      summary = { site: site.name, target, status: 'ok', durationMs: 0 };
+    } else {
+      const error = failure;
+      let status = statusOf(error);
+      let message = redactor.redact(error instanceof CommandError ? error.shortMessage : error instanceof Error ? error.message : String(error));
+      const stop = stopOf(signal);
+      if (stop?.kind === 'deadline' && status === 'interrupted') {
+        // A deadline is a failure of the run, not someone's Ctrl-C.
+        status = 'failed';
+        if (!(error instanceof HungTaskError)) message = `${describeStop(stop)} passed; ${message}`;
+      }
       if (status === 'interrupted') stopStarting = true;
       summary = {
         site: site.name,
@@ -230,7 +375,7 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
         durationMs: 0,
         failedTask: error instanceof Object ? failedIn.get(error) : undefined,
         failedCommand: error instanceof CommandError || error instanceof InterruptedError || error instanceof ConnectionError ? error.command : undefined,
-        error: redactor.redact(error instanceof CommandError ? error.shortMessage : error instanceof Error ? error.message : String(error)),
+        error: message,
         tasksDone: options.tasks.slice(0, Math.max(0, current)),
         tasksNotRun: options.tasks.slice(current + 1),
       };
@@ -256,6 +401,7 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
         });
       }
     } finally {
+      siteDone = true;
       await transport.close().catch(() => {});
     }
     bus.emit({ type: 'site:end', ...summary });
@@ -268,7 +414,10 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
   if (allOnce || options.sites.length === 0) {
     // Nothing to do per site: run the run-once tasks on their own.
     try {
-      for (const name of options.tasks) await runTask(onceRuntime, name, null);
+      const work = (async () => {
+        for (const name of options.tasks) await runTask(onceRuntime, name, null);
+      })();
+      await settleOrLetGo(work, { signal, activities: [localActivity], graceMs: letGoAfterMs, hung: () => hungError(null, stopText(signal)) });
     } catch (error) {
       onceFailed = true;
       if (statusOf(error) === 'interrupted') stopStarting = true;
@@ -293,11 +442,15 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
     );
   }
 
-  const interrupted = signal.aborted || summary.some((s) => s.status === 'interrupted');
-  const failed = onceFailed || summary.some((s) => s.status !== 'ok');
+  if (deadline) clearTimeout(deadline);
+  options.signal?.removeEventListener('abort', onStop);
+  // Stopped by a signal: interrupted, exit 128 + its number. By the deadline: failed, exit 1.
+  const stop = stopOf(signal);
+  const interrupted = stop?.kind === 'signal' || (stop === undefined && summary.some((s) => s.status === 'interrupted'));
+  const failed = onceFailed || stop?.kind === 'deadline' || summary.some((s) => s.status !== 'ok');
   const status = interrupted ? 'interrupted' : failed ? 'failed' : 'ok';
-  const exitCode = interrupted ? EXIT.interrupted : failed ? EXIT.failed : EXIT.ok;
+  const exitCode = interrupted ? (stop?.kind === 'signal' ? stop.exitCode : EXIT.interrupted) : failed ? EXIT.failed : EXIT.ok;
   const durationMs = Math.round(performance.now() - started);
   bus.emit({ type: 'run:end', status, exitCode, durationMs, summary });
-  return { status, exitCode, summary, durationMs };
+  return { status, exitCode, summary, durationMs, leftPending };
 }
