@@ -17,13 +17,39 @@ const flag = z
  */
 export const DEFAULT_PARALLEL = 5;
 
+/**
+ * A duration that must be more than zero: `--timeout 0` reading as "no
+ * timeout" (as it did) turns a typo or an unset `$TIMEOUT` into a run
+ * that may never end. Leaving the flag out is how to say "none".
+ */
+const positiveDuration = (none: string) =>
+  z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined) return undefined;
+      let ms: number;
+      try {
+        ms = parseDuration(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+      if (ms <= 0) {
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is zero; give a duration such as 30s or 10m, or leave it out for ${none}` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
 const count = (max: number) => z.coerce.number().int('must be a whole number').min(1, 'must be at least 1').max(max);
 
 /**
  * `deploy run` options after merging flags over environment variables
  * (DEPLOY_YES, DEPLOY_ON_FAILURE, DEPLOY_PARALLEL, DEPLOY_BATCH,
  * DEPLOY_MAX_FAILURES, DEPLOY_SITE, DEPLOY_EXCLUDE, DEPLOY_SHARD,
- * DEPLOY_JSON, DEPLOY_TIMEOUT), validated once.
+ * DEPLOY_JSON, DEPLOY_TIMEOUT, DEPLOY_DEADLINE), validated once. An empty
+ * `--site`/`--exclude` is refused (see {@link checkSelection}).
  */
 export const RunOptionsSchema = z.object({
   file: z.string().optional(),
@@ -54,18 +80,8 @@ export const RunOptionsSchema = z.object({
   dryRun: flag.default(false),
   verbose: flag.default(false),
   json: flag.default(false),
-  timeout: z
-    .string()
-    .optional()
-    .transform((value, ctx) => {
-      if (value === undefined) return undefined;
-      try {
-        return parseDuration(value);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    }),
+  timeout: positiveDuration('no default per-command timeout'),
+  deadline: positiveDuration('no deadline for the run'),
 });
 
 export type RunOptions = Omit<z.infer<typeof RunOptionsSchema>, 'parallel'> & { parallel: number };
@@ -88,7 +104,10 @@ export function parseRunOptions(flags: Record<string, unknown>, env: NodeJS.Proc
     verbose: flags.verbose,
     json: flags.json ?? env.DEPLOY_JSON,
     timeout: flags.timeout ?? (env.DEPLOY_TIMEOUT || undefined),
+    deadline: flags.deadline ?? (env.DEPLOY_DEADLINE || undefined),
   };
+  checkSelection(merged.site, flags.site !== undefined ? '-s/--site' : 'DEPLOY_SITE');
+  checkSelection(merged.exclude, flags.exclude !== undefined ? '-x/--exclude' : 'DEPLOY_EXCLUDE');
   const parsed = RunOptionsSchema.safeParse(merged);
   if (!parsed.success) {
     const names: Record<string, string> = {
@@ -99,6 +118,7 @@ export function parseRunOptions(flags: Record<string, unknown>, env: NodeJS.Proc
       shard: '--shard / DEPLOY_SHARD',
       json: '--json / DEPLOY_JSON',
       timeout: '--timeout / DEPLOY_TIMEOUT',
+      deadline: '--deadline / DEPLOY_DEADLINE',
     };
     const issue = parsed.error.issues[0];
     const key = String(issue?.path[0] ?? '');
@@ -114,4 +134,27 @@ export function splitList(value: string | undefined): string[] | undefined {
     .split(',')
     .map((item) => item.trim())
     .filter(Boolean);
+}
+
+/**
+ * An explicitly empty selection is a mistake, never "every site":
+ * `-s "$SITE"` with SITE unset, `--site=`, `-s ,`, `-x ''` would otherwise
+ * deploy the whole fleet. Leaving the flag out is how to say "all".
+ * An environment variable set to the empty string counts as not set (CI
+ * templates define `DEPLOY_SITE: ${{ inputs.site }}` whether or not it was
+ * given; run.ts says so on stderr), but one holding only commas or spaces
+ * is refused like the flag.
+ *
+ * @example checkSelection('', '-s/--site') // throws UsageError
+ */
+export function checkSelection(value: unknown, source: string): void {
+  if (typeof value !== 'string') return;
+  if ((splitList(value) ?? []).length > 0) return;
+  const exclude = /exclude/i.test(source);
+  const env = !source.startsWith('-');
+  const omit = env ? `unset ${source}` : `leave ${source} out`;
+  const fix = exclude
+    ? `name sites, groups or globs to leave out (e.g. -x shop-test), or ${omit} to leave none out`
+    : `name sites, groups or globs (e.g. -s web1 or -s 'shop-*'), or ${omit} to run on every site`;
+  throw new UsageError(`${source} ${JSON.stringify(value)} names no site: ${fix}`);
 }

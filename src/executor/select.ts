@@ -5,7 +5,11 @@ import { suggest } from '../config/schema.ts';
 
 /** What `--site`, `--exclude` and `--shard` asked for; every part optional. */
 export interface Selection {
-  /** Site names, group names or glob patterns (`shop-*`); empty or undefined: every site. */
+  /**
+   * Site names, group names or glob patterns (`shop-*`); undefined: every
+   * site. An empty list is a UsageError, never "every site": it is what an
+   * unset variable in `-s "$SITE"` becomes.
+   */
   site?: readonly string[];
   /** Same forms as `site`, taken away afterwards. */
   exclude?: readonly string[];
@@ -118,7 +122,7 @@ export function parseShard(text: string): Shard {
 
 /**
  * The sites a run covers, in deployfile order: those named by `site`
- * (names, groups, globs; all sites when empty), minus `exclude`, then the
+ * (names, groups, globs; all sites when undefined, an error when empty), minus `exclude`, then the
  * shard's slice. A word that matches nothing, or a selection left empty by
  * `exclude`, is a UsageError (exit 2) listing the sites and groups. An empty
  * shard is not an error: a CI matrix may have more runners than sites.
@@ -128,7 +132,8 @@ export function parseShard(text: string): Shard {
 export function selectSites(deployfile: LoadedDeployfile, selection: Selection | readonly string[] | undefined = {}): ResolvedSite[] {
   const { site, exclude, shard } = Array.isArray(selection) ? { site: selection as readonly string[], exclude: undefined, shard: undefined } : (selection as Selection);
   let wanted: Set<string>;
-  if (!site || site.length === 0) wanted = new Set(deployfile.sites.map((s) => s.name));
+  if (!site) wanted = new Set(deployfile.sites.map((s) => s.name));
+  else if (site.length === 0) throw new UsageError(`--site names no site: name sites, groups or globs, or leave --site out to run on every site. ${catalogue(deployfile)}`);
   else {
     wanted = new Set();
     for (const word of site) for (const name of expandWord(deployfile, word, '--site')) wanted.add(name);
