@@ -1,8 +1,9 @@
 // `deploy unlock` and `deploy history` as users run them: the built binary,
 // its own HOME (known_hosts, key), against the embedded SSH server.
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderHistory } from '../../src/cli/history.ts';
@@ -61,6 +62,26 @@ describe('deploy unlock', () => {
     expect(existsSync(join(siteHome, '.deployfile', 'lock'))).toBe(false);
   });
 
+  it('refuses, without a TTY, to remove a lock whose holder still runs on this machine; --force removes it', async () => {
+    // A live process of ours stands in for a deploy still holding the lock.
+    const holder = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await acquireLock(onSite, { ...lockInfoFor('run-live', ['deploy']), pid: holder.pid!, host: hostname() });
+      const refused = await run(['unlock', 'alleged']);
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toContain(`site alleged is locked by`);
+      expect(refused.stdout).toContain(`not removed: its holder, process ${holder.pid} (sleep 30), is still running on this machine`);
+      expect(refused.stdout).toContain(`Stop it (kill ${holder.pid}: it releases the lock itself), or remove the lock anyway with: deploy unlock alleged --force`);
+      expect(existsSync(join(siteHome, '.deployfile', 'lock'))).toBe(true);
+      const forced = await run(['unlock', 'alleged', '--force']);
+      expect(forced.code).toBe(0);
+      expect(forced.stdout).toContain('removed the deploy lock of site alleged');
+      expect(existsSync(join(siteHome, '.deployfile', 'lock'))).toBe(false);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
   it('an unknown site is a usage error that suggests the closest, exit 2', async () => {
     for (const command of ['unlock', 'history']) {
       const { code, stderr } = await run([command, 'aleged']);
@@ -107,7 +128,7 @@ describe('deploy history', () => {
 describe('help', () => {
   it('documents both commands', async () => {
     const help = await deploy(['--help']);
-    expect(help.stdout).toMatch(/unlock <site>\s+show who holds a site's deploy lock/);
+    expect(help.stdout).toMatch(/unlock \[options\] <site>\s+show who holds a site's deploy lock/);
     expect(help.stdout).toMatch(/history \[options\] <site>\s+a site's deploys, newest first/);
   });
 });
