@@ -188,11 +188,11 @@ describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', (
 
   it('without a log: new workers, the old ones gone, are the new instance; the verdict comes as soon as it answers', async () => {
     const vassal = await startVassal();
-    const outcome = await reloadAndWait({ socket: sock, protocol: 'uwsgi' }, () => vassal.kill('SIGHUP'));
+    // A grace longer than the timeout: a verdict at all proves it came from the processes, not from waiting.
+    const outcome = await reloadAndWait({ socket: sock, protocol: 'uwsgi', grace: 60, timeout: 20 }, () => vassal.kill('SIGHUP'));
     expect(outcome).toMatchObject({ ok: true, kind: 'answered', source: 'procs', probe: 'HTTP/1.0 200 OK' });
     expect(outcome.evidence).toMatch(/^new uWSGI processes \(pids \d+,\d+\)$/);
-    // The touch, 0.3s until the stand-in reloads, 0.3s until its new workers: no grace period.
-    expect(outcome.seconds).toBeLessThan(2);
+    expect(outcome.seconds).toBeLessThan(20);
   });
 
   it('does not take the old instance answering for the new one', async () => {
@@ -216,7 +216,7 @@ describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', (
     const broken = readFileSync(join(import.meta.dirname, 'fixtures', 'uwsgi-import-error.txt'), 'utf8');
     const outcome = await reloadAndWait({ log, socket: sock, timeout: 20 }, () => appendFileSync(log, broken));
     expect(outcome).toMatchObject({ ok: false, kind: 'log', reason: 'uWSGI could not load the app' });
-    expect(outcome.seconds).toBeLessThan(5);
+    expect(outcome.seconds).toBeLessThan(15);
     expect(outcome.log).toContain("ModuleNotFoundError: No module named 'missing_module_xyz'");
   });
 
@@ -230,7 +230,8 @@ describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', (
     answerWith('500 Internal Server Error', 'text/plain', 'Internal Server Error');
     const outcome = await reloadAndWait({ socket: sock, load: JSON.stringify(load), timeout: 20 }, () => vassal.kill('SIGHUP'));
     expect(outcome).toMatchObject({ ok: false, kind: 'no-app', status: 500, probe: 'HTTP/1.0 500 Internal Server Error' });
-    expect(outcome.seconds).toBeLessThan(2);
+    // Decided by the answer, well before the 20s timeout (no waiting for it to run out).
+    expect(outcome.seconds).toBeLessThan(15);
     expect(outcome.repro).toMatchObject({
       ok: false,
       stage: 'callable',
@@ -286,10 +287,11 @@ describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', (
 
   it('says the vassal is not running when its processes are gone and the socket refuses, without waiting for the timeout', async () => {
     const vassal = await startVassal();
-    const outcome = await reloadAndWait({ socket: sock, settle: 1, timeout: 8 }, () => vassal.kill('SIGTERM'));
+    const outcome = await reloadAndWait({ socket: sock, settle: 1, timeout: 30 }, () => vassal.kill('SIGTERM'));
     expect(outcome).toMatchObject({ ok: false, kind: 'dead' });
     expect(outcome.reason).toMatch(/^the vassal is not running: no uWSGI process of uid \d+ and .* refuses connections$/);
-    expect(outcome.seconds).toBeLessThan(5);
+    // Decided by the evidence, not by the 30s timeout running out.
+    expect(outcome.seconds).toBeLessThan(20);
     expect(outcome.socketDir).toMatchObject({ path: dir, mode: '0700', writable: true });
   });
 
