@@ -1,4 +1,5 @@
 import { task, type TaskDefinition } from '../src/index.ts';
+import { resolveSite, type SiteOptions } from './options.ts';
 
 /**
  * The seed recipe, ordered so that a deploy stopped anywhere leaves what a
@@ -10,10 +11,20 @@ import { task, type TaskDefinition } from '../src/index.ts';
  */
 export const DEPLOY_STEPS = ['test', 'push', 'fetch', 'installRequirements', 'pull', 'collectstatic', 'touchVassalIni'] as const;
 
+/**
+ * The deploy of a site in the releases layout: the new release is built
+ * beside the live one (`buildRelease`), then switched to, reloaded and
+ * verified, with the previous release put back by itself when it does not
+ * serve (`activateRelease`).
+ */
+export const RELEASE_STEPS = ['test', 'push', 'buildRelease', 'activateRelease'] as const;
+
 /** Options of {@link deploy}. */
-export interface DeployOptions {
-  /** The task names to invoke, in order; default {@link DEPLOY_STEPS}. Add your own (e.g. `migrate`). */
+export interface DeployOptions extends Pick<SiteOptions, 'layout'> {
+  /** The task names to invoke, in order; default {@link DEPLOY_STEPS} (or {@link RELEASE_STEPS} for a site in the releases layout). Add your own (e.g. `migrate`). */
   steps?: readonly string[];
+  /** The steps for sites in the releases layout; default {@link RELEASE_STEPS}. */
+  releaseSteps?: readonly string[];
 }
 
 /**
@@ -27,10 +38,12 @@ export interface DeployOptions {
  */
 export function deploy(options: DeployOptions = {}): TaskDefinition {
   const steps = options.steps ?? DEPLOY_STEPS;
+  const releaseSteps = options.releaseSteps ?? RELEASE_STEPS;
   return task({
     description: `Deploy: ${steps.join(', ')}`,
     run: async (c) => {
-      for (const step of steps) await c.invoke(step);
+      const layout = c.once ? 'in-place' : resolveSite(c.site, options).layout;
+      for (const step of layout === 'releases' ? releaseSteps : steps) await c.invoke(step);
     },
   });
 }

@@ -15,6 +15,11 @@
 import type { TaskDefinition } from '../src/index.ts';
 import { collectstatic, type CollectstaticOptions } from './collectstatic.ts';
 import { fetch } from './fetch.ts';
+import { activateRelease } from './releases/activate.ts';
+import { buildRelease } from './releases/build.ts';
+import type { ReleaseOptions } from './releases/layout.ts';
+import { releases } from './releases/list.ts';
+import { rollback } from './releases/rollback.ts';
 import { copyProductionSettings } from './copy-production-settings.ts';
 import { deploy, type DeployOptions } from './deploy.ts';
 import { installRequirements, type InstallRequirementsOptions } from './install-requirements.ts';
@@ -27,7 +32,13 @@ import { updateRequirements, type UpdateRequirementsOptions } from './update-req
 export { collectstatic, DEFAULT_SITE_DIRS, type CollectstaticOptions } from './collectstatic.ts';
 export { fetch, fetchedFor, type Fetched } from './fetch.ts';
 export { copyProductionSettings } from './copy-production-settings.ts';
-export { deploy, DEPLOY_STEPS, type DeployOptions } from './deploy.ts';
+export { deploy, DEPLOY_STEPS, RELEASE_STEPS, type DeployOptions } from './deploy.ts';
+export { activateRelease } from './releases/activate.ts';
+export { buildRelease } from './releases/build.ts';
+export type { ReleaseOptions } from './releases/layout.ts';
+export { releases } from './releases/list.ts';
+export { releaseStates, parseRecord, type ReleaseState } from './releases/record.ts';
+export { rollback, ROLLBACK_REQUEST, type RollbackRequest } from './releases/rollback.ts';
 export { installRequirements, type InstallRequirementsOptions } from './install-requirements.ts';
 export { displayDir, expandSite, localDirOf, resolveSite, shellPath, type DjangoVars, type PerSite, type ResolvedSiteOptions, type SiteOptions } from './options.ts';
 export { pull, SWITCH_SCRIPT } from './pull.ts';
@@ -46,6 +57,7 @@ export interface DjangoTasksOptions
     TestOptions,
     PushOptions,
     Pick<CollectstaticOptions, 'dirs'>,
+    Omit<ReleaseOptions, keyof InstallRequirementsOptions>,
     Omit<TouchVassalIniOptions, keyof InstallRequirementsOptions>,
     Omit<UpdateRequirementsOptions, 'file' | 'localDir'>,
     DeployOptions {}
@@ -61,6 +73,10 @@ export type DjangoTasks = {
   copyProductionSettings: TaskDefinition;
   touchVassalIni: TaskDefinition;
   updateRequirements: TaskDefinition;
+  buildRelease: TaskDefinition;
+  activateRelease: TaskDefinition;
+  rollback: TaskDefinition;
+  releases: TaskDefinition;
   deploy: TaskDefinition;
 };
 
@@ -88,6 +104,10 @@ export function djangoTasks(options: DjangoTasksOptions = {}): DjangoTasks {
       file: typeof options.requirements === 'string' ? options.requirements : undefined,
       localDir: typeof options.localDir === 'string' ? options.localDir : undefined,
     }),
+    buildRelease: buildRelease(options),
+    activateRelease: activateRelease(options),
+    rollback: rollback(options),
+    releases: releases(options),
     deploy: deploy(options),
   };
 }

@@ -43,7 +43,17 @@ export interface SiteOptions {
    * relative paths are relative to it.
    */
   localDir?: PerSite<string>;
+  /**
+   * How the code is laid out on the server: `in-place` (default; one
+   * checkout updated by `fetch` and `pull`) or `releases` (each deploy builds
+   * `~/releases/<id>` beside the live one, `~/Sites/<site>` links to the
+   * current one, and a release that does not serve is rolled back by itself).
+   */
+  layout?: PerSite<Layout>;
 }
+
+/** See {@link SiteOptions.layout}. */
+export type Layout = 'in-place' | 'releases';
 
 /**
  * The `vars` a site may set to override the defaults of the task library,
@@ -65,6 +75,11 @@ export type DjangoVars = {
   healthUrl?: string;
   uwsgiLog?: string;
   localDir?: string;
+  layout?: Layout;
+  /** Only for the releases layout: see ReleaseOptions. */
+  releasesDir?: string;
+  repoCache?: string;
+  repository?: string;
 };
 
 /** A site's settings with every default applied. */
@@ -79,6 +94,7 @@ export interface ResolvedSiteOptions {
   readonly uwsgiLog: string | undefined;
   /** Absolute. */
   readonly localDir: string;
+  readonly layout: Layout;
 }
 
 const DEFAULTS: Record<'codeDir' | 'virtualenv' | 'settings' | 'vassal' | 'requirements', string> = {
@@ -89,7 +105,7 @@ const DEFAULTS: Record<'codeDir' | 'virtualenv' | 'settings' | 'vassal' | 'requi
   requirements: 'REQUIREMENTS',
 };
 
-const KEYS = ['codeDir', 'virtualenv', 'settings', 'vassal', 'requirements', 'healthUrl', 'uwsgiLog', 'localDir'] as const;
+const KEYS = ['codeDir', 'virtualenv', 'settings', 'vassal', 'requirements', 'healthUrl', 'uwsgiLog', 'localDir', 'layout'] as const;
 
 /** Replace `{site}` by the site's name. */
 export function expandSite(value: string, siteName: string): string {
@@ -141,7 +157,13 @@ export function resolveSite(site: SiteInfo, options: SiteOptions = {}): Resolved
     healthUrl: pick('healthUrl'),
     uwsgiLog: pick('uwsgiLog'),
     localDir: resolve(pick('localDir') ?? '.'),
+    layout: layoutOf(pick('layout'), site.name),
   };
+}
+
+function layoutOf(value: string | undefined, site: string): Layout {
+  if (value === undefined || value === 'in-place' || value === 'releases') return value ?? 'in-place';
+  throw new TypeError(`site "${site}": layout must be 'in-place' or 'releases', got ${JSON.stringify(value)}`);
 }
 
 /**

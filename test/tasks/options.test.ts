@@ -16,6 +16,7 @@ describe('site options', () => {
       healthUrl: undefined,
       uwsgiLog: undefined,
       localDir: process.cwd(),
+      layout: 'in-place',
     });
   });
 
