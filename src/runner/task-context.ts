@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { AbortError } from '../core/errors.ts';
 import { checkEnv, compose, EMPTY_SCOPE, joinCwd, sudoAsksNothing, wrapSudo, type Scope } from '../core/compose.ts';
 import { shellCommand, toShellCommand, type CommandInput, type ShellValue } from '../core/quote.ts';
+import { showPath } from '../core/show-path.ts';
 import { isSecret, type Secret } from '../core/secret.ts';
 import type { CommandFn, ConfirmOptions, Context, RunOptions, SiteInfo, SudoOptions } from '../core/context.ts';
 import type { Result } from '../core/result.ts';
@@ -174,13 +175,13 @@ export class TaskContext implements Context {
 
   async put(localPath: string, remotePath: string): Promise<void> {
     const transport = this.rt.remote ?? this.rt.local;
-    this.log(`put ${localPath} -> ${this.rt.targetFor('remote')}:${remotePath}`);
+    this.log(`put ${showPath(localPath)} -> ${this.rt.targetFor('remote')}:${showPath(remotePath)}`);
     await transport.put(localPath, remotePath);
   }
 
   async get(remotePath: string, localPath: string): Promise<void> {
     const transport = this.rt.remote ?? this.rt.local;
-    this.log(`get ${this.rt.targetFor('remote')}:${remotePath} -> ${localPath}`);
+    this.log(`get ${this.rt.targetFor('remote')}:${showPath(remotePath)} -> ${showPath(localPath)}`);
     // Like scp into a new folder: the local side is ours to prepare, whatever the transport.
     if (!this.rt.dryRun) await mkdir(dirname(resolve(localPath)), { recursive: true });
     await transport.get(remotePath, localPath);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 // ssh2 is CommonJS: Node's ESM loader only sees some of its named exports, so take them from the default.
@@ -5,13 +6,31 @@ import ssh2, { type ClientChannel, type ConnectConfig, type ParsedKey, type SFTP
 
 const { BaseAgent, Client, OpenSSHAgent, utils } = ssh2;
 type Client = ssh2.Client;
-import { ConnectionError } from '../core/errors.ts';
+import { ConnectionError, InterruptedError } from '../core/errors.ts';
+import { showPath } from '../core/show-path.ts';
 import type { ExecOptions, ExecResult, Transport } from './transport.ts';
 
 /** After TERM, how long a timed-out or interrupted command has to exit before KILL. */
-const KILL_AFTER_MS = 2000;
-/** After KILL, how long before the channel is closed anyway. */
-const CLOSE_AFTER_MS = 1000;
+export const KILL_AFTER_MS = 2000;
+/**
+ * How long the server has to accept a `signal` request before the command's
+ * process group is ended through a second channel instead (a root login on
+ * OpenSSH refuses signals; some servers never answer).
+ */
+export const SIGNAL_ANSWER_MS = 500;
+/**
+ * After KILL, how long the server has to answer anything. A server that has
+ * said nothing since TERM (a stopped sshd, a silent network path) is not
+ * waited for: the connection is given up, so a timeout or Ctrl-C returns
+ * within KILL_AFTER_MS + GIVE_UP_AFTER_MS whatever the server does.
+ */
+export const GIVE_UP_AFTER_MS = 1000;
+/**
+ * How much longer a command is waited for when the server answers but its
+ * kill is slow to start (a second login shell that takes seconds to source
+ * its rc files): then the channel is closed and, failing that, given up.
+ */
+export const SLOW_KILL_LIMIT_MS = 8000;
 
 /** A private key ready for ssh2: the key text and its passphrase, if encrypted. */
 export interface LoadedKey {
@@ -211,14 +230,27 @@ export class SshTransport implements Transport {
     this.channels = new Semaphore(options.maxChannels ?? 8);
   }
 
-  connect(): Promise<void> {
-    return this.ensureClient().then(() => undefined);
+  /** Connects, unless already connected. Aborting `signal` (Ctrl-C) ends a handshake under way at once. */
+  connect(signal?: AbortSignal): Promise<void> {
+    return this.ensureClient(signal).then(() => undefined);
   }
 
-  private ensureClient(): Promise<Client> {
+  /**
+   * False once the connection was lost or given up: every later use fails
+   * with a ConnectionError (nothing is re-run on its own), and whoever must
+   * still reach the server (the lock release) opens a new one.
+   */
+  get usable(): boolean {
+    return !this.closed && !this.fatal && this.lostReason === undefined;
+  }
+
+  private ensureClient(signal?: AbortSignal): Promise<Client> {
     if (this.fatal) return Promise.reject(this.fatal);
     if (this.closed) return Promise.reject(new ConnectionError(`connection to ${this.target} is closed`, this.options.site));
-    this.connecting ??= this.open().catch((error: unknown) => {
+    if (this.lostReason !== undefined && this.connecting) {
+      return Promise.reject(new ConnectionError(`connection to ${this.target} was lost earlier (${this.lostReason}); nothing more runs over it`, this.options.site));
+    }
+    this.connecting ??= this.open(signal).catch((error: unknown) => {
       this.connecting = undefined;
       if (error instanceof ConnectionError && !error.transient) this.fatal = error;
       throw error;
@@ -226,14 +258,38 @@ export class SshTransport implements Transport {
     return this.connecting;
   }
 
+  /**
+   * Stop using the connection: the server stopped answering (a channel not
+   * closed after KILL). Destroying the socket ends the wait for replies that
+   * will never come; a new connection is a new sshd session.
+   */
+  private abandon(client: Client, reason: string): void {
+    this.lostReason ??= reason;
+    if (this.client === client) this.client = undefined;
+    this.sftp = undefined;
+    try {
+      client.destroy();
+    } catch {
+      // already gone
+    }
+  }
+
   private get who(): string {
     return this.options.description ?? `site ${this.options.site}`;
   }
 
-  private async open(): Promise<Client> {
+  private async open(signal?: AbortSignal): Promise<Client> {
     const { host, port, site } = this.options;
     const timeoutMs = this.options.readyTimeoutMs ?? 20_000;
-    const sock = this.options.openSocket ? await this.options.openSocket() : await tcpSocket(host, port, timeoutMs);
+    const interrupted = (): InterruptedError => new InterruptedError(`interrupted while connecting to ${this.target}`);
+    if (signal?.aborted) throw interrupted();
+    const sock = await abortable(this.options.openSocket ? this.options.openSocket() : tcpSocket(host, port, timeoutMs), signal, interrupted, (late) => late.destroy());
+    if (signal?.aborted) {
+      sock.destroy();
+      throw interrupted();
+    }
+    // Interruptions and disconnects before the first one are not a lost connection.
+    this.lostReason = undefined;
     const client = new Client();
     const auth = [...this.options.auth];
     const username = this.options.username;
@@ -330,16 +386,25 @@ export class SshTransport implements Transport {
     return new Promise<Client>((resolve, reject) => {
       let ready = false;
       let settled = false;
-      const fail = (error: ConnectionError): void => {
+      const onAbort = (): void => {
+        // Ctrl-C during the handshake: stop now, not at ConnectTimeout.
+        fail(interrupted());
+        client.end();
+        sock.destroy();
+      };
+      const fail = (error: Error): void => {
         if (settled) return;
         settled = true;
         deadline.cancel();
+        signal?.removeEventListener('abort', onAbort);
         reject(error);
       };
+      signal?.addEventListener('abort', onAbort, { once: true });
       client.once('ready', () => {
         ready = true;
         settled = true;
         deadline.cancel();
+        signal?.removeEventListener('abort', onAbort);
         this.client = client;
         resolve(client);
       });
@@ -358,8 +423,8 @@ export class SshTransport implements Transport {
         }
       });
       client.on('close', () => {
-        this.lostReason ??= 'the server closed the connection';
-        this.client = undefined;
+        if (ready) this.lostReason ??= 'the server closed the connection';
+        if (this.client === client) this.client = undefined;
         if (ready) return;
         if (hostKeyRefusal) fail(new ConnectionError(`${this.who}: ${hostKeyRefusal}`, site, false));
         else if (timedOut) fail(new ConnectionError(`could not connect to ${this.target}: no answer within ${timeoutMs / 1000}s (ConnectTimeout)`, site, true));
@@ -387,11 +452,17 @@ export class SshTransport implements Transport {
   }
 
   async exec(command: string, options: ExecOptions): Promise<ExecResult> {
+    refuseNul('command', command);
     const client = await this.ensureClient();
     const release = await this.channels.acquire();
     try {
+      // The command's shell says its pid first: sshd starts every session's
+      // command as a session (so process group) leader, and that group is what
+      // a timeout or Ctrl-C must end when the server will not deliver signals.
+      const marker = `deployfile-pgid-${randomBytes(6).toString('hex')} `;
+      const wrapped = `printf '%s%s\\n' '${marker}' "$$" >&2\n${command}`;
       return await new Promise<ExecResult>((resolve, reject) => {
-        client.exec(command, {}, (error, channel) => {
+        const onOpen = (error: Error | undefined, channel: ClientChannel): void => {
           if (error) {
             // A connection cut while the exec request was in flight fails the request
             // too, though the server may have started the command: that is a lost
@@ -409,56 +480,130 @@ export class SshTransport implements Transport {
           // Listen before returning to the event loop: a fast command's output, exit
           // status and close can arrive in the same packet batch as the exec reply,
           // and an 'exit' emitted before anyone listens is lost.
-          this.pump(channel, command, options).then(resolve, reject);
-        });
+          this.pump(client, channel, command, marker, options).then(resolve, reject);
+        };
+        try {
+          client.exec(wrapped, {}, onOpen);
+        } catch (error) {
+          // ssh2 throws "Not connected" when the socket is already gone.
+          this.lostReason ??= error instanceof Error ? error.message : String(error);
+          reject(new ConnectionError(`connection to ${this.target} lost during: ${command} (${this.lostReason})`, this.options.site, false, { cause: error }));
+        }
       });
     } finally {
       release();
     }
   }
 
-  private pump(stream: ClientChannel, command: string, options: ExecOptions): Promise<ExecResult> {
+  private pump(client: Client, stream: ClientChannel, command: string, marker: string, options: ExecOptions): Promise<ExecResult> {
     return new Promise<ExecResult>((resolve, reject) => {
       let exitCode: number | null = null;
       let signal: string | null = null;
       let exited = false;
+      let settled = false;
+      let heard = false;
+      const timers: NodeJS.Timeout[] = [];
+      const group = new GroupMarker(marker);
       stream.setEncoding('utf8');
       stream.stderr.setEncoding('utf8');
       stream.on('data', (chunk: string) => options.onStdout?.(chunk));
-      stream.stderr.on('data', (chunk: string) => options.onStderr?.(chunk));
+      // A kill wanted before the command's shell said its group (a login shell still reading its rc files) starts once it does.
+      let pendingKill: 'TERM' | 'KILL' | undefined;
+      stream.stderr.on('data', (chunk: string) => {
+        const known = group.pgid !== undefined;
+        const text = group.push(chunk);
+        if (!known && group.pgid !== undefined && pendingKill) killGroup(pendingKill);
+        if (text !== '') options.onStderr?.(text);
+      });
       stream.on('exit', (code: number | null, signalName?: string) => {
         exited = true;
+        heard = true;
         exitCode = typeof code === 'number' ? code : null;
         signal = signalName ? String(signalName).replace(/^SIG/, '') : null;
       });
-      const send = (name: string): void => {
+      const finish = (): void => {
+        settled = true;
+        for (const timer of timers) clearTimeout(timer);
+        options.signal?.removeEventListener('abort', abort);
+        const rest = group.flush();
+        if (rest !== '') options.onStderr?.(rest);
+      };
+      // Whether the server has answered anything since the command was told to
+      // stop: a server that answers is slow at worst (a login shell that takes
+      // seconds to start the kill), one that does not is stalled.
+      let groupKill: 'TERM' | 'KILL' | undefined;
+      /** The fallback: end the command's process group from a second channel. */
+      const killGroup = (name: 'TERM' | 'KILL'): void => {
+        if (exited || settled || groupKill !== undefined) return;
+        if (group.pgid === undefined) {
+          if (pendingKill !== 'KILL') pendingKill = name;
+          return;
+        }
+        groupKill = name;
+        killProcessGroup(client, group.pgid, name, KILL_AFTER_MS, () => (heard = true));
+      };
+      const after = (ms: number, fn: () => void): void => {
+        const timer = setTimeout(fn, ms);
+        timer.unref();
+        timers.push(timer);
+      };
+      const close = (): void => {
         try {
-          signalChannel(stream, name);
+          stream.close();
         } catch {
-          // channel already gone
+          // already gone
         }
       };
+      const giveUp = (why: string): void => {
+        if (settled) return;
+        finish();
+        this.abandon(client, why);
+        resolve({ exitCode, signal, unconfirmed: `${this.target} ${why}; the connection was closed, and the command may still be running on the server` });
+      };
+      let aborting = false;
       const abort = (): void => {
+        if (aborting || settled) return;
+        aborting = true;
         // Timeout or Ctrl-C: end the command on the server, not just our wait
-        // for it. OpenSSH (7.9+) delivers "signal" requests to the command's
-        // process group (killpg; checked against sshd 9.2 in
-        // test/reliability): TERM, then KILL if it is still running, then
-        // close the channel so we stop waiting even on servers that ignore
-        // signal requests.
-        send('TERM');
-        const kill = setTimeout(() => exited || send('KILL'), KILL_AFTER_MS);
-        const close = setTimeout(() => stream.close(), KILL_AFTER_MS + CLOSE_AFTER_MS);
-        kill.unref();
-        close.unref();
-        stream.once('close', () => {
-          clearTimeout(kill);
-          clearTimeout(close);
+        // for it. First a "signal" request: OpenSSH (7.9+) delivers it to the
+        // command's process group (killpg). It is sent wanting an answer: a
+        // server that refuses it (OpenSSH for a root login: "session
+        // signalling requires privilege separation"), does not know it, or
+        // does not answer in time gets a second channel running
+        // `kill -TERM -<pgid>`, then `kill -KILL -<pgid>` after the grace
+        // period, on the server itself (it finishes even if we are gone).
+        let accepted = false;
+        requestSignal(stream, 'TERM', (ok) => {
+          heard = true;
+          accepted = ok;
+          if (!ok) killGroup('TERM');
         });
+        after(SIGNAL_ANSWER_MS, () => accepted || killGroup('TERM'));
+        after(KILL_AFTER_MS, () => {
+          if (exited) return;
+          requestSignal(stream, 'KILL');
+          // Accepted TERM but still running: KILL both ways (a group already being killed gets it from its script).
+          killGroup('KILL');
+        });
+        after(KILL_AFTER_MS + GIVE_UP_AFTER_MS, () => {
+          if (settled) return;
+          const seconds = (KILL_AFTER_MS + GIVE_UP_AFTER_MS) / 1000;
+          // Nothing heard since TERM: a stopped sshd or a silent path. Don't wait for a close that never comes.
+          if (!heard) giveUp(`did not answer ${seconds} s after the command was told to stop (TERM, then KILL)`);
+          // Heard, and no kill of ours under way: stop waiting, as for a server that ignores signals.
+          else if (groupKill === undefined) close();
+        });
+        // A kill under way on a server whose login shell is slow: waited for, but not forever.
+        after(KILL_AFTER_MS + SLOW_KILL_LIMIT_MS, close);
+        after(KILL_AFTER_MS + SLOW_KILL_LIMIT_MS + GIVE_UP_AFTER_MS, () =>
+          giveUp(`did not close the command's channel ${(KILL_AFTER_MS + SLOW_KILL_LIMIT_MS + GIVE_UP_AFTER_MS) / 1000} s after it was told to stop`),
+        );
       };
       options.signal?.addEventListener('abort', abort, { once: true });
       if (options.signal?.aborted) abort();
       stream.on('close', () => {
-        options.signal?.removeEventListener('abort', abort);
+        if (settled) return;
+        finish();
         if (exited || options.signal?.aborted) {
           resolve({ exitCode, signal });
         } else {
@@ -482,13 +627,17 @@ export class SshTransport implements Transport {
   }
 
   async put(localPath: string, remotePath: string): Promise<void> {
+    refuseNul('remote path', remotePath);
+    refuseNul('local path', localPath);
     const sftp = await this.getSftp();
-    await new Promise<void>((resolve, reject) => sftp.fastPut(localPath, remotePath, (e) => (e ? reject(transferError('put', localPath, remotePath, this.target, e)) : resolve())));
+    await new Promise<void>((resolve, reject) => sftp.fastPut(localPath, sftpPath(remotePath), (e) => (e ? reject(transferError('put', localPath, remotePath, this.target, e)) : resolve())));
   }
 
   async get(remotePath: string, localPath: string): Promise<void> {
+    refuseNul('remote path', remotePath);
+    refuseNul('local path', localPath);
     const sftp = await this.getSftp();
-    await new Promise<void>((resolve, reject) => sftp.fastGet(remotePath, localPath, (e) => (e ? reject(transferError('get', remotePath, localPath, this.target, e)) : resolve())));
+    await new Promise<void>((resolve, reject) => sftp.fastGet(sftpPath(remotePath), localPath, (e) => (e ? reject(transferError('get', remotePath, localPath, this.target, e)) : resolve())));
   }
 
   async close(): Promise<void> {
@@ -496,9 +645,17 @@ export class SshTransport implements Transport {
     const client = this.client;
     if (client) {
       await new Promise<void>((resolve) => {
-        client.once('close', () => resolve());
+        const timer = setTimeout(() => {
+          // A server that does not answer the disconnect: the socket must not keep the process alive.
+          client.destroy();
+          resolve();
+        }, 2000);
+        timer.unref();
+        client.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
         client.end();
-        setTimeout(resolve, 2000).unref();
       });
     }
     await this.options.onClose?.();
@@ -506,31 +663,205 @@ export class SshTransport implements Transport {
 }
 
 /**
- * Send a `signal` channel request (RFC 4254 §6.9). ssh2's own
- * `ClientChannel.signal()` sends nothing once our side has sent EOF, and we
- * always send EOF right after stdin, so it never reached the server: a
- * timed-out command went on running there after its channel closed. The
- * protocol allows the request on any open channel, EOF or not, and sshd
- * delivers it (killpg of the command's process group), so it is sent through
- * ssh2's protocol object directly.
+ * A NUL byte cannot reach the server intact: SSH strings carry it, but sshd
+ * and every shell end a C string there, so the command would be cut short
+ * (OpenSSH drops the connection instead). Refused before anything is sent.
  */
-function signalChannel(stream: ClientChannel, name: string): void {
-  const channel = stream as unknown as {
-    outgoing?: { id: number; state: string };
-    _client?: { _protocol?: { signal?: (id: number, signal: string) => void } };
+function refuseNul(what: string, text: string): void {
+  const at = text.indexOf('\0');
+  if (at < 0) return;
+  // The text itself is not shown: it may hold a secret, and the runner names the command.
+  throw new TypeError(`refusing to send a ${what} containing a NUL byte (character ${at + 1}): neither SSH nor a shell can pass one; nothing was sent`);
+}
+
+/**
+ * `~` and `~/...` as `c.run` and `c.cd` understand them. SFTP has no `~`,
+ * but relative paths are relative to the login directory, so `~/x` is `x`.
+ */
+export function sftpPath(remotePath: string): string {
+  if (remotePath === '~' || remotePath === '~/') return '.';
+  if (remotePath.startsWith('~/')) return remotePath.slice(2).replace(/^\/+/, '') || '.';
+  return remotePath;
+}
+
+/**
+ * Takes the process group line (`<marker><pgid>`) out of a command's
+ * stderr: the first line that is it, after whatever a login script printed
+ * first. Lines before it pass through once complete.
+ */
+export class GroupMarker {
+  pgid: number | undefined;
+  private held = '';
+  private seeking = true;
+
+  constructor(private readonly marker: string) {}
+
+  push(chunk: string): string {
+    if (!this.seeking) return chunk;
+    this.held += chunk;
+    let out = '';
+    for (let nl = this.held.indexOf('\n'); nl >= 0; nl = this.held.indexOf('\n')) {
+      const line = this.held.slice(0, nl);
+      this.held = this.held.slice(nl + 1);
+      if (line.startsWith(this.marker)) {
+        const pgid = Number(line.slice(this.marker.length));
+        if (Number.isSafeInteger(pgid) && pgid > 1) this.pgid = pgid;
+        return out + this.flush();
+      }
+      out += `${line}\n`;
+    }
+    // A shell that never prints it (not a POSIX shell): stop holding output back.
+    if (this.held.length > 64 * 1024) out += this.flush();
+    return out;
+  }
+
+  flush(): string {
+    const rest = this.held;
+    this.held = '';
+    this.seeking = false;
+    return rest;
+  }
+}
+
+/**
+ * Ends a process group from a channel of its own, where the server does not
+ * deliver `signal` requests: `kill -TERM -<pgid>`, then KILL once `graceMs`
+ * has passed with the group still there (or KILL at once). The script runs
+ * on the server to its end even if this connection goes away. Not awaited
+ * and not counted against the channel limit (MaxSessions leaves room); a
+ * stalled server never answers it and the caller's timers decide. `heard`
+ * is told when the server answers the request. The `kill <pid>` fallback
+ * covers a shell that does not lead its own group (sshd always makes it).
+ */
+function killProcessGroup(client: Client, pgid: number, name: 'TERM' | 'KILL', graceMs: number, heard: () => void): void {
+  const steps = Math.max(1, Math.round(graceMs / 100));
+  const script =
+    name === 'KILL'
+      ? `kill -KILL -${pgid} 2>/dev/null || kill -KILL ${pgid} 2>/dev/null; exit 0`
+      : `kill -TERM -${pgid} 2>/dev/null || kill -TERM ${pgid} 2>/dev/null; n=0; ` +
+        `while kill -0 -${pgid} 2>/dev/null && [ $n -lt ${steps} ]; do sleep 0.1 2>/dev/null || sleep 1; n=$((n+1)); done; ` +
+        `kill -KILL -${pgid} 2>/dev/null; exit 0`;
+  try {
+    client.exec(script, {}, (error, channel) => {
+      heard();
+      if (error) return;
+      channel.on('data', () => undefined);
+      channel.stderr.on('data', () => undefined);
+      channel.on('error', () => undefined);
+      channel.end();
+    });
+  } catch {
+    // not connected any more
+  }
+}
+
+/** Rejects with `interrupted()` when `signal` aborts first; a late result is handed to `discard`. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, interrupted: () => Error, discard: (late: T) => void): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    const onAbort = (): void => {
+      if (done) return;
+      done = true;
+      reject(interrupted());
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        if (done) discard(value);
+        else {
+          done = true;
+          resolve(value);
+        }
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        if (!done) {
+          done = true;
+          reject(error);
+        }
+      },
+    );
+  });
+}
+
+/** What requestSignal needs of ssh2's internals, typed plainly. */
+interface ChannelInternals {
+  outgoing?: { id: number; state: string };
+  _callbacks?: ((failed: boolean) => void)[];
+  _client?: {
+    _protocol?: {
+      signal?: (id: number, signal: string) => void;
+      _packetRW?: { write?: { allocStart?: number; finalize?: (packet: Buffer, ...rest: unknown[]) => unknown } };
+    };
   };
+}
+
+/**
+ * Send a `signal` channel request (RFC 4254 §6.9); `onAnswer` hears whether
+ * the server accepted it. ssh2's own `ClientChannel.signal()` sends nothing
+ * once our side has sent EOF, and we always send EOF right after stdin, so
+ * it never reached the server: a timed-out command went on running there
+ * after its channel closed. The protocol allows the request on any open
+ * channel, EOF or not, so it is sent through ssh2's protocol object.
+ *
+ * ssh2 always sends it with want-reply off, and then a refusal is silent
+ * (sshd only logs "session signalling requires privilege separation"). To
+ * hear it, the want-reply byte of that one packet is set before ssh2
+ * finalizes it, and the answer is taken from the channel's reply queue, the
+ * one ssh2's own requests use (nothing else is waiting on it once the
+ * command runs). Where ssh2's internals differ, the request goes without an
+ * answer and the caller's timer decides.
+ */
+export function requestSignal(stream: ClientChannel, name: 'TERM' | 'KILL', onAnswer?: (accepted: boolean) => void): void {
+  const channel = stream as unknown as ChannelInternals;
   const protocol = channel._client?._protocol;
   const outgoing = channel.outgoing;
-  if (outgoing && (outgoing.state === 'open' || outgoing.state === 'eof') && typeof protocol?.signal === 'function') {
+  if (!outgoing || !(outgoing.state === 'open' || outgoing.state === 'eof') || typeof protocol?.signal !== 'function') {
+    try {
+      // Another ssh2 version: its public method, which does what it can.
+      stream.signal(name);
+    } catch {
+      // channel already gone
+    }
+    return;
+  }
+  const write = protocol._packetRW?.write;
+  const original = write?.finalize;
+  const callbacks = channel._callbacks;
+  const start = write?.allocStart;
+  if (!onAnswer || !write || typeof original !== 'function' || !Array.isArray(callbacks) || typeof start !== 'number') {
+    try {
+      protocol.signal(outgoing.id, name);
+    } catch {
+      // channel already gone
+    }
+    return;
+  }
+  const own = Object.prototype.hasOwnProperty.call(write, 'finalize');
+  const answer = (failed: boolean): void => onAnswer(!failed);
+  write.finalize = function (this: unknown, packet: Buffer, ...rest: unknown[]) {
+    // byte SSH_MSG_CHANNEL_REQUEST, uint32 channel, string "signal", boolean want-reply, string name
+    const at = packet.indexOf('signal', start, 'latin1');
+    if (at >= 0) packet[at + 'signal'.length] = 1;
+    return original.call(this, packet, ...rest);
+  };
+  callbacks.push(answer);
+  try {
     protocol.signal(outgoing.id, name);
-  } else {
-    // Another ssh2 version: its public method, which does what it can.
-    stream.signal(name);
+  } catch {
+    const i = callbacks.indexOf(answer);
+    if (i >= 0) callbacks.splice(i, 1);
+  } finally {
+    if (own) write.finalize = original;
+    else delete write.finalize;
   }
 }
 
 function transferError(verb: string, from: string, to: string, target: string, error: Error): Error {
-  return new Error(`${verb} ${from} -> ${to} on ${target} failed: ${error.message}`, { cause: error });
+  return new Error(`${verb} ${showPath(from)} -> ${showPath(to)} on ${target} failed: ${error.message}`, { cause: error });
 }
 
 function tcpSocket(host: string, port: number, timeoutMs: number): Promise<Duplex> {
@@ -547,8 +878,14 @@ function tcpSocket(host: string, port: number, timeoutMs: number): Promise<Duple
     });
     socket.once('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      const transient = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'EAI_AGAIN'].includes(error.code ?? '');
-      reject(new ConnectionError(`could not connect to ${host}:${port}: ${error.message}`, null, transient, { cause: error }));
+      if (error.code === 'ECONNREFUSED') {
+        // Nothing listens there (a wrong port, sshd not running): waiting will not change it. sshd's
+        // MaxStartups, which retrying is for, accepts the connection and then closes it.
+        reject(new ConnectionError(`could not connect to ${host}:${port}: connection refused (nothing is listening on that port: check the port and that sshd runs); not retried`, null, false, { cause: error }));
+        return;
+      }
+      const transient = ['ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'].includes(error.code ?? '');
+      reject(new ConnectionError(`could not connect to ${host}:${port}: ${error.message}${transient ? '' : '; not retried'}`, null, transient, { cause: error }));
     });
   });
 }
@@ -566,7 +903,7 @@ function describeConnectError(error: Error & { level?: string }, target: string,
   if (/host key|hostVerifier|Host denied/i.test(error.message)) {
     return new ConnectionError(`host key of ${target} was not accepted: ${error.message}`, site, false, { cause: error });
   }
-  const transient = /ECONNRESET|ECONNREFUSED|handshake|Connection lost|socket hang up|closed/i.test(error.message);
+  const transient = /ECONNRESET|handshake|Connection lost|socket hang up|closed/i.test(error.message);
   return new ConnectionError(`could not connect to ${target}: ${error.message}`, site, transient, { cause: error });
 }
 

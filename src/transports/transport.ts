@@ -6,8 +6,8 @@
 export interface Transport {
   /** `user@host:port` for SSH, `local` for the operator's machine. */
   readonly target: string;
-  /** Open the connection if it is not open yet; idempotent. */
-  connect(): Promise<void>;
+  /** Open the connection if it is not open yet; idempotent. Aborting `signal` (Ctrl-C) gives up a connect under way. */
+  connect(signal?: AbortSignal): Promise<void>;
   /** Run one shell line; resolves when it ends (never rejects for a non-zero exit). */
   exec(command: string, options: ExecOptions): Promise<ExecResult>;
   /** Copy a local file to the target. */
@@ -16,6 +16,11 @@ export interface Transport {
   get(remotePath: string, localPath: string): Promise<void>;
   /** Close the connection; running commands are ended. Idempotent. */
   close(): Promise<void>;
+  /**
+   * False once the connection was lost or given up (SSH): nothing more can
+   * run over it, so the lock release opens a new one. Absent means usable.
+   */
+  readonly usable?: boolean;
 }
 
 export interface ExecOptions {
@@ -31,4 +36,10 @@ export interface ExecResult {
   exitCode: number | null;
   /** Signal name without `SIG`, as SSH reports it. */
   signal: string | null;
+  /**
+   * Set when the command was told to stop (timeout, Ctrl-C) but the server
+   * never confirmed it ended, and the connection was given up: says so, for
+   * the user. The exit status is then unknown (null).
+   */
+  unconfirmed?: string;
 }
