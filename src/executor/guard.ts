@@ -48,9 +48,9 @@ export interface LockingTransport extends Transport {
 export function lockingTransport(inner: Transport, site: string, info: LockInfo): LockingTransport {
   let ready: Promise<void> | undefined;
   let held = false;
-  const connect = (): Promise<void> => {
+  const connect = (signal?: AbortSignal): Promise<void> => {
     ready ??= (async () => {
-      await inner.connect();
+      await inner.connect(signal);
       await takeSiteLock(inner, site, info);
       held = true;
     })().catch((error: unknown) => {
@@ -66,6 +66,9 @@ export function lockingTransport(inner: Transport, site: string, info: LockInfo)
     },
     get held() {
       return held;
+    },
+    get usable() {
+      return inner.usable;
     },
     connect,
     async exec(command, options) {
@@ -104,8 +107,10 @@ export interface FinishSite {
 
 /**
  * Append the history record and release the lock, over the site's own
- * connection or, when that was lost, a new one. Never throws: a lock that
- * cannot be released is reported with the command that removes it.
+ * connection or, when that one is unusable or fails in any way (lost, given
+ * up after a stalled command, "Not connected"), a new one. Each attempt is
+ * bounded in time. Never throws: a lock that cannot be released is
+ * reported with the command that removes it.
  */
 export async function finishSite(options: FinishSite): Promise<void> {
   const { site, info, bus } = options;
@@ -120,33 +125,64 @@ export async function finishSite(options: FinishSite): Promise<void> {
     failedTask: options.failedTask,
     error: options.errorMessage === undefined ? undefined : options.redactor.redact(options.errorMessage),
   };
-  const attempt = async (transport: Transport): Promise<void> => {
-    await appendHistory(transport, record).catch((error: unknown) => {
-      if (error instanceof ConnectionError) throw error;
-      bus.emit({ type: 'log', site, level: 'warn', message: `history not recorded: ${error instanceof Error ? error.message : String(error)}` });
-    });
+  let recorded = false;
+  /** On the site's own connection any failure means "try a new one"; on the new one a history failure is only warned about. */
+  const attempt = async (transport: Transport, last: boolean): Promise<void> => {
+    if (!recorded) {
+      await appendHistory(transport, record).then(
+        () => (recorded = true),
+        (error: unknown) => {
+          if (error instanceof ConnectionError || !last) throw error;
+          bus.emit({ type: 'log', site, level: 'warn', message: `history not recorded: ${error instanceof Error ? error.message : String(error)}` });
+        },
+      );
+    }
     await releaseLock(transport, info.runId);
   };
 
-  let fresh: Transport | undefined;
-  try {
-    if (options.error instanceof ConnectionError) throw options.error;
-    await attempt(options.transport);
-  } catch (first) {
-    if (!(first instanceof ConnectionError)) {
-      bus.emit({ type: 'log', site, level: 'warn', message: unreleased(site, first) });
-      return;
-    }
-    // The site's connection is gone: a new one just for the bookkeeping.
-    fresh = retryingConnect(options.reconnect(), { policy: { attempts: 3, baseDelayMs: 500, maxDelayMs: 2000 } });
+  // The site's own connection, while it still works: a lost or given-up one
+  // (a server that stopped answering) is not even tried.
+  if (options.transport.usable !== false && !(options.error instanceof ConnectionError)) {
     try {
-      await attempt(fresh);
-    } catch (second) {
-      bus.emit({ type: 'log', site, level: 'warn', message: unreleased(site, second) });
-    } finally {
-      await fresh.close().catch(() => undefined);
+      await attempt(bounded(options.transport, BOOKKEEPING_TIMEOUT_MS), false);
+      return;
+    } catch {
+      // Whatever went wrong there (a lost connection, a stalled one, a plain
+      // error), a new connection is the way to try again.
     }
   }
+  const fresh = retryingConnect(options.reconnect(), { policy: { attempts: 3, baseDelayMs: 500, maxDelayMs: 2000 } });
+  try {
+    await attempt(bounded(fresh, BOOKKEEPING_TIMEOUT_MS), true);
+  } catch (second) {
+    bus.emit({ type: 'log', site, level: 'warn', message: unreleased(site, second) });
+  } finally {
+    await fresh.close().catch(() => undefined);
+  }
+}
+
+/**
+ * How long appending the history or releasing the lock may take on one
+ * connection: a server that stopped answering must not hold the run (the
+ * SSH transport then gives the connection up and a new one is tried).
+ */
+export const BOOKKEEPING_TIMEOUT_MS = 15_000;
+
+/** The same transport, each command ended after `ms`. */
+function bounded(transport: Transport, ms: number): Transport {
+  return {
+    get target() {
+      return transport.target;
+    },
+    get usable() {
+      return transport.usable;
+    },
+    connect: (signal) => transport.connect(signal),
+    exec: (command, options) => transport.exec(command, { ...options, signal: options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms) }),
+    put: (localPath, remotePath) => transport.put(localPath, remotePath),
+    get: (remotePath, localPath) => transport.get(remotePath, localPath),
+    close: () => transport.close(),
+  };
 }
 
 function unreleased(site: string, error: unknown): string {

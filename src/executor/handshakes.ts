@@ -81,8 +81,12 @@ class LimitedTransport implements Transport {
     this.target = inner.target;
   }
 
+  get usable(): boolean | undefined {
+    return this.inner.usable;
+  }
+
   private connected(signal?: AbortSignal): Promise<void> {
-    this.ready ??= this.limiter.run(() => this.inner.connect(), signal).catch((error: unknown) => {
+    this.ready ??= this.limiter.run(() => this.inner.connect(signal), signal).catch((error: unknown) => {
       // A failed connect may be tried again (the transport decides whether a refusal is final).
       this.ready = undefined;
       throw error;
@@ -90,8 +94,8 @@ class LimitedTransport implements Transport {
     return this.ready;
   }
 
-  connect(): Promise<void> {
-    return this.connected();
+  connect(signal?: AbortSignal): Promise<void> {
+    return this.connected(signal);
   }
 
   async exec(command: string, options: ExecOptions): Promise<ExecResult> {

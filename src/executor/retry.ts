@@ -58,12 +58,14 @@ export function retryingConnect(inner: Transport, options: RetryOptions = {}): T
     for (let attempt = 1; ; attempt++) {
       if (options.signal?.aborted) throw new InterruptedError(`interrupted while connecting to ${inner.target}`);
       try {
-        await inner.connect();
+        // The signal reaches the handshake itself: Ctrl-C does not wait out ConnectTimeout.
+        await inner.connect(options.signal);
         return;
       } catch (error) {
-        if (!(error instanceof ConnectionError) || !error.transient || attempt >= policy.attempts) throw error;
+        if (!(error instanceof ConnectionError) || !error.transient) throw error;
+        if (attempt >= policy.attempts) throw gaveUp(error, attempt, started);
         const delayMs = backoffDelay(attempt, policy, options.random);
-        if (policy.maxElapsedMs !== undefined && Date.now() - started + delayMs > policy.maxElapsedMs) throw error;
+        if (policy.maxElapsedMs !== undefined && Date.now() - started + delayMs > policy.maxElapsedMs) throw gaveUp(error, attempt, started);
         options.onRetry?.({ error, attempt, attempts: policy.attempts, delayMs });
         try {
           await sleep(delayMs, undefined, { signal: options.signal });
@@ -86,6 +88,9 @@ export function retryingConnect(inner: Transport, options: RetryOptions = {}): T
     get target() {
       return inner.target;
     },
+    get usable() {
+      return inner.usable;
+    },
     connect,
     async exec(command: string, execOptions: ExecOptions): Promise<ExecResult> {
       await connect();
@@ -101,4 +106,11 @@ export function retryingConnect(inner: Transport, options: RetryOptions = {}): T
     },
     close: () => inner.close(),
   };
+}
+
+/** A transient failure retried until the policy ran out: the message says it was retried, how often and for how long. */
+function gaveUp(error: ConnectionError, attempts: number, started: number): ConnectionError {
+  if (attempts <= 1) return error;
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  return new ConnectionError(`${error.message} (gave up after ${attempts} attempts in ${seconds} s)`, error.site, true, { cause: error, command: error.command });
 }
