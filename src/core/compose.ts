@@ -98,7 +98,8 @@ export function compose(scope: Scope, command: ShellCommand): ShellCommand {
   if (plain.length > 0) {
     guard(`export ${plain.map((name) => `${name}=${quote(scope.env[name] as string)}`).join(' ')}`);
   }
-  if (scope.cwd !== undefined) guard(`cd ${quotePath(scope.cwd)}`);
+  // `./` keeps a directory named like an option (`-P`, `-`) from being read as one (`cd -P` goes $HOME).
+  if (scope.cwd !== undefined) guard(`cd ${quotePath(scope.cwd.startsWith('-') ? `./${scope.cwd}` : scope.cwd)}`);
   for (const prefix of scope.prefixes) {
     if (prefix.input !== '') throw new TypeError('prefix(): a command that reads secret values from stdin cannot be a prefix');
     guard(prefix.text, prefix.shown);

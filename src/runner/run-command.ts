@@ -49,6 +49,8 @@ export async function runCommand(rt: SiteRuntime, request: CommandRequest): Prom
 }
 
 async function runOnce(rt: SiteRuntime, request: CommandRequest): Promise<Result> {
+  // No transport can send a NUL byte (a C string ends there): refused before connecting, not "lost" after.
+  if (request.composed.text.includes('\0')) throw new TypeError(`refusing to run a command that contains a NUL byte (no shell or SSH server can take one), nothing was sent: ${rt.redactor.redact(request.command.shown).replaceAll('\0', '\\0')}`);
   if (rt.signal.aborted) throw new InterruptedError(`interrupted before: ${rt.redactor.redact(request.command.shown)}`);
   // Connecting (and taking the site's lock) comes before the command is announced:
   // a site that cannot be reached or is locked has not started this command.
