@@ -79,6 +79,9 @@ export interface RunOutcome {
 /** How long a stopped site's tasks get to finish once none of their commands runs. */
 export const DEFAULT_LET_GO_MS = 1000;
 
+/** How long a stopped site's commands may take to end before the site is let go regardless. */
+const STOPPED_COMMAND_WAIT_MS = 15_000;
+
 interface OpenTask {
   taskId: string;
   task: string;
@@ -294,6 +297,24 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
   };
   const onceRuntime = makeRuntime(null, null);
 
+  /**
+   * Waits until nothing runs on the site. Once the site is stopped its commands are being ended (TERM, KILL
+   * after 2 s); a transport that never reports the end must not hold the run, so that wait is bounded.
+   */
+  const untilIdle = async (activity: Activity, siteSignal: AbortSignal, site: string): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      const arm = (): void => void (timer = setTimeout(resolve, STOPPED_COMMAND_WAIT_MS));
+      if (siteSignal.aborted) arm();
+      else siteSignal.addEventListener('abort', arm, { once: true });
+    });
+    await Promise.race([activity.idle(), bound]);
+    if (timer) clearTimeout(timer);
+    if (activity.busy) {
+      bus.emit({ type: 'log', site, level: 'warn', message: `a command on site ${site} was still running ${shortDuration(STOPPED_COMMAND_WAIT_MS)} after it was told to end; letting go of the site anyway` });
+    }
+  };
+
   let stopStarting = false;
   // The site's lock: taken with its first connection, unless every task says it needs none (or nothing really runs).
   const locking = !options.dryRun && (options.locks ?? true) && runNeedsLock(options.tasks.map(lookup));
@@ -351,7 +372,7 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
     // Nothing this site started (an unawaited command too) may still run when its lock is released:
     // a failed site's leftovers are ended, a finished one's are waited for.
     if (failure !== undefined) siteStop.abort(siteSignal.reason ?? failure);
-    await siteActivity.idle();
+    await untilIdle(siteActivity, siteSignal, site.name);
     // A command that failed as it ended reports its escape in the next turn.
     await new Promise((resolve) => setImmediate(resolve));
     if (escape) failure = escape;

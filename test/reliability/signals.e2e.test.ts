@@ -115,7 +115,6 @@ describe.skipIf(skipReason !== undefined)(`stopping a run, escaped errors and hu
       const sent = Date.now();
       run.child.kill(signal);
       const result = await run.done;
-      if (process.env.SHOW) console.log(result.stdout, result.stderr);
       expect(result.code).toBe(code);
       expect(Date.now() - sent).toBeLessThan(5_000);
       expect(result.stderr).toContain(`Interrupted by ${signal}: ending running commands, then releasing the locks (send ${signal} again to exit at once)`);
@@ -156,7 +155,6 @@ describe.skipIf(skipReason !== undefined)(`stopping a run, escaped errors and hu
       resetSiteState(users.sgesc1);
       const started = Date.now();
       const result = await runDeploy(['run', 'careless', '-s', 'sgesc1'], { cwd: dir, env, timeoutMs: 60_000 });
-      if (process.env.SHOW) console.log(result.stdout, result.stderr);
       expect(result.code).toBe(1);
       expect(Date.now() - started).toBeLessThan(10_000);
       expect(result.stderr).not.toMatch(/unexpected error|at async|node:internal/);
@@ -219,7 +217,6 @@ describe.skipIf(skipReason !== undefined)(`stopping a run, escaped errors and hu
       resetSiteState(users.sghang);
       const started = Date.now();
       const result = await runDeploy(['run', 'hang', '-s', 'sghang', '--deadline', '3s'], { cwd: dir, env, timeoutMs: 60_000 });
-      if (process.env.SHOW) console.log(result.stdout, result.stderr);
       expect(result.code).toBe(1);
       expect(Date.now() - started).toBeLessThan(10_000);
       expect(result.stdout).toContain("the run's deadline (--deadline 3s) passed: ending running commands; no new command or site starts");
