@@ -14,4 +14,5 @@ export type { Secret } from './core/secret.ts';
 export type { Result } from './core/result.ts';
 export { AbortError, CommandError, ConnectionError, DeployfileError, InterruptedError, UsageError, EXIT } from './core/errors.ts';
 export { parseDuration } from './core/duration.ts';
+export { ROLLBACK_REQUEST, type RollbackRequest } from './core/rollback-request.ts';
 export { DeployEvent, EVENT_VERSION } from './core/events.ts';

@@ -38,7 +38,7 @@ export { buildRelease } from './releases/build.ts';
 export type { ReleaseOptions } from './releases/layout.ts';
 export { releases } from './releases/list.ts';
 export { releaseStates, parseRecord, type ReleaseState } from './releases/record.ts';
-export { rollback, ROLLBACK_REQUEST, type RollbackRequest } from './releases/rollback.ts';
+export { rollback } from './releases/rollback.ts';
 export { installRequirements, type InstallRequirementsOptions } from './install-requirements.ts';
 export { displayDir, expandSite, localDirOf, resolveSite, shellPath, type DjangoVars, type PerSite, type ResolvedSiteOptions, type SiteOptions } from './options.ts';
 export { pull, SWITCH_SCRIPT } from './pull.ts';

@@ -140,6 +140,44 @@ ${EXIT_CODES_HELP}`,
     });
 
   program
+    .command('rollback')
+    .description("put a site's previous healthy release back (releases layout): code, production settings and virtualenv together")
+    .option('-s, --site <names>', 'comma-separated sites, groups or globs (default: all sites)')
+    .option('-x, --exclude <names>', 'sites, groups or globs to leave out')
+    .option('--to <release>', 'the release to go back to: its id, a unique prefix of it, or of its revision (default: the newest healthy release before the current one)')
+    .option('-m, --message <text>', 'why, recorded with the rollback')
+    .option('-y, --yes', 'roll back without asking (needed without a TTY)')
+    .option('-n, --dry-run', 'print what would run; connect to nothing')
+    .option('--json', 'print events as JSON lines on stdout')
+    .addHelpText(
+      'after',
+      `
+Shows the current and the target release of each site, asks (on a TTY),
+switches atomically, reloads and checks the target serves; if it does not,
+the release that was current is put back. The record on the server says
+who rolled back, when and why (deploy run releases shows it).
+
+Examples:
+  $ deploy rollback -s shop
+  $ deploy rollback -s shop --to 20261201T101533Z-bf23819 -m "checkout broken"
+${EXIT_CODES_HELP}`,
+    )
+    .action(async (options: Record<string, unknown>, command: Command) => {
+      const [{ runCommand }, { ROLLBACK_REQUEST }] = await Promise.all([import('./run.ts'), import('../core/rollback-request.ts')]);
+      const request = { to: options.to as string | undefined, message: options.message as string | undefined };
+      process.exitCode = await runCommand(['rollback'], { ...command.optsWithGlobals(), ...options }, { [ROLLBACK_REQUEST]: request });
+    });
+
+  program
+    .command('releases')
+    .description("list a site's releases (releases layout): state, revision, when, by whom, virtualenv, disk use")
+    .argument('<site>', 'site name from the deployfile')
+    .action(async (site: string, _options: unknown, command: Command) => {
+      const { runCommand } = await import('./run.ts');
+      process.exitCode = await runCommand(['releases'], { ...command.optsWithGlobals(), site });
+    });
+
+  program
     .command('demo')
     .description('deploy the example Django site to a throwaway local target (no server of yours needed)')
     .option('--keep', 'keep the temporary target after the demo')

@@ -26,7 +26,7 @@ export function isInteractive(): boolean {
 }
 
 /** `deploy run <task...>`: returns the exit code. */
-export async function runCommand(tasks: string[], flags: Record<string, unknown>): Promise<number> {
+export async function runCommand(tasks: string[], flags: Record<string, unknown>, shared?: Record<string, unknown>): Promise<number> {
   let options;
   let deployfile;
   let sites;
@@ -140,6 +140,7 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
       defaultTimeoutMs: options.timeout,
       deadlineMs: options.deadline,
       escapes,
+      shared,
     });
     await listr?.finish(runEnd);
     if (stoppedBy) process.stderr.write(`deploy: stopped by ${describeStop(signalStop(stoppedBy))}; exit ${outcome.exitCode}\n`);

@@ -54,6 +54,8 @@ export interface ExecuteOptions {
    * Ctrl-C, and the sites it cut short have failed (exit 1).
    */
   deadlineMs?: number;
+  /** Values tasks find in `c.shared` from the start (a CLI command's parameters, e.g. `deploy rollback --to`). */
+  shared?: Record<string, unknown>;
   /**
    * Scopes for errors that escape tasks (see escapes.ts); the CLI's process
    * handlers feed them back. Default: a scope of this run's own, unused.
@@ -141,7 +143,7 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
   const siteScopes = new Map<string, (error: EscapedError) => void>();
   const leftPending: string[] = [];
   const redactor = options.redactor ?? new Redactor();
-  const shared = new Map<string, unknown>();
+  const shared = new Map<string, unknown>(Object.entries(options.shared ?? {}));
   const once = new Map<string, Promise<void>>();
   // c.runOnce work by key: every site asking for the same key shares one promise.
   const onceByKey = new Map<string, Promise<unknown>>();

@@ -1,7 +1,7 @@
 import { AbortError, quote, sh, task, type Context, type TaskDefinition } from '../../src/index.ts';
 import { AppNotBackError } from '../touch-vassal-ini.ts';
 import { builtFor } from './build.ts';
-import { appendRecord, readReleases, relinkLines, releasePaths, uninterruptible, type ReleaseOptions, type ReleasePaths } from './layout.ts';
+import { appendRecord, operator, readReleases, relinkLines, releasePaths, uninterruptible, type ReleaseOptions, type ReleasePaths } from './layout.ts';
 import { currentRelease, releasesToRemove, type ReleaseState } from './record.ts';
 
 /** A release to make live: its directory and its virtualenv. */
@@ -64,7 +64,7 @@ export function activateRelease(options: ReleaseOptions = {}): TaskDefinition {
       const before = await readReleases(c, paths);
       const previous = currentRelease(before);
       await switchTo(c, paths, built);
-      await appendRecord(c, paths, { event: 'activated', release: built.id, previous: previous?.id });
+      await appendRecord(c, paths, { event: 'activated', release: built.id, previous: previous?.id, operator: operator() });
       const verdict = await reload(c);
       if (verdict.ok) {
         await appendRecord(c, paths, { event: 'verified', release: built.id, seconds: verdict.seconds });
@@ -86,12 +86,13 @@ export function activateRelease(options: ReleaseOptions = {}): TaskDefinition {
       await appendRecord(c, paths, { event: 'bad', release: built.id, reason: why ?? 'did not serve' }, { event: 'activated', release: previous.id, previous: built.id });
       const back = await reload(c);
       const window = ((Date.now() - erroringSince) / 1000).toFixed(1);
-      const detail = failure instanceof Error ? failure.message : String(failure);
+      // touchVassalIni has already shown the whole explanation; the headline is enough here.
+      const detail = `${why} (explained above, under touchVassalIni)`;
       if (!back.ok) {
         const backWhy = back.error instanceof AppNotBackError ? back.error.headline : back.error instanceof Error ? back.error.message.split('\n')[0] : String(back.error);
         throw new AbortError(
           `${c.site.name}: release ${built.id} does not serve, and the previous release ${previous.id}, put back, does not serve either: ${backWhy}\n` +
-            `Why ${built.id} failed:\n${detail}`,
+            `Why ${built.id} failed: ${detail}`,
         );
       }
       await appendRecord(c, paths, { event: 'verified', release: previous.id, seconds: back.seconds });
@@ -99,7 +100,7 @@ export function activateRelease(options: ReleaseOptions = {}): TaskDefinition {
       throw new AbortError(
         `${c.site.name}: release ${built.id} does not serve, so ${previous.id} was put back and serves again; ` +
           `the site served errors for at most ${window}s (from the reload of ${built.id} until ${previous.id} answered).\n` +
-          `Why ${built.id} failed:\n${detail}`,
+          `Why ${built.id} failed: ${detail}`,
       );
     },
   });

@@ -1,7 +1,7 @@
 import { AbortError, quote, raw, sh, task, type Context, type TaskDefinition } from '../../src/index.ts';
 import { displayDir, shellPath } from '../options.ts';
 import { pushedFor } from '../push.ts';
-import { appendRecord, readReleases, relinkLines, releasePaths, uninterruptible, type ReleaseOptions, type ReleasePaths } from './layout.ts';
+import { appendRecord, operator, readReleases, relinkLines, releasePaths, uninterruptible, type ReleaseOptions, type ReleasePaths } from './layout.ts';
 import { currentRelease, releaseId } from './record.ts';
 
 /** The `c.shared` key (per site) under which `buildRelease` leaves the release it built for `activateRelease`. */
@@ -51,7 +51,7 @@ export function buildRelease(options: ReleaseOptions = {}): TaskDefinition {
       const venv = await virtualenvFor(c, paths, dir);
       await c.run(sh`mkdir -p ${HOME_DIRS}`);
       await release.prefix(sh`. ${venv}/bin/activate`).run('./manage.py collectstatic --noinput');
-      await appendRecord(c, paths, { event: 'built', release: id, revision, venv });
+      await appendRecord(c, paths, { event: 'built', release: id, revision, venv, operator: operator() });
       const built: BuiltRelease = { id, dir, revision, venv };
       c.shared.set(BUILT_PREFIX + c.site.name, built);
       c.log(`built release ${id} in ${dir} with ${venv}`);
@@ -146,7 +146,7 @@ async function convertInPlaceSite(c: Context, paths: ReleasePaths): Promise<void
     relinkLines([[paths.virtualenv, venv]]),
   ].join(' && ');
   await c.run(sh`sh -c ${uninterruptible(convert)}`, { label: `move ${paths.codeDir} to ${dir} and link it back, in one step` });
-  await appendRecord(c, paths, { event: 'built', release: id, revision: head, venv, converted: true }, { event: 'activated', release: id });
+  await appendRecord(c, paths, { event: 'built', release: id, revision: head, venv, converted: true, operator: operator() }, { event: 'activated', release: id, operator: operator() });
   try {
     await c.invoke('touchVassalIni');
   } catch (error) {

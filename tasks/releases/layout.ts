@@ -1,3 +1,4 @@
+import { hostname, userInfo } from 'node:os';
 import { quote, sh, type Context } from '../../src/index.ts';
 import { expandSite, resolveSite, shellPath, type PerSite, type ResolvedSiteOptions, type SiteOptions } from '../options.ts';
 import { parseRecord, RECORD_PATH, releaseStates, type ReleaseEvent, type ReleaseState } from './record.ts';
@@ -51,6 +52,11 @@ export function releasePaths(c: Context, options: ReleaseOptions): ReleasePaths 
     minFreeMiB: options.minFreeMiB ?? 200,
     healthGate: options.healthGate ?? true,
   };
+}
+
+/** Who deploys or rolls back, as the record says it: `DEPLOY_OPERATOR`, else user@host (as the deploy lock does). */
+export function operator(): string {
+  return process.env.DEPLOY_OPERATOR || `${userInfo().username}@${hostname()}`;
 }
 
 /** The record's events as the server has them (none yet: an empty list). */

@@ -26,7 +26,7 @@ export function releases(options: ReleaseOptions = {}): TaskDefinition {
       const rows = states.map((r) => [
         r.id,
         r.revision.slice(0, 12),
-        r.state + (r.reason ? ` (${r.reason})` : ''),
+        r.state,
         r.builtAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
         r.builtBy ?? '',
         r.venv.slice(r.venv.lastIndexOf('/') + 1),
@@ -35,7 +35,9 @@ export function releases(options: ReleaseOptions = {}): TaskDefinition {
       const header = ['release', 'revision', 'state', 'built', 'by', 'virtualenv', 'disk'];
       const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
       const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i] as number)).join('  ').trimEnd();
-      c.log([line(header), ...rows.map(line)].join('\n'));
+      // Why a release is bad reads better under the table than in a column.
+      const reasons = states.filter((r) => r.reason).map((r) => `${r.id} is bad: ${r.reason}`);
+      c.log([line(header), ...rows.map(line), ...reasons].join('\n'));
     },
   });
 }

@@ -1,25 +1,8 @@
-import { hostname, userInfo } from 'node:os';
-import { task, type TaskDefinition } from '../../src/index.ts';
+import { ROLLBACK_REQUEST, task, type RollbackRequest, type TaskDefinition } from '../../src/index.ts';
 import { AppNotBackError } from '../touch-vassal-ini.ts';
 import { switchTo } from './activate.ts';
-import { appendRecord, readReleases, releasePaths, type ReleaseOptions } from './layout.ts';
+import { appendRecord, operator, readReleases, releasePaths, type ReleaseOptions } from './layout.ts';
 import { currentRelease, rollbackTarget } from './record.ts';
-
-/** The `c.shared` key `deploy rollback` sets: where to go and why. */
-export const ROLLBACK_REQUEST = 'deployfile.tasks.rollback';
-
-/** What `deploy rollback` asks for. */
-export interface RollbackRequest {
-  /** A release id (or its unique prefix, or a revision prefix); default the newest healthy release before the current one. */
-  to?: string;
-  /** Why, recorded with the rollback. */
-  message?: string;
-}
-
-/** Who is rolling back, as the record says it: `DEPLOY_OPERATOR`, else user@host. */
-function operator(): string {
-  return process.env.DEPLOY_OPERATOR || `${userInfo().username}@${hostname()}`;
-}
 
 /**
  * Put an earlier release back: code, production settings and virtualenv
