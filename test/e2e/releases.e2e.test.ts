@@ -204,7 +204,7 @@ export default defineDeployfile<DjangoVars>({
     await served(states.find((e) => e.event === 'built' && e.release === path.basename(current))?.revision as string);
 
     // Without a TTY and without --yes, nothing is changed.
-    const unasked = await runWatched(['rollback']);
+    const unasked = await runWatched(['rollback', '--to', path.basename(now)]);
     expectExit(unasked, 1);
     expect(unasked.output).toContain('not confirmed; nothing was changed');
     expect(fs.readlinkSync(site.siteDir)).toBe(current);
