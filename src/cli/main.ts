@@ -146,6 +146,7 @@ ${EXIT_CODES_HELP}`,
     .option('-x, --exclude <names>', 'sites, groups or globs to leave out')
     .option('--to <release>', 'the release to go back to: its id, a unique prefix of it, or of its revision (default: the newest healthy release before the current one)')
     .option('-m, --message <text>', 'why, recorded with the rollback')
+    .option('--migrate-back', "when the target's migrations differ, migrate back first with the current release's code (default: stop and print the commands)")
     .option('-y, --yes', 'roll back without asking (needed without a TTY)')
     .option('-n, --dry-run', 'print what would run; connect to nothing')
     .option('--json', 'print events as JSON lines on stdout')
@@ -164,7 +165,7 @@ ${EXIT_CODES_HELP}`,
     )
     .action(async (options: Record<string, unknown>, command: Command) => {
       const [{ runCommand }, { ROLLBACK_REQUEST }] = await Promise.all([import('./run.ts'), import('../core/rollback-request.ts')]);
-      const request = { to: options.to as string | undefined, message: options.message as string | undefined };
+      const request = { to: options.to as string | undefined, message: options.message as string | undefined, migrateBack: options.migrateBack === true };
       process.exitCode = await runCommand(['rollback'], { ...command.optsWithGlobals(), ...options }, { [ROLLBACK_REQUEST]: request });
     });
 

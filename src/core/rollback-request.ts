@@ -11,4 +11,6 @@ export interface RollbackRequest {
   to?: string;
   /** Why, recorded with the rollback. */
   message?: string;
+  /** Migrate back (with the current release's code) first, when the target's migration state differs. */
+  migrateBack?: boolean;
 }

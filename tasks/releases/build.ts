@@ -1,7 +1,7 @@
 import { AbortError, quote, raw, sh, task, type Context, type TaskDefinition } from '../../src/index.ts';
 import { displayDir, shellPath } from '../options.ts';
 import { pushedFor } from '../push.ts';
-import { appendRecord, operator, readReleases, relinkLines, releasePaths, uninterruptible, type ReleaseOptions, type ReleasePaths } from './layout.ts';
+import { appendRecord, migrationStateOf, operator, readReleases, relinkLines, releasePaths, uninterruptible, type ReleaseOptions, type ReleasePaths } from './layout.ts';
 import { currentRelease, releaseId } from './record.ts';
 
 /** The `c.shared` key (per site) under which `buildRelease` leaves the release it built for `activateRelease`. */
@@ -52,6 +52,12 @@ export function buildRelease(options: ReleaseOptions = {}): TaskDefinition {
       await c.run(sh`mkdir -p ${HOME_DIRS}`);
       await release.prefix(sh`. ${venv}/bin/activate`).run('./manage.py collectstatic --noinput');
       await appendRecord(c, paths, { event: 'built', release: id, revision, venv, operator: operator() });
+      if (paths.migrate) {
+        // Before the switch, as Django expects: the live code keeps working on the migrated schema
+        // for the moments until the reload (write migrations that allow it).
+        await release.prefix(sh`. ${venv}/bin/activate`).run('./manage.py migrate --noinput');
+        if (!c.dryRun) await appendRecord(c, paths, { event: 'migrations', release: id, state: await migrationStateOf(c, dir, venv) });
+      }
       const built: BuiltRelease = { id, dir, revision, venv };
       c.shared.set(BUILT_PREFIX + c.site.name, built);
       c.log(`built release ${id} in ${dir} with ${venv}`);
@@ -147,6 +153,7 @@ async function convertInPlaceSite(c: Context, paths: ReleasePaths): Promise<void
   ].join(' && ');
   await c.run(sh`sh -c ${uninterruptible(convert)}`, { label: `move ${paths.codeDir} to ${dir} and link it back, in one step` });
   await appendRecord(c, paths, { event: 'built', release: id, revision: head, venv, converted: true, operator: operator() }, { event: 'activated', release: id, operator: operator() });
+  if (paths.migrate) await appendRecord(c, paths, { event: 'migrations', release: id, state: await migrationStateOf(c, dir, venv) });
   try {
     await c.invoke('touchVassalIni');
   } catch (error) {

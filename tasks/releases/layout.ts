@@ -1,7 +1,7 @@
 import { hostname, userInfo } from 'node:os';
 import { quote, sh, type Context } from '../../src/index.ts';
 import { expandSite, resolveSite, shellPath, type PerSite, type ResolvedSiteOptions, type SiteOptions } from '../options.ts';
-import { parseRecord, RECORD_PATH, releaseStates, type ReleaseEvent, type ReleaseState } from './record.ts';
+import { parseMigrationPlan, parseRecord, RECORD_PATH, releaseStates, type MigrationState, type ReleaseEvent, type ReleaseState } from './record.ts';
 
 /** Options of the release layout (see `djangoTasks({ layout: 'releases' })`). */
 export interface ReleaseOptions extends SiteOptions {
@@ -17,6 +17,13 @@ export interface ReleaseOptions extends SiteOptions {
   minFreeMiB?: number;
   /** Put the previous release back by itself when the new one does not serve. Default true. */
   healthGate?: boolean;
+  /**
+   * Run `./manage.py migrate --noinput` in the new release before switching
+   * to it (the production settings need a database), and record each
+   * release's migration state, so a rollback across migrations stops and
+   * says what to migrate back first. Default false.
+   */
+  migrate?: boolean;
 }
 
 /** Where a site's releases live, every path absolute. */
@@ -29,6 +36,7 @@ export interface ReleasePaths extends ResolvedSiteOptions {
   keep: number;
   minFreeMiB: number;
   healthGate: boolean;
+  migrate: boolean;
 }
 
 function perSite(value: PerSite<string> | undefined, c: Context, fallback: string): string {
@@ -51,6 +59,7 @@ export function releasePaths(c: Context, options: ReleaseOptions): ReleasePaths 
     keep: options.keepReleases ?? 5,
     minFreeMiB: options.minFreeMiB ?? 200,
     healthGate: options.healthGate ?? true,
+    migrate: options.migrate ?? false,
   };
 }
 
@@ -95,4 +104,10 @@ export function relinkLines(pairs: readonly (readonly [link: string, target: str
 /** One script that ignores INT, TERM and HUP, so Ctrl-C or a lost connection cannot stop it half-way. */
 export function uninterruptible(script: string): string {
   return `trap '' INT TERM HUP; ${script}`;
+}
+
+/** The migration state of the code in `dir` with `venv`, from `./manage.py showmigrations --plan`. */
+export async function migrationStateOf(c: Context, dir: string, venv: string): Promise<MigrationState> {
+  const plan = await c.cd(dir).prefix(sh`. ${venv}/bin/activate`).run('./manage.py showmigrations --plan', { quiet: true });
+  return parseMigrationPlan(plan.stdout);
 }

@@ -16,7 +16,11 @@ export type ReleaseEvent =
   | { event: 'verified'; release: string; time: string; seconds?: number }
   | { event: 'bad'; release: string; time: string; reason: string }
   | { event: 'rolled-back'; release: string; to: string; time: string; operator?: string; message?: string }
-  | { event: 'removed'; release: string; time: string };
+  | { event: 'removed'; release: string; time: string }
+  | { event: 'migrations'; release: string; time: string; state: MigrationState };
+
+/** The latest applied migration of each app (`pages: '0002_note_done'`), as `showmigrations --plan` shows it. */
+export type MigrationState = Record<string, string>;
 
 /** A release as the record tells it. */
 export interface ReleaseState {
@@ -34,6 +38,8 @@ export interface ReleaseState {
   state: 'current' | 'healthy' | 'bad' | 'rolled-back' | 'built' | 'removed';
   /** Why it is bad. */
   reason?: string;
+  /** Its migration state once built (with the `migrate` option). */
+  migrations?: MigrationState;
 }
 
 /** Parse the record, skipping lines that are not events (a half-written last line after a power cut). */
@@ -92,6 +98,9 @@ export function releaseStates(events: readonly ReleaseEvent[]): ReleaseState[] {
         release.state = 'removed';
         if (current === e.release) current = undefined;
         break;
+      case 'migrations':
+        release.migrations = e.state;
+        break;
     }
   }
   return [...byId.values()];
@@ -141,4 +150,34 @@ export function releasesToRemove(states: readonly ReleaseState[], keep: number):
 export function releaseId(revision: string, at: Date): string {
   const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${revision.slice(0, 7)}`;
+}
+
+/**
+ * The latest applied migration per app from `./manage.py showmigrations
+ * --plan` (lines like `[X]  pages.0001_initial`, in the order applied).
+ */
+export function parseMigrationPlan(text: string): MigrationState {
+  const state: MigrationState = {};
+  for (const line of text.split('\n')) {
+    const applied = /^\[X\]\s+([\w.]+)\.(\w+)\s*$/.exec(line.trim());
+    if (applied) state[applied[1] as string] = applied[2] as string;
+  }
+  return state;
+}
+
+/**
+ * What to migrate, with the current release's code, before going back to a
+ * release whose migration state is `target`: one `migrate <app> <name>` per
+ * app that differs (`zero` for an app the target had not migrated at all).
+ * Apps only the target knows can't be migrated by the current code: listed
+ * apart.
+ */
+export function migrationsBack(current: MigrationState, target: MigrationState): { steps: Array<{ app: string; to: string }>; unknown: string[] } {
+  const steps: Array<{ app: string; to: string }> = [];
+  for (const [app, name] of Object.entries(current)) {
+    const wanted = target[app] ?? 'zero';
+    if (wanted !== name) steps.push({ app, to: wanted });
+  }
+  const unknown = Object.keys(target).filter((app) => !(app in current));
+  return { steps, unknown };
 }

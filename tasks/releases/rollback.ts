@@ -1,8 +1,8 @@
-import { ROLLBACK_REQUEST, task, type RollbackRequest, type TaskDefinition } from '../../src/index.ts';
+import { ROLLBACK_REQUEST, sh, task, type Context, type RollbackRequest, type TaskDefinition } from '../../src/index.ts';
 import { AppNotBackError } from '../touch-vassal-ini.ts';
 import { switchTo } from './activate.ts';
-import { appendRecord, operator, readReleases, releasePaths, type ReleaseOptions } from './layout.ts';
-import { currentRelease, rollbackTarget } from './record.ts';
+import { appendRecord, operator, readReleases, releasePaths, type ReleaseOptions, type ReleasePaths } from './layout.ts';
+import { currentRelease, migrationsBack, rollbackTarget, type ReleaseState } from './record.ts';
 
 /**
  * Put an earlier release back: code, production settings and virtualenv
@@ -48,6 +48,7 @@ export function rollback(options: ReleaseOptions = {}): TaskDefinition {
         await switchTo(c, paths, { id: to.id, dir: `${paths.releasesDir}/${to.id}`, venv: to.venv });
         return;
       }
+      await migrateBackIfNeeded(c, paths, current, to, request.migrateBack ?? false);
       await switchTo(c, paths, { id: to.id, dir: `${paths.releasesDir}/${to.id}`, venv: to.venv });
       await appendRecord(
         c,
@@ -72,4 +73,37 @@ export function rollback(options: ReleaseOptions = {}): TaskDefinition {
       c.report(`rolled back ${current.id} -> ${to.id}`);
     },
   });
+}
+
+/**
+ * Before going back to a release with another migration state: stop and
+ * print the `migrate` commands to run with the current release's code, or,
+ * with `--migrate-back`, check none is irreversible (`migrate --plan` says
+ * IRREVERSIBLE) and run them.
+ */
+async function migrateBackIfNeeded(c: Context, paths: ReleasePaths, current: ReleaseState, to: ReleaseState, migrateBack: boolean): Promise<void> {
+  if (!current.migrations || !to.migrations) return;
+  const { steps, unknown } = migrationsBack(current.migrations, to.migrations);
+  if (steps.length === 0 && unknown.length === 0) return;
+  if (unknown.length > 0) {
+    c.abort(`rollback: ${to.id} has migrations of ${unknown.join(', ')}, which the current release ${current.id} does not know; migrate by hand. Nothing was changed.`);
+  }
+  const code = c.cd(paths.codeDir).prefix(sh`. ${paths.virtualenv}/bin/activate`);
+  const commands = steps.map((s) => `./manage.py migrate ${s.app} ${s.to}`);
+  if (!migrateBack) {
+    c.abort(
+      `rollback: ${to.id} has other migrations than the current ${current.id} (${steps.map((s) => `${s.app}: ${current.migrations?.[s.app]} -> ${s.to}`).join(', ')}). ` +
+        `Nothing was changed. Migrate back first with the current release's code, then roll back:\n` +
+        `  cd ${paths.codeDir} && . ${paths.virtualenv}/bin/activate\n${commands.map((line) => `  ${line}`).join('\n')}\n` +
+        'or let deploy rollback run them: --migrate-back.',
+    );
+  }
+  for (const step of steps) {
+    const plan = await code.run(sh`./manage.py migrate ${step.app} ${step.to} --plan`, { quiet: true });
+    const irreversible = plan.stdout.split('\n').filter((line) => /IRREVERSIBLE/.test(line));
+    if (irreversible.length > 0) {
+      c.abort(`rollback: migrating ${step.app} back to ${step.to} cannot be done: ${irreversible.map((l) => l.trim()).join('; ')}. Nothing was changed.`);
+    }
+  }
+  for (const step of steps) await code.run(sh`./manage.py migrate --noinput ${step.app} ${step.to}`);
 }

@@ -222,4 +222,59 @@ export default defineDeployfile<DjangoVars>({
     expectExit(listed, 0);
     expect(listed.output).toMatch(new RegExp(`${path.basename(fs.readlinkSync(site.siteDir))}\\s+${next.slice(0, 12)}\\s+current`));
   });
+
+  it('a rollback across a migration stops and prints the migrate commands; --migrate-back runs them, then switches', async () => {
+    const write = (relative: string, text: string) => {
+      fs.mkdirSync(path.dirname(path.join(origin.workDir, relative)), { recursive: true });
+      fs.writeFileSync(path.join(origin.workDir, relative), text);
+    };
+    const model = (fields: string) => `from django.db import models\n\n\nclass Note(models.Model):\n    text = models.CharField(max_length=100)\n${fields}`;
+    // A database in the site user's home, a model, and a deployfile that migrates.
+    const first = await commit('A database and a first migration', (dir) => {
+      fs.appendFileSync(
+        path.join(dir, 'example_site', 'settings_production.py'),
+        "\nDATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': HOME / 'db.sqlite3'}}\nDEFAULT_AUTO_FIELD = 'django.db.models.AutoField'\n",
+      );
+      write('pages/models.py', model(''));
+      write('pages/migrations/__init__.py', '');
+      write(
+        'pages/migrations/0001_initial.py',
+        "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n    initial = True\n    dependencies = []\n    operations = [\n        migrations.CreateModel(name='Note', fields=[('id', models.AutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')), ('text', models.CharField(max_length=100))]),\n    ]\n",
+      );
+      const deployfile = path.join(dir, 'deployfile.ts');
+      fs.writeFileSync(deployfile, fs.readFileSync(deployfile, 'utf8').replace('keepReleases: 2', 'keepReleases: 2, migrate: true'));
+    });
+    const migrated = await runWatched(['run', 'deploy']);
+    expectExit(migrated, 0);
+    await served(first);
+    expect(record().filter((e) => e.event === 'migrations').at(-1)).toMatchObject({ state: { pages: '0001_initial' } });
+    const firstRelease = fs.readlinkSync(site.siteDir);
+
+    const second = await commit('A second migration', () => {
+      write('pages/models.py', model('    done = models.BooleanField(default=False)\n'));
+      write(
+        'pages/migrations/0002_note_done.py',
+        "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n    dependencies = [('pages', '0001_initial')]\n    operations = [migrations.AddField(model_name='note', name='done', field=models.BooleanField(default=False))]\n",
+      );
+    });
+    expectExit(await runWatched(['run', 'deploy']), 0);
+    await served(second);
+    const secondRelease = fs.readlinkSync(site.siteDir);
+
+    const stopped = await runWatched(['rollback', '--yes', '--to', path.basename(firstRelease)]);
+    expectExit(stopped, 1);
+    expect(stopped.output).toContain('has other migrations than the current');
+    expect(stopped.output).toContain('./manage.py migrate pages 0001_initial');
+    expect(stopped.output).toContain('Nothing was changed');
+    expect(fs.readlinkSync(site.siteDir)).toBe(secondRelease);
+
+    const back = await runWatched(['rollback', '--yes', '--to', path.basename(firstRelease), '--migrate-back']);
+    expectExit(back, 0);
+    expect(fs.readlinkSync(site.siteDir)).toBe(firstRelease);
+    await served(first);
+    const plan = await lab.runAs(SITE, path.join(site.venvDir, 'bin', 'python'), ['manage.py', 'showmigrations', '--plan'], { cwd: site.siteDir });
+    expect(plan.stdout).toContain('[X]  pages.0001_initial');
+    expect(plan.stdout).toContain('[ ]  pages.0002_note_done');
+  });
 });
+

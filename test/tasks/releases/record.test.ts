@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { currentRelease, parseRecord, releaseId, releasesToRemove, releaseStates, rollbackTarget, type ReleaseEvent } from '../../../tasks/releases/record.ts';
+import { currentRelease, migrationsBack, parseMigrationPlan, parseRecord, releaseId, releasesToRemove, releaseStates, rollbackTarget, type ReleaseEvent } from '../../../tasks/releases/record.ts';
 
 const T = '2026-12-01T10:00:00Z';
 const built = (release: string): ReleaseEvent => ({ event: 'built', release, revision: `${release}rev`, venv: `/v/${release}`, time: T });
@@ -41,5 +41,28 @@ describe('the releases record', () => {
 
   it('names a release by UTC time and short revision, so ids sort by time', () => {
     expect(releaseId('bf23819aabbcc', new Date('2026-12-01T10:15:33.456Z'))).toBe('20261201T101533Z-bf23819');
+  });
+});
+
+describe('migration states', () => {
+  it('reads the latest applied migration per app from showmigrations --plan', () => {
+    const plan = '[X]  contenttypes.0001_initial\n[X]  pages.0001_initial\n[X]  pages.0002_note_done\n[ ]  pages.0003_later\n';
+    expect(parseMigrationPlan(plan)).toEqual({ contenttypes: '0001_initial', pages: '0002_note_done' });
+  });
+
+  it('says what to migrate back: each app that differs, zero for one the target never migrated, and apps only the target knows', () => {
+    expect(migrationsBack({ pages: '0002_note_done', blog: '0001_initial', auth: '0012_x' }, { pages: '0001_initial', auth: '0012_x', shop: '0001_initial' })).toEqual({
+      steps: [
+        { app: 'pages', to: '0001_initial' },
+        { app: 'blog', to: 'zero' },
+      ],
+      unknown: ['shop'],
+    });
+    expect(migrationsBack({ pages: '0001_initial' }, { pages: '0001_initial' })).toEqual({ steps: [], unknown: [] });
+  });
+
+  it('a release keeps the migration state recorded for it', () => {
+    const states = releaseStates([built('r1'), { event: 'migrations', release: 'r1', time: T, state: { pages: '0001_initial' } }]);
+    expect(states[0]?.migrations).toEqual({ pages: '0001_initial' });
   });
 });
