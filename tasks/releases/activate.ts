@@ -1,4 +1,4 @@
-import { AbortError, quote, sh, task, type Context, type TaskDefinition } from '../../src/index.ts';
+import { AbortError, InterruptedError, quote, sh, task, type Context, type TaskDefinition } from '../../src/index.ts';
 import { AppNotBackError } from '../touch-vassal-ini.ts';
 import { builtFor } from './build.ts';
 import { appendRecord, operator, readReleases, relinkLines, releasePaths, uninterruptible, type ReleaseOptions, type ReleasePaths } from './layout.ts';
@@ -34,6 +34,9 @@ async function reload(c: Context): Promise<{ ok: true; seconds: number } | { ok:
     await c.invoke('touchVassalIni');
     return { ok: true, seconds: (Date.now() - started) / 1000 };
   } catch (error) {
+    // Ctrl-C or SIGTERM while reloading is no verdict: the release was not tried, so it is neither
+    // called bad nor switched back; the run stops with both links on it (a consistent release).
+    if (error instanceof InterruptedError) throw error;
     return { ok: false, error, seconds: (Date.now() - started) / 1000 };
   }
 }
