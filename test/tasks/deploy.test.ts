@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { validateDeployfile } from '../../src/config/load.ts';
 import { defineDeployfile, task } from '../../src/index.ts';
 import { deploy, DEPLOY_STEPS, djangoTasks, type DjangoVars } from '../../tasks/index.ts';
 import { fakeContext } from '../helpers/fake-context.ts';
@@ -57,6 +58,10 @@ describe('djangoTasks', () => {
         }),
       },
     });
-    expect(Object.keys(config.tasks)).toContain('migrate');
+    // What the loader makes of it: the built-ins and the custom task side by side, the typed vars kept.
+    const loaded = validateDeployfile(config, '/work/shop/deployfile.ts');
+    expect(Object.keys(loaded.tasks)).toEqual([...Object.keys(djangoTasks()), 'migrate']);
+    expect(loaded.tasks.migrate?.description).toBe('Apply migrations');
+    expect(loaded.sites[0]?.vars).toEqual({ settings: 'alleged_site', healthUrl: 'http://127.0.0.1:8081/' });
   });
 });
