@@ -1,7 +1,7 @@
 import { AbortError, InterruptedError, quote, sh, task, type Context, type TaskDefinition } from '../../src/index.ts';
 import { AppNotBackError } from '../touch-vassal-ini.ts';
 import { builtFor } from './build.ts';
-import { appendRecord, operator, readReleases, relinkLines, releasePaths, uninterruptible, type ReleaseOptions, type ReleasePaths } from './layout.ts';
+import { appendRecord, operator, readReleases, recordCommand, relinkLines, releasePaths, uninterruptible, type NewReleaseEvent, type ReleaseOptions, type ReleasePaths } from './layout.ts';
 import { currentRelease, releasesToRemove, type ReleaseState } from './record.ts';
 
 /** A release to make live: its directory and its virtualenv. */
@@ -14,13 +14,16 @@ export interface Target {
 /**
  * Point `~/Sites/<site>` and `~/virtualenvs/<site>` at a release, each link
  * replaced by one rename, both in one script that Ctrl-C, a timeout or a lost
- * connection cannot stop half-way.
+ * connection cannot stop half-way; `record`'s events are appended in that
+ * same script, so the record says what the links say even when the deploy
+ * process is killed the moment the switch is done.
  */
-export async function switchTo(c: Context, paths: ReleasePaths, target: Target): Promise<void> {
-  const script = relinkLines([
+export async function switchTo(c: Context, paths: ReleasePaths, target: Target, ...record: NewReleaseEvent[]): Promise<void> {
+  const links = relinkLines([
     [paths.virtualenv, target.venv],
     [paths.codeDir, target.dir],
   ]);
+  const script = record.length > 0 ? `${links} && ${recordCommand(paths, ...record)}` : links;
   await c.run(sh`sh -c ${uninterruptible(script)}`, { label: `switch ${paths.codeDir} to release ${target.id} (code and virtualenv links, one rename each)` });
 }
 
@@ -66,8 +69,7 @@ export function activateRelease(options: ReleaseOptions = {}): TaskDefinition {
       }
       const before = await readReleases(c, paths);
       const previous = currentRelease(before);
-      await switchTo(c, paths, built);
-      await appendRecord(c, paths, { event: 'activated', release: built.id, previous: previous?.id, operator: operator() });
+      await switchTo(c, paths, built, { event: 'activated', release: built.id, previous: previous?.id, operator: operator() });
       const verdict = await reload(c);
       if (verdict.ok) {
         await appendRecord(c, paths, { event: 'verified', release: built.id, seconds: verdict.seconds });
@@ -85,8 +87,13 @@ export function activateRelease(options: ReleaseOptions = {}): TaskDefinition {
       // The health gate: the previous release back, as fast as the evidence allows.
       const erroringSince = Date.now() - verdict.seconds * 1000;
       c.warn(`release ${built.id} does not serve (${why}); putting ${previous.id} back`);
-      await switchTo(c, paths, { id: previous.id, dir: `${paths.releasesDir}/${previous.id}`, venv: previous.venv });
-      await appendRecord(c, paths, { event: 'bad', release: built.id, reason: why ?? 'did not serve' }, { event: 'activated', release: previous.id, previous: built.id });
+      await switchTo(
+        c,
+        paths,
+        { id: previous.id, dir: `${paths.releasesDir}/${previous.id}`, venv: previous.venv },
+        { event: 'bad', release: built.id, reason: why ?? 'did not serve' },
+        { event: 'activated', release: previous.id, previous: built.id },
+      );
       const back = await reload(c);
       const window = ((Date.now() - erroringSince) / 1000).toFixed(1);
       // touchVassalIni has already shown the whole explanation; the headline is enough here.

@@ -1,7 +1,7 @@
 import { AbortError, quote, raw, sh, task, type Context, type TaskDefinition } from '../../src/index.ts';
 import { displayDir, shellPath } from '../options.ts';
 import { pushedFor } from '../push.ts';
-import { appendRecord, migrationStateOf, operator, readReleases, relinkLines, releasePaths, uninterruptible, type ReleaseOptions, type ReleasePaths } from './layout.ts';
+import { appendRecord, migrationStateOf, operator, readReleases, recordCommand, relinkLines, releasePaths, uninterruptible, type ReleaseOptions, type ReleasePaths } from './layout.ts';
 import { currentRelease, releaseId } from './record.ts';
 
 /** The `c.shared` key (per site) under which `buildRelease` leaves the release it built for `activateRelease`. */
@@ -150,9 +150,10 @@ async function convertInPlaceSite(c: Context, paths: ReleasePaths): Promise<void
     relinkLines([[paths.codeDir, dir]]),
     `if [ -d ${quote(paths.virtualenv)} ] && [ ! -L ${quote(paths.virtualenv)} ]; then rm -rf ${quote(setAside)}; mv ${quote(paths.virtualenv)} ${quote(setAside)}; fi`,
     relinkLines([[paths.virtualenv, venv]]),
+    // Recorded in the same step: a deploy killed right after it leaves a release the record knows.
+    recordCommand(paths, { event: 'built', release: id, revision: head, venv, converted: true, operator: operator() }, { event: 'activated', release: id, operator: operator() }),
   ].join(' && ');
   await c.run(sh`sh -c ${uninterruptible(convert)}`, { label: `move ${paths.codeDir} to ${dir} and link it back, in one step` });
-  await appendRecord(c, paths, { event: 'built', release: id, revision: head, venv, converted: true, operator: operator() }, { event: 'activated', release: id, operator: operator() });
   if (paths.migrate) await appendRecord(c, paths, { event: 'migrations', release: id, state: await migrationStateOf(c, dir, venv) });
   try {
     await c.invoke('touchVassalIni');

@@ -1,5 +1,5 @@
 import { hostname, userInfo } from 'node:os';
-import { quote, sh, type Context } from '../../src/index.ts';
+import { quote, quotePath, sh, type Context } from '../../src/index.ts';
 import { expandSite, resolveSite, shellPath, type PerSite, type ResolvedSiteOptions, type SiteOptions } from '../options.ts';
 import { parseMigrationPlan, parseRecord, RECORD_PATH, releaseStates, type MigrationState, type ReleaseEvent, type ReleaseState } from './record.ts';
 
@@ -81,6 +81,18 @@ export async function readReleases(c: Context, paths: ReleasePaths): Promise<Rel
 
 /** A record event as tasks write it: the time is added when it is appended. */
 export type NewReleaseEvent = ReleaseEvent extends infer E ? (E extends ReleaseEvent ? Omit<E, 'time'> : never) : never;
+
+/**
+ * The shell command that appends events to the record, for a script that
+ * changes the links: run in the same uninterruptible step, the record can
+ * never name another release as current than the links do, whenever the
+ * deploy process dies.
+ */
+export function recordCommand(paths: ReleasePaths, ...events: NewReleaseEvent[]): string {
+  const time = new Date().toISOString();
+  const lines = events.map((e) => `${JSON.stringify({ ...e, time })}\n`).join('');
+  return `mkdir -p ~/.deployfile && printf '%s' ${quote(lines)} >> ${quotePath(paths.record)}`;
+}
 
 /** Append events to the record: one `printf` of whole lines, appended with O_APPEND. */
 export async function appendRecord(c: Context, paths: ReleasePaths, ...events: NewReleaseEvent[]): Promise<void> {

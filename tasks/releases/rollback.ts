@@ -49,10 +49,10 @@ export function rollback(options: ReleaseOptions = {}): TaskDefinition {
         return;
       }
       await migrateBackIfNeeded(c, paths, current, to, request.migrateBack ?? false);
-      await switchTo(c, paths, { id: to.id, dir: `${paths.releasesDir}/${to.id}`, venv: to.venv });
-      await appendRecord(
+      await switchTo(
         c,
         paths,
+        { id: to.id, dir: `${paths.releasesDir}/${to.id}`, venv: to.venv },
         { event: 'rolled-back', release: current.id, to: to.id, operator: operator(), message: request.message },
         { event: 'activated', release: to.id, previous: current.id, operator: operator() },
       );
@@ -60,8 +60,13 @@ export function rollback(options: ReleaseOptions = {}): TaskDefinition {
         await c.invoke('touchVassalIni');
       } catch (error) {
         // The target does not serve: the release that was current goes back.
-        await switchTo(c, paths, { id: current.id, dir: `${paths.releasesDir}/${current.id}`, venv: current.venv });
-        await appendRecord(c, paths, { event: 'bad', release: to.id, reason: error instanceof AppNotBackError ? error.headline : String(error) }, { event: 'activated', release: current.id, previous: to.id });
+        await switchTo(
+          c,
+          paths,
+          { id: current.id, dir: `${paths.releasesDir}/${current.id}`, venv: current.venv },
+          { event: 'bad', release: to.id, reason: error instanceof AppNotBackError ? error.headline : String(error) },
+          { event: 'activated', release: current.id, previous: to.id },
+        );
         try {
           await c.invoke('touchVassalIni');
         } catch (again) {

@@ -260,17 +260,40 @@ export default defineDeployfile<DjangoVars>({
     await nextDeploySucceeds();
   });
 
-  it('the deploy process killed as the switch starts: the links and the record agree on one release, and a reload serves it', async () => {
+  it('the deploy process killed right after the switch, before anything else is sent: the record names the linked release as current', async () => {
     const live = consistent();
-    const next = await commit('Killed at the switch');
-    const result = await run(['run', 'deploy'], { onStart: signalOn(`switch ${site.siteDir} to release`, 'SIGKILL') });
+    const liveDir = fs.readlinkSync(site.siteDir);
+    const next = await commit('Killed right after the switch');
+    // Once the switch has started, watch the code link and kill the deploy the moment it changes:
+    // before the deploy process has heard the switch ended, let alone sent anything after it.
+    const killAfterSwitch = (child: ChildProcess): void => {
+      let watching = false;
+      const watch = (until: number): void => {
+        let now: string | undefined;
+        try {
+          now = fs.readlinkSync(site.siteDir);
+        } catch {
+          now = undefined;
+        }
+        if (now !== liveDir || Date.now() > until) child.kill('SIGKILL');
+        else setImmediate(() => watch(until));
+      };
+      for (const stream of [child.stdout, child.stderr]) {
+        stream?.on('data', (chunk: Buffer | string) => {
+          if (!watching && chunk.toString().includes(`switch ${site.siteDir} to release`)) {
+            watching = true;
+            watch(Date.now() + 10_000);
+          }
+        });
+      }
+    };
+    const result = await run(['run', 'deploy'], { onStart: killAfterSwitch });
     expectExit(result, null);
     clearLock();
-    // Give a switch the server had already started time to finish (it ignores the hangup).
-    await new Promise((resolve) => setTimeout(resolve, 1000));
     const now = consistent();
-    expect([live.id, states().find((r) => r.revision === next)?.id]).toContain(now.id);
-    await reloadAndCheck(now.revision);
+    expect(now.id).not.toBe(live.id);
+    expect(now.revision).toBe(next);
+    await reloadAndCheck(next);
     await nextDeploySucceeds();
   });
 
