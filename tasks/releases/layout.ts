@@ -96,9 +96,7 @@ export function recordCommand(paths: ReleasePaths, ...events: NewReleaseEvent[])
 
 /** Append events to the record: one `printf` of whole lines, appended with O_APPEND. */
 export async function appendRecord(c: Context, paths: ReleasePaths, ...events: NewReleaseEvent[]): Promise<void> {
-  const time = new Date().toISOString();
-  const lines = events.map((e) => `${JSON.stringify({ ...e, time })}\n`).join('');
-  await c.run(sh`mkdir -p ~/.deployfile && printf '%s' ${lines} >> ${shellPath(paths.record)}`, { quiet: true, label: `record: ${events.map((e) => `${e.event} ${e.release}`).join(', ')}` });
+  await c.run(recordCommand(paths, ...events), { quiet: true, label: `record: ${events.map((e) => `${e.event} ${e.release}`).join(', ')}` });
 }
 
 /**
