@@ -260,7 +260,7 @@ export default defineDeployfile<DjangoVars>({
     await nextDeploySucceeds();
   });
 
-  it('the deploy process killed right after the switch, before anything else is sent: the record names the linked release as current', async () => {
+  it('the deploy process killed right after the switch, before anything else is sent: the record names the linked release as current, and a rollback goes back from it', async () => {
     const live = consistent();
     const liveDir = fs.readlinkSync(site.siteDir);
     const next = await commit('Killed right after the switch');
@@ -294,6 +294,12 @@ export default defineDeployfile<DjangoVars>({
     expect(now.id).not.toBe(live.id);
     expect(now.revision).toBe(next);
     await reloadAndCheck(next);
+    // So a rollback goes back from the release that is linked, to the one before it.
+    const back = await run(['rollback', '--yes', '-m', 'after a killed deploy']);
+    expectExit(back, 0);
+    expect(back.output).toContain(`current: ${now.id}`);
+    expect(consistent().id).toBe(live.id);
+    await served(live.revision);
     await nextDeploySucceeds();
   });
 
