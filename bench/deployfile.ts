@@ -6,7 +6,9 @@
 //   recipe   the remote part of the deploy recipe, every step always (case 2)
 //   deploy   the built-in deploy task (test, push, pull, ... touchVassalIni; case 4);
 //            with BENCH_VERIFY=0, touchVassalIni only touches (verify: false),
-//            which is all the seed recipe promises
+//            which is all the seed recipe promises. For a site listed in
+//            `layouts` as 'releases' (case 7), the releases deploy instead
+//            (test, push, buildRelease, activateRelease)
 //
 // The same steps, as the same shell lines, are in bench/peers/ for OpenSSH,
 // Fabric and Ansible.
@@ -21,6 +23,8 @@ interface BenchSites {
   sites: string[];
   /** The operator's checkout that `test` and `push` use (the lab origin's work clone). */
   localDir: string;
+  /** Sites deployed in another layout than in place (case 7's own sites). */
+  layouts?: Record<string, 'in-place' | 'releases'>;
 }
 
 const file = process.env.DEPLOYFILE_BENCH_SITES;
@@ -31,8 +35,8 @@ const n = Number(process.env.BENCH_N ?? '200');
 const sites: Record<string, SiteConfig> = {};
 // The bench's uWSGI emperor watches its own vassal dir (see bench/lab.ts), not /etc/uwsgi/emperor.d.
 const vassal = (site: string): string => `/etc/uwsgi/deployfile-bench.d/${site}.ini`;
-for (const name of bench.sites) {
-  sites[name] = { host: bench.host, port: bench.port, identityFile: bench.identityFile, vars: { settings: 'example_site', vassal: vassal(name) } };
+for (const name of [...bench.sites, ...Object.keys(bench.layouts ?? {})]) {
+  sites[name] = { host: bench.host, port: bench.port, identityFile: bench.identityFile, vars: { settings: 'example_site', vassal: vassal(name), layout: bench.layouts?.[name] ?? 'in-place' } };
 }
 
 export default defineDeployfile({

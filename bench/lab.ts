@@ -331,6 +331,34 @@ export async function ensureLab(count: number, repoRoot: string, say: (s: string
 }
 
 /**
+ * The releases case's own sites (case 7): one deployed in the releases
+ * layout, one in place, both from the shared origin. Their own accounts, so
+ * the in-place sites of the other cases are never converted. Set up like the
+ * others when missing (with production settings, as a first deploy leaves
+ * them), their vassals written; later runs reuse them as they are.
+ */
+export const RELEASES_SITE = 'benchrl';
+export const IN_PLACE_SITE = 'benchip';
+export const LAYOUT_SITES = [RELEASES_SITE, IN_PLACE_SITE] as const;
+
+export async function ensureLayoutSites(origin: lab.OriginRepo, say: (s: string) => void): Promise<void> {
+  const key = await lab.createOperatorKey();
+  for (const name of LAYOUT_SITES) {
+    if (!(await siteReady(name, origin.barePath))) {
+      say(`setting up ${name} (user, clone, virtualenv) for the releases case`);
+      await lab.createSiteUser(name, { authorizedKeys: [key.publicKey] });
+      // A site this case converted before starts in place again.
+      for (const leftover of ['releases', '.deployfile', 'Sites', 'virtualenvs']) await fsp.rm(path.join('/home', name, leftover), { recursive: true, force: true });
+      const site = await lab.setupDjangoSite(name, { origin, settingsPackage: SETTINGS_PACKAGE, processes: 1 });
+      await fsp.rm(lab.vassalPath(name), { force: true });
+      await lab.runAs(name, 'cp', [`${SETTINGS_PACKAGE}/settings_production.py`, `${SETTINGS_PACKAGE}/settings.py`], { cwd: site.siteDir });
+    }
+    await writeVassal(name);
+  }
+  for (const name of LAYOUT_SITES) await lab.waitForSocket(lab.socketPath(name), 120_000);
+}
+
+/**
  * lab.startEmperor() with another vassal dir. The process is recorded the
  * way lab.ts records its daemons, so lab.teardown() (and the lab CLI's
  * `down` with this DEPLOYFILE_LAB_DIR) stops it.

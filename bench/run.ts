@@ -4,7 +4,8 @@
  *
  *   npm run bench                      the full run (about 15 minutes on 2 cores)
  *   npm run bench -- --quick           10 sites at most, fewer runs (about 5 minutes)
- *   npm run bench -- --only 1,5        some cases only (1..6; 6 needs 2)
+ *   npm run bench -- --only 1,5        some cases only (1..7; 6 needs 2)
+ *   npm run bench -- --only 7 --out /tmp/R7.md   the releases case alone (about 3 minutes)
  *   npm run bench -- --sites 20 --runs 2 --keep-lab --out /tmp/R.md
  *
  * Writes bench/RESULTS.md (or --out) and the summary block of bench/README.md.
@@ -15,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ensureLab, stopLab, waitUwsgiQuiet, waitTouchedReloaded, serverCpuMs, siteName, DEFAULT_LAB_DIR, type BenchLab } from './lab.ts';
+import { ensureLab, ensureLayoutSites, stopLab, IN_PLACE_SITE, LAYOUT_SITES, RELEASES_SITE, lab as testLab, waitUwsgiQuiet, waitTouchedReloaded, serverCpuMs, siteName, DEFAULT_LAB_DIR, type BenchLab } from './lab.ts';
 import { fmtMs, fmtRatio, fmtStats, machineBusy, stats, summarizeCpuProfile, timed, timeline, type Invocation, type Sample, type Stats } from './measure.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -47,7 +48,7 @@ if (opt.help) {
 const quick = opt.quick;
 const maxSites = Math.min(50, Math.max(1, Number(opt.sites ?? (quick ? 10 : 50))));
 const runsOverride = opt.runs ? Math.max(1, Number(opt.runs)) : undefined;
-const only = new Set((opt.only ?? '1,2,3,4,5,6').split(',').map((s) => Number(s.trim())));
+const only = new Set((opt.only ?? '1,2,3,4,5,6,7').split(',').map((s) => Number(s.trim())));
 const want = (n: number): boolean => only.has(n);
 const fanSizes = [...new Set([1, 10, 50].map((n) => Math.min(n, maxSites)))];
 const orchSites = maxSites;
@@ -64,6 +65,8 @@ const R = {
   // 50 x 50 module runs take Ansible minutes; one run keeps the whole bench near 15 minutes.
   orchAnsible: 1,
   deploy: runsOverride ?? (quick ? 2 : 3),
+  // One site each, about 6 s a deploy: five pairs keep case 7 near 3 minutes.
+  layout: runsOverride ?? (quick ? 3 : 5),
   startupWarm: quick ? 10 : 20,
   startupFirst: quick ? 5 : 10,
 };
@@ -83,7 +86,10 @@ function have(cmd: string): boolean {
 
 function ensurePackages(): void {
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (it creates site users and uWSGI vassals); run it as root on a Debian machine');
-  const missing = ['/usr/sbin/sshd', '/usr/bin/uwsgi', '/usr/sbin/nginx', '/usr/bin/fab', '/usr/bin/ansible-playbook', '/usr/bin/hyperfine', '/usr/bin/time'].filter((f) => !fs.existsSync(f));
+  // The peers only for the cases that compare with them (case 7 compares deployfile with itself).
+  const peerCases = [1, 2, 3, 4].some(want);
+  const needed = ['/usr/sbin/sshd', '/usr/bin/uwsgi', '/usr/sbin/nginx', '/usr/bin/time', ...(peerCases ? ['/usr/bin/fab', '/usr/bin/ansible-playbook'] : []), ...(want(5) ? ['/usr/bin/hyperfine'] : [])];
+  const missing = needed.filter((f) => !fs.existsSync(f));
   if (missing.length === 0) return;
   say(`installing what is missing (${missing.join(', ')}) with bench/install-packages`);
   execFileSync(path.join(benchDir, 'install-packages'), { stdio: 'inherit' });
@@ -153,7 +159,8 @@ function makeWorld(tmp: string, snap: Snapshot, lab: BenchLab): World {
     TMPDIR: toolTmp,
   };
   const sitesJson = path.join(tmp, 'sites.json');
-  fs.writeFileSync(sitesJson, JSON.stringify({ host: '127.0.0.1', port: lab.port, identityFile: lab.keyPath, sites: lab.sites, localDir: lab.origin.workDir }, null, 2));
+  const layouts = { [RELEASES_SITE]: 'releases', [IN_PLACE_SITE]: 'in-place' };
+  fs.writeFileSync(sitesJson, JSON.stringify({ host: '127.0.0.1', port: lab.port, identityFile: lab.keyPath, sites: lab.sites, localDir: lab.origin.workDir, layouts }, null, 2));
   return { tmp, home, knownHosts, snap, lab, env, sitesJson };
 }
 
@@ -283,16 +290,72 @@ function failureNote(res: CaseResult, key: string): string {
   return `**${key}: ${f.length} run(s) failed** (exit ${f[0]!.exitCode}); last lines of the first failure's log:\n\n\`\`\`\n${tail}\n\`\`\`\n`;
 }
 
+// ---------------------------------------------------------------------------
+// What visitors get during a run (case 7): a bounded request loop through
+// nginx, one request at a time, every 50 ms, while the tool runs.
+
+interface Visit {
+  /** Epoch ms the request started. */
+  at: number;
+  /** HTTP status, or 0 when the request failed (refused, reset, no answer within 30 s). */
+  status: number;
+  /** How long it took. */
+  ms: number;
+}
+
+function watchRequests(url: string, intervalMs = 50, maxMs = 300_000): () => Promise<Visit[]> {
+  const visits: Visit[] = [];
+  let stop = false;
+  const loop = (async () => {
+    const until = Date.now() + maxMs;
+    while (!stop && Date.now() < until) {
+      const at = Date.now();
+      // 30 s, nginx's patience is 60 s: a request that waits out a reload is slow, not failed (its time is reported).
+      try {
+        const response = await fetch(url, { signal: AbortSignal.timeout(30_000), headers: { connection: 'close' } });
+        await response.text();
+        visits.push({ at, status: response.status, ms: Date.now() - at });
+      } catch {
+        visits.push({ at, status: 0, ms: Date.now() - at });
+      }
+      await new Promise((done) => setTimeout(done, intervalMs));
+    }
+  })();
+  return async () => {
+    stop = true;
+    await loop;
+    return visits;
+  };
+}
+
+/** Failed requests (5xx or no answer) and the span from the first failure's start to the first success after the last one. */
+function failuresOf(visits: Visit[]): { failed: number; total: number; spanMs: number; slowestMs: number; slow: number } {
+  const bad = (v: Visit): boolean => v.status === 0 || v.status >= 500;
+  const failed = visits.filter(bad);
+  const slowestMs = Math.max(0, ...visits.map((v) => v.ms));
+  const slow = visits.filter((v) => v.ms > 1000).length;
+  if (failed.length === 0) return { failed: 0, total: visits.length, spanMs: 0, slowestMs, slow };
+  const first = failed[0]!.at;
+  const last = failed[failed.length - 1]!.at;
+  const recovered = visits.find((v) => v.at > last && !bad(v))?.at ?? last;
+  return { failed: failed.length, total: visits.length, spanMs: recovered - first, slowestMs, slow };
+}
+
 /** Warm-up (untimed): caches of each tool (jiti's transform cache, Python bytecode, pip's) before anything is timed. */
 async function warmUp(w: World): Promise<void> {
   say('warm-up: each tool once, untimed');
   const one = [siteName(1)];
-  const a = ansible(w, 'commands.yml', one, ['-e', 'count=1']);
+  const peersToo = [1, 2, 3, 4].some(want);
+  const a = peersToo ? ansible(w, 'commands.yml', one, ['-e', 'count=1']) : undefined;
   for (const [key, inv, after] of [
     ['deployfile', deployInv(w, 'percmd', one, { BENCH_N: '1' })],
-    ['openssh', sshInv(w, 'true:1', one)],
-    ['fabric', fabInv(w, 'commands', one, ['--count', '1'])],
-    ['ansible', a.inv(), a.after],
+    ...(a
+      ? [
+          ['openssh', sshInv(w, 'true:1', one)],
+          ['fabric', fabInv(w, 'commands', one, ['--count', '1'])],
+          ['ansible', a.inv(), a.after],
+        ]
+      : []),
   ] as [string, Invocation, (() => void)?][]) {
     const s = await timed(inv, path.join(w.tmp, 'logs', 'warmup', `${key}.log`));
     after?.();
@@ -348,6 +411,7 @@ const mark = (met: boolean | undefined): string => (met === undefined ? '–' : 
 function machine(): string[] {
   const v = (cmd: string, args: string[]): string => {
     const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    if (r.error) return `${path.basename(cmd)}: not installed`;
     return `${r.stdout}${r.stderr}`.trim().split('\n')[0] ?? '?';
   };
   const cpus = os.cpus();
@@ -368,7 +432,7 @@ async function main(): Promise<void> {
   ensurePackages();
   const tmp = fs.mkdtempSync('/tmp/dfbench-');
   const snap = snapshot(tmp);
-  const needLab = [1, 2, 3, 4, 6].some(want);
+  const needLab = [1, 2, 3, 4, 6, 7].some(want);
   const siteCount = Math.max(want(2) || want(6) ? Math.max(...fanSizes) : 1, want(3) ? orchSites : 1, want(4) ? deploySites : 1);
   say(`lab: ${siteCount} site(s) in ${labDirArg}`);
   const lab = needLab ? await ensureLab(siteCount, repoRoot, say) : undefined;
@@ -603,6 +667,107 @@ async function main(): Promise<void> {
       await waitTouchedReloaded(profiledAt);
     }
 
+    // -- Case 7: the releases layout ------------------------------------------
+    if (want(7) && lab) {
+      await ensureLayoutSites(lab.origin, say);
+      const work = lab.origin.workDir;
+      let change = 0;
+      const commit = (): void => {
+        // The same kind of change as case 4: a new commit touching a Python module, REQUIREMENTS unchanged.
+        fs.writeFileSync(path.join(work, 'pages', 'bench_change.py'), `# bench change ${++change} (layouts) at ${new Date().toISOString()}\nCHANGE = ${change}\n`);
+        execFileSync('git', ['add', '-A'], { cwd: work });
+        execFileSync('git', ['commit', '-q', '-m', `bench: code-only change ${change} (layouts)`], { cwd: work });
+      };
+      // Each run deploys one new commit (so each pushes one), in turns.
+      const contestants: Contestant[] = [
+        { tool: 'deployfile', key: 'in place', runs: R.layout, touches: true, before: commit, make: () => deployInv(w, 'deploy', [IN_PLACE_SITE], {}, [], work) },
+        { tool: 'deployfile', key: 'releases', runs: R.layout, touches: true, before: commit, make: () => deployInv(w, 'deploy', [RELEASES_SITE], {}, [], work) },
+      ];
+      say('case 7: warm-up deploys (untimed; the first in the releases layout converts the site)');
+      for (const c of contestants) {
+        c.before?.();
+        const s = await timed(c.make(), path.join(w.tmp, 'logs', 'case-7-warmup', `${c.key.replace(/\W+/g, '-')}.log`));
+        if (s.exitCode !== 0) say(`case 7 warm-up of ${c.key} failed (exit ${s.exitCode}): ${s.log}`);
+        await waitTouchedReloaded(s.startedAt);
+      }
+      const res = await runCase('case 7 releases layout', w, contestants);
+      const inPlace = msOf(res, 'in place');
+      const releases = msOf(res, 'releases');
+      const ratio = releases.median / inPlace.median;
+
+      // Visitors during a good and a broken deploy, through nginx.
+      const nginx = await testLab.startNginx(LAYOUT_SITES.map((name) => ({ name, socket: testLab.socketPath(name), staticRoot: `/home/${name}/static` })));
+      const watched = async (key: string, site: string): Promise<{ sample: Awaited<ReturnType<typeof timed>>; visits: Visit[]; output: string }> => {
+        await waitUwsgiQuiet(0);
+        await testLab.waitForHttp(`${nginx.urls[site]}revision`);
+        const stop = watchRequests(`${nginx.urls[site]}revision`);
+        const sample = await timed(deployInv(w, 'deploy', [site], {}, [], work), path.join(w.tmp, 'logs', 'case-7-watched', `${key}.log`));
+        const visits = await stop();
+        await waitTouchedReloaded(sample.startedAt);
+        say(`case 7: ${key}: exit ${sample.exitCode}, ${fmtMs(sample.ms)}, ${failuresOf(visits).failed} of ${visits.length} requests failed`);
+        return { sample, visits, output: fs.readFileSync(sample.log, 'utf8') };
+      };
+      let good: Awaited<ReturnType<typeof watched>>;
+      let goodInPlace: Awaited<ReturnType<typeof watched>>;
+      let broken: Awaited<ReturnType<typeof watched>>;
+      try {
+        commit();
+        good = await watched('releases-good', RELEASES_SITE);
+        goodInPlace = await watched('in-place-good', IN_PLACE_SITE);
+        const wsgi = path.join(work, 'example_site', 'wsgi.py');
+        fs.writeFileSync(wsgi, fs.readFileSync(wsgi, 'utf8').replace('application = get_wsgi_application()', 'app = get_wsgi_application()'));
+        execFileSync('git', ['commit', '-q', '-am', 'bench: rename the wsgi callable (breaks uWSGI)'], { cwd: work });
+        try {
+          broken = await watched('releases-broken', RELEASES_SITE);
+        } finally {
+          // The origin is shared by every bench site: never leave the broken commit at its head.
+          execFileSync('git', ['revert', '--no-edit', 'HEAD'], { cwd: work });
+          execFileSync('git', ['push', '-q'], { cwd: work });
+        }
+      } finally {
+        await nginx.stop();
+      }
+      const g = failuresOf(good.visits);
+      const gi = failuresOf(goodInPlace.visits);
+      const b = failuresOf(broken.visits);
+      const printed = /the site served errors for at most ([\d.]+)s/.exec(broken.output)?.[1];
+      const rolledBack = broken.sample.exitCode === 1 && printed !== undefined;
+      // The broken release's errors fall inside the window the tool prints (a request every 50 ms: one interval of slack).
+      const within = rolledBack && b.failed > 0 && b.spanMs <= Number(printed) * 1000 + 100;
+      report.push(
+        '## 7. The releases layout: a code-only deploy, and what visitors get',
+        '',
+        `Two sites of their own (so the in-place sites of the other cases are never converted), both from the shared origin: \`${RELEASES_SITE}\` in the releases layout (\`layout: 'releases'\`: test, push, buildRelease, activateRelease) and \`${IN_PLACE_SITE}\` in place (the built-in deploy of case 4). Before each run a new commit changes a Python module (REQUIREMENTS unchanged); \`deploy run deploy -s <site>\`, ${R.layout} runs each, in turns, after one untimed deploy each (the releases site's first converts it, if an earlier run has not).`,
+        '',
+        '| layout | wall time | vs in place |',
+        '| --- | ---: | ---: |',
+        `| in place (pull, settings, pip skipped, collectstatic, reload and verify) | ${fmtStats(inPlace)} | 1.00x |`,
+        `| releases (worktree beside the live release, settings, virtualenv reused, collectstatic, switch, reload and verify, retention) | ${fmtStats(releases)} | ${fmtRatio(ratio)} |`,
+        '',
+        `Then, with a request to \`/revision\` through nginx every 50 ms while the deploy runs (one at a time; a failure is a 5xx or no answer within 30 s; a request that waits for the reload is slow, not failed, and counted under "over 1 s"):`,
+        '',
+        '| run | exit | wall time | failed requests | failures span | over 1 s / slowest | the tool says |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
+        `| a good code-only deploy, releases | ${good.sample.exitCode} | ${fmtMs(good.sample.ms)} | ${g.failed} of ${g.total} | ${g.failed ? fmtMs(g.spanMs) : '–'} | ${g.slow} / ${fmtMs(g.slowestMs)} | |`,
+        `| a good code-only deploy, in place (for reference) | ${goodInPlace.sample.exitCode} | ${fmtMs(goodInPlace.sample.ms)} | ${gi.failed} of ${gi.total} | ${gi.failed ? fmtMs(gi.spanMs) : '–'} | ${gi.slow} / ${fmtMs(gi.slowestMs)} | |`,
+        `| a broken release (wsgi callable renamed), releases: rolled back by itself | ${broken.sample.exitCode} | ${fmtMs(broken.sample.ms)} | ${b.failed} of ${b.total} | ${b.failed ? fmtMs(b.spanMs) : '–'} | ${b.slow} / ${fmtMs(b.slowestMs)} | ${printed ? `errors for at most ${printed} s` : '(no window printed)'} |`,
+        '',
+        `The failures span runs from the start of the first failed request to the first successful one after the last failure. For the broken release it ${within ? 'lies within' : '**does not lie within**'} the window the tool printed (from its reload of the broken release until the previous one answered).`,
+        '',
+        ...['in place', 'releases'].map((k) => failureNote(res, k)).filter(Boolean),
+      );
+      const metTime = ratio <= 1.1;
+      const metGood = good.sample.exitCode === 0 && g.failed === 0;
+      targets.push({ target: 'code-only deploy in the releases layout ≤ 1.1x the in-place deploy of the same change', measured: `${fmtMs(releases.median)} vs ${fmtMs(inPlace.median)} (${fmtRatio(ratio)})`, met: metTime });
+      targets.push({ target: 'no failed request through nginx during a good deploy (releases)', measured: `${g.failed} of ${g.total}`, met: metGood });
+      targets.push({ target: 'a broken deploy (releases): errors only between its reload and the rollback, the window printed', measured: `${b.failed} of ${b.total} failed over ${fmtMs(b.spanMs)}; printed: ${printed ? `at most ${printed} s` : 'none'}`, met: within });
+      summary.push(
+        `| releases layout: code-only deploy, 1 site, vs in place | ${fmtMs(releases.median)} (in place ${fmtMs(inPlace.median)}) | – | – | – | ≤ 1.1x in place | ${mark(metTime)} (${fmtRatio(ratio)}) |`,
+        `| releases layout: failed requests, good deploy / broken deploy | ${g.failed}/${g.total} / ${b.failed}/${b.total} in ${fmtMs(b.spanMs)} (printed: ≤ ${printed ?? '?'} s) | – | – | – | 0 / only in the printed window | ${mark(metGood && within)} |`,
+      );
+      if (!metTime) notes.push('releases layout');
+    }
+
     // -- Case 5: start-up ------------------------------------------------------
     if (want(5)) {
       say('case 5: start-up (hyperfine)');
@@ -662,7 +827,7 @@ async function main(): Promise<void> {
     if (lab && !opt['keep-lab']) {
       say('stopping the bench lab daemons and removing its vassals (users and clones stay for the next run)');
       const state = JSON.parse(fs.readFileSync(path.join(labDirArg, 'bench-lab.json'), 'utf8')) as { sites: string[] };
-      await stopLab(state.sites);
+      await stopLab([...state.sites, ...LAYOUT_SITES]);
     }
   }
 
