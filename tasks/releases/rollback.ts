@@ -1,4 +1,4 @@
-import { ROLLBACK_REQUEST, sh, task, type Context, type RollbackRequest, type TaskDefinition } from '../../src/index.ts';
+import { InterruptedError, ROLLBACK_REQUEST, sh, task, type Context, type RollbackRequest, type TaskDefinition } from '../../src/index.ts';
 import { AppNotBackError } from '../touch-vassal-ini.ts';
 import { switchTo } from './activate.ts';
 import { appendRecord, operator, readReleases, releasePaths, type ReleaseOptions, type ReleasePaths } from './layout.ts';
@@ -59,6 +59,8 @@ export function rollback(options: ReleaseOptions = {}): TaskDefinition {
       try {
         await c.invoke('touchVassalIni');
       } catch (error) {
+        // Ctrl-C or SIGTERM while reloading is no verdict: the run stops with both links on the target (consistent).
+        if (error instanceof InterruptedError) throw error;
         // The target does not serve: the release that was current goes back.
         await switchTo(
           c,
