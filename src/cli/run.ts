@@ -1,21 +1,9 @@
-import { EventBus, type EventOf } from '../core/events.ts';
 import { EXIT } from '../core/errors.ts';
-import { Redactor } from '../core/secret.ts';
 import { findDeployfile, loadDeployfile } from '../config/load.ts';
-import { execute, newRunId } from '../executor/executor.ts';
 import { Escapes } from '../executor/escapes.ts';
 import { describeStop, signalExitCode, signalStop, STOP_SIGNALS, type StopSignal } from '../executor/stop.ts';
 import { checkTasks, selectSites } from '../executor/select.ts';
-import { InteractivePrompter, inquirerAsker, serialAsker } from '../prompts/interactive.ts';
-import { PolicyPrompter, type Prompter } from '../prompts/prompter.ts';
-import { DryRunTransport } from '../transports/dry-run.ts';
-import { LocalTransport } from '../transports/local.ts';
-import { sshRunSettings } from '../ssh/run-settings.ts';
-import { sshTransportFor } from '../ssh/site-transport.ts';
-import { JsonView } from '../views/json.ts';
-import { ListrView } from '../views/listr.ts';
-import { PlainView } from '../views/plain.ts';
-import { useColor } from '../views/style.ts';
+import { runEngine } from './engine.ts';
 import { parseRunOptions, splitList } from './options.ts';
 import { reportFatal } from './report.ts';
 import { blockingStdio } from './stdio.ts';
@@ -53,31 +41,7 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
   // Output streams at the reader's pace instead of piling up in memory (see stdio.ts).
   blockingStdio();
   const interactive = isInteractive() && !options.json;
-  const bus = new EventBus(newRunId());
-  const human = options.json ? process.stderr : process.stdout;
-  let listr: ListrView | undefined;
-  if (options.json) bus.on(new JsonView(process.stdout).handle);
-  if (interactive && !options.verbose) {
-    listr = new ListrView(process.stdout);
-    bus.on(listr.handle);
-  } else {
-    bus.on(new PlainView({ out: human, color: useColor(human), showOutput: true }).handle);
-  }
-  let runEnd: EventOf<'run:end'> | undefined;
-  bus.on((event) => {
-    if (event.type === 'run:end') runEnd = event;
-  });
-
   const interrupt = new AbortController();
-  // Every question, whoever asks it, goes through one queue and the active view.
-  const asker = serialAsker(listr ?? inquirerAsker);
-  let prompter: Prompter;
-  if (interactive && options.onFailure === undefined) {
-    prompter = new InteractivePrompter(asker, { yes: options.yes });
-  } else {
-    prompter = new PolicyPrompter({ yes: options.yes, onFailure: options.onFailure ?? 'abort' });
-  }
-
   // The first Ctrl-C, SIGTERM (a cancelled CI job) or SIGHUP (a closed terminal): start nothing new,
   // end the running commands, release the locks, write the history, print the summary; exit 128 + n.
   // A second one: leave now (locks stay, for deploy unlock).
@@ -107,42 +71,8 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
   process.on('unhandledRejection', onEscape);
   process.on('uncaughtException', onEscape);
 
-  const redactor = new Redactor();
-  // Host key questions go to the terminal itself, never to the prompter: --yes must not accept a host key.
-  const { ssh, sudoPassword } = sshRunSettings({
-    configFile: options.sshConfig,
-    acceptNewHostKeys: options.acceptNewHostKeys,
-    asker: interactive
-      ? {
-          confirm: (site, message, defaultAnswer) => asker.confirm(site, message, defaultAnswer),
-          secret: (message) => asker.secret(null, message),
-        }
-      : undefined,
-    redactor,
-    onWarning: (site, message) => bus.emit({ type: 'log', site, level: 'warn', message }),
-  });
   try {
-    const outcome = await execute({
-      deployfile,
-      tasks,
-      sites,
-      bus,
-      prompter,
-      local: options.dryRun ? new DryRunTransport('local') : new LocalTransport(),
-      transportFor: (site) => (options.dryRun ? new DryRunTransport(`${site.user}@${site.host}:${site.port ?? 22}`) : sshTransportFor(site, ssh)),
-      dryRun: options.dryRun,
-      parallel: options.parallel,
-      batch: options.batch,
-      maxFailures: options.maxFailures,
-      signal: interrupt.signal,
-      redactor,
-      sudoPassword,
-      defaultTimeoutMs: options.timeout,
-      deadlineMs: options.deadline,
-      escapes,
-      shared,
-    });
-    await listr?.finish(runEnd);
+    const outcome = await runEngine({ deployfile, tasks, sites, options, interactive, signal: interrupt.signal, escapes, shared });
     if (stoppedBy) process.stderr.write(`deploy: stopped by ${describeStop(signalStop(stoppedBy))}; exit ${outcome.exitCode}\n`);
     if (outcome.leftPending.length > 0) {
       process.stderr.write(`deploy: gave up waiting for: ${outcome.leftPending.join(', ')}\n`);
@@ -153,7 +83,6 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
     }
     return escapedOutside && outcome.exitCode === EXIT.ok ? EXIT.failed : outcome.exitCode;
   } catch (error) {
-    await listr?.finish(undefined);
     return reportFatal(error);
   } finally {
     for (const [signal, handler] of signalHandlers) process.off(signal, handler);
