@@ -4,7 +4,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, test } from 'vitest';
-import { startStandInEmperor, type StandInEmperor } from '../../src/demo/emperor.ts';
+import { startStandInEmperor, type StandInEmperor } from '../../demo/emperor.ts';
 
 let dir: string;
 let emperor: StandInEmperor | undefined;

@@ -1,7 +1,7 @@
 import { mkdtemp, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateKeyPair, startEmbeddedSshServer, type EmbeddedSshServer } from '../../src/embedded-ssh/server.ts';
+import { generateKeyPair, startEmbeddedSshServer, type EmbeddedSshServer } from '../../demo/embedded-ssh/server.ts';
 import { EventBus, type DeployEvent } from '../../src/core/events.ts';
 import { validateDeployfile, type ResolvedSite } from '../../src/config/load.ts';
 import type { DeployfileConfig } from '../../src/config/define.ts';

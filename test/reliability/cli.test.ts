@@ -7,7 +7,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderHistory } from '../../src/cli/history.ts';
-import { generateKeyPair, startEmbeddedSshServer, type EmbeddedSshServer } from '../../src/embedded-ssh/server.ts';
+import { generateKeyPair, startEmbeddedSshServer, type EmbeddedSshServer } from '../../demo/embedded-ssh/server.ts';
 import { appendHistory } from '../../src/executor/history.ts';
 import { acquireLock, lockInfoFor } from '../../src/executor/lock.ts';
 import { LocalTransport } from '../../src/transports/local.ts';

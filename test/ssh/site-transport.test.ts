@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { ResolvedSite } from '../../src/config/load.ts';
 import { ConnectionError } from '../../src/core/errors.ts';
 import { Redactor } from '../../src/core/secret.ts';
-import { generateKeyPair, startEmbeddedSshServer, type EmbeddedSshServer } from '../../src/embedded-ssh/server.ts';
+import { generateKeyPair, startEmbeddedSshServer, type EmbeddedSshServer } from '../../demo/embedded-ssh/server.ts';
 import { hashHostName } from '../../src/ssh/known-hosts.ts';
 import { passphraseProvider, sshTransportFor, sudoPasswordSource, type HostKeyQuestion, type SshSettings } from '../../src/ssh/site-transport.ts';
 

@@ -12,7 +12,7 @@
  */
 import { appendFile, readFile, rm, stat } from 'node:fs/promises';
 import http from 'node:http';
-import { parseVassalIni } from '../../tasks/uwsgi.ts';
+import { parseVassalIni } from '../tasks/index.ts';
 import { loadStandInApp } from './app.ts';
 
 /** A running stand-in emperor; see {@link startStandInEmperor}. */

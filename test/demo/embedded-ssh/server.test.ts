@@ -10,8 +10,8 @@ import {
   startEmbeddedSshServer,
   type EmbeddedSshServer,
   type EmbeddedSshServerOptions,
-} from '../../src/embedded-ssh/server.ts';
-import { groupAlive } from '../../src/embedded-ssh/exec.ts';
+} from '../../../demo/embedded-ssh/server.ts';
+import { groupAlive } from '../../../demo/embedded-ssh/exec.ts';
 
 const { BaseAgent, Client, utils } = ssh2;
 

@@ -39,12 +39,12 @@ export interface Workspace {
 }
 
 /**
- * `examples/django-site` of this package: src/demo/ under vitest and jiti,
- * dist/src/demo/ when built, so try both depths.
+ * `examples/django-site` of this package: demo/ under vitest and jiti,
+ * dist/demo/ when built, so try both depths.
  */
 export function exampleSiteDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const up of ['../..', '../../..']) {
+  for (const up of ['..', '../..']) {
     const dir = resolve(here, up, 'examples', 'django-site');
     if (existsSync(join(dir, 'manage.py'))) return dir;
   }
@@ -110,7 +110,7 @@ export async function createWorkspace(): Promise<Workspace> {
       w.vassal,
       [
         '[uwsgi]',
-        '; Read by the demo\'s stand-in emperor (src/demo/emperor.ts), which honours chdir,',
+        '; Read by the demo\'s stand-in emperor (demo/emperor.ts), which honours chdir,',
         '; http-socket and logto; the other lines are what uWSGI itself would need.',
         `chdir = ${w.codeDir}`,
         `virtualenv = ${w.virtualenv}`,

@@ -10,7 +10,7 @@ import { accessSync, constants } from 'node:fs';
 import { chmod, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
-import { quote, sh, type CommandInput } from '../core/quote.ts';
+import { quote, sh, type CommandInput } from '../src/index.ts';
 import type { Workspace } from './workspace.ts';
 
 const run = promisify(execFile);
