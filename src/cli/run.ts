@@ -6,23 +6,31 @@ import { execute, newRunId } from '../executor/executor.ts';
 import { Escapes } from '../executor/escapes.ts';
 import { describeStop, signalExitCode, signalStop, STOP_SIGNALS, type StopSignal } from '../executor/stop.ts';
 import { checkTasks, selectSites } from '../executor/select.ts';
-import { InteractivePrompter, inquirerAsker, serialAsker } from '../prompts/interactive.ts';
-import { PolicyPrompter, type Prompter } from '../prompts/prompter.ts';
+import type { Prompter } from '../core/prompter.ts';
+import { inquirerAsker, queuedAsker } from '../prompts/asker.ts';
+import { InteractivePrompter } from '../prompts/interactive.ts';
+import { PolicyPrompter } from '../prompts/policy.ts';
+import { createQuestionQueue } from '../prompts/queue.ts';
+import { someoneAtTerminal } from '../prompts/terminal.ts';
 import { DryRunTransport } from '../transports/dry-run.ts';
 import { LocalTransport } from '../transports/local.ts';
 import { sshRunSettings } from '../ssh/run-settings.ts';
 import { sshTransportFor } from '../ssh/site-transport.ts';
 import { JsonView } from '../views/json.ts';
 import { ListrView } from '../views/listr.ts';
+import { ListrQuestions } from '../views/listr-questions.ts';
 import { PlainView } from '../views/plain.ts';
 import { useColor } from '../views/style.ts';
 import { parseRunOptions, splitList } from './options.ts';
 import { reportFatal } from './report.ts';
 import { blockingStdio } from './stdio.ts';
 
-/** Someone is at the keyboard: both ends are a terminal and no CI says otherwise. */
+/**
+ * Someone is at the keyboard for `deploy run`: stdin and stdout are a terminal
+ * and no CI says otherwise. Kept for `deploy demo`; it is {@link someoneAtTerminal}.
+ */
 export function isInteractive(): boolean {
-  return Boolean(process.stdin.isTTY && process.stdout.isTTY) && !process.env.CI;
+  return someoneAtTerminal(process.stdout);
 }
 
 /** `deploy run <task...>`: returns the exit code. */
@@ -52,7 +60,7 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
 
   // Output streams at the reader's pace instead of piling up in memory (see stdio.ts).
   blockingStdio();
-  const interactive = isInteractive() && !options.json;
+  const interactive = someoneAtTerminal(process.stdout) && !options.json;
   const bus = new EventBus(newRunId());
   const human = options.json ? process.stderr : process.stdout;
   let listr: ListrView | undefined;
@@ -69,11 +77,13 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
   });
 
   const interrupt = new AbortController();
-  // Every question, whoever asks it, goes through one queue and the active view.
-  const asker = serialAsker(listr ?? inquirerAsker);
+  // Every question, whoever asks it (prompter, host keys, passphrases, sudo password), takes its turn
+  // in the run's one queue; the active view only shows it.
+  const questions = createQuestionQueue();
+  const asker = queuedAsker(listr ? new ListrQuestions(listr) : inquirerAsker, questions);
   let prompter: Prompter;
   if (interactive && options.onFailure === undefined) {
-    prompter = new InteractivePrompter(asker, { yes: options.yes });
+    prompter = new InteractivePrompter(asker, { yes: options.yes, queue: questions });
   } else {
     prompter = new PolicyPrompter({ yes: options.yes, onFailure: options.onFailure ?? 'abort' });
   }
@@ -118,6 +128,7 @@ export async function runCommand(tasks: string[], flags: Record<string, unknown>
           secret: (message) => asker.secret(null, message),
         }
       : undefined,
+    questions,
     redactor,
     onWarning: (site, message) => bus.emit({ type: 'log', site, level: 'warn', message }),
   });

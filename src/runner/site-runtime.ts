@@ -2,7 +2,7 @@ import type { SiteInfo } from '../core/context.ts';
 import type { EventBus } from '../core/events.ts';
 import type { Where } from '../core/result.ts';
 import type { Redactor } from '../core/secret.ts';
-import type { Prompter } from '../prompts/prompter.ts';
+import type { Prompter } from '../core/prompter.ts';
 import type { Transport } from '../transports/transport.ts';
 
 /** The task a piece of run-once work is attributed to (its events carry this id). */
