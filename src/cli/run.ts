@@ -21,7 +21,7 @@ import { ListrView } from '../views/listr.ts';
 import { ListrQuestions } from '../views/listr-questions.ts';
 import { PlainView } from '../views/plain.ts';
 import { useColor } from '../views/style.ts';
-import { parseRunOptions, splitList } from './options.ts';
+import { parseDeployRunOptions, splitList } from './options.ts';
 import { reportFatal } from './report.ts';
 import { blockingStdio } from './stdio.ts';
 
@@ -33,13 +33,19 @@ export function isInteractive(): boolean {
   return someoneAtTerminal(process.stdout);
 }
 
-/** `deploy run <task...>`: returns the exit code. */
-export async function runCommand(tasks: string[], flags: Record<string, unknown>, shared?: Record<string, unknown>): Promise<number> {
+/**
+ * `deploy run <task...>` (and `deploy rollback`, `deploy releases`, which run a
+ * built-in task): composes options, views, prompter and engine once; returns the
+ * exit code. Not the runner's `runCommand`, which runs one command of a task.
+ *
+ * @example process.exitCode = await deployRun(['deploy'], { site: 'web1' });
+ */
+export async function deployRun(tasks: string[], flags: Record<string, unknown>, shared?: Record<string, unknown>): Promise<number> {
   let options;
   let deployfile;
   let sites;
   try {
-    options = parseRunOptions(flags);
+    options = parseDeployRunOptions(flags);
     deployfile = await loadDeployfile(findDeployfile(options.file));
     checkTasks(deployfile, tasks);
     sites = selectSites(deployfile, { site: splitList(options.site), exclude: splitList(options.exclude), shard: options.shard });
