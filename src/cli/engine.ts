@@ -3,17 +3,21 @@ import { Redactor } from '../core/secret.ts';
 import type { LoadedDeployfile, ResolvedSite } from '../config/load.ts';
 import { execute, newRunId, type RunOutcome } from '../executor/executor.ts';
 import type { Escapes } from '../executor/escapes.ts';
-import { InteractivePrompter, inquirerAsker, serialAsker } from '../prompts/interactive.ts';
-import { PolicyPrompter, type Prompter } from '../prompts/prompter.ts';
+import type { Prompter } from '../core/prompter.ts';
+import { inquirerAsker, queuedAsker } from '../prompts/asker.ts';
+import { InteractivePrompter } from '../prompts/interactive.ts';
+import { PolicyPrompter } from '../prompts/policy.ts';
+import { createQuestionQueue } from '../prompts/queue.ts';
 import { DryRunTransport } from '../transports/dry-run.ts';
 import { LocalTransport } from '../transports/local.ts';
 import { sshRunSettings } from '../ssh/run-settings.ts';
 import { sshTransportFor, type SshSettings } from '../ssh/site-transport.ts';
 import { JsonView } from '../views/json.ts';
 import { ListrView } from '../views/listr.ts';
+import { ListrQuestions } from '../views/listr-questions.ts';
 import { PlainView } from '../views/plain.ts';
 import { useColor } from '../views/style.ts';
-import type { RunOptions } from './options.ts';
+import type { DeployRunOptions } from './options.ts';
 
 /** What a command hands to {@link runEngine}: the run's work, how to show it, and how to stop it. */
 export interface EngineRun {
@@ -22,7 +26,7 @@ export interface EngineRun {
   tasks: string[];
   sites: ResolvedSite[];
   /** `deploy run`'s parsed flags; a command without some of them gets `deploy run`'s defaults. */
-  options: Partial<RunOptions>;
+  options: Partial<DeployRunOptions>;
   /** Someone is at the terminal (and not --json): the listr view, and questions are asked. */
   interactive: boolean;
   /** Replace what ssh config and the environment give; `deploy demo` points at its own key and known_hosts. */
@@ -64,11 +68,13 @@ export async function runEngine(run: EngineRun): Promise<RunOutcome> {
     if (event.type === 'run:end') runEnd = event;
   });
 
-  // Every question, whoever asks it, goes through one queue and the active view.
-  const asker = serialAsker(listr ?? inquirerAsker);
+  // Every question, whoever asks it (prompter, host keys, passphrases, sudo password), takes its turn
+  // in the run's one queue; the active view only shows it.
+  const questions = createQuestionQueue();
+  const asker = queuedAsker(listr ? new ListrQuestions(listr) : inquirerAsker, questions);
   let prompter: Prompter;
   if (interactive && options.onFailure === undefined) {
-    prompter = new InteractivePrompter(asker, { yes: options.yes ?? false });
+    prompter = new InteractivePrompter(asker, { yes: options.yes ?? false, queue: questions });
   } else {
     prompter = new PolicyPrompter({ yes: options.yes ?? false, onFailure: options.onFailure ?? 'abort' });
   }
@@ -85,6 +91,7 @@ export async function runEngine(run: EngineRun): Promise<RunOutcome> {
             secret: (message) => asker.secret(null, message),
           }
         : undefined,
+      questions,
       redactor,
       onWarning: (site, message) => bus.emit({ type: 'log', site, level: 'warn', message }),
     });

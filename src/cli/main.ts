@@ -102,8 +102,8 @@ shard runs them; run them in a job of their own before the matrix.
 ${EXIT_CODES_HELP}`,
     )
     .action(async (tasks: string[], options: Record<string, unknown>, command: Command) => {
-      const { runCommand } = await import('./run.ts');
-      process.exitCode = await runCommand(tasks, { ...command.optsWithGlobals(), ...options });
+      const { deployRun } = await import('./run.ts');
+      process.exitCode = await deployRun(tasks, { ...command.optsWithGlobals(), ...options });
     });
 
   program
@@ -164,9 +164,9 @@ Examples:
 ${EXIT_CODES_HELP}`,
     )
     .action(async (options: Record<string, unknown>, command: Command) => {
-      const [{ runCommand }, { ROLLBACK_REQUEST }] = await Promise.all([import('./run.ts'), import('../core/rollback-request.ts')]);
+      const [{ deployRun }, { ROLLBACK_REQUEST }] = await Promise.all([import('./run.ts'), import('../core/rollback-request.ts')]);
       const request = { to: options.to as string | undefined, message: options.message as string | undefined, migrateBack: options.migrateBack === true };
-      process.exitCode = await runCommand(['rollback'], { ...command.optsWithGlobals(), ...options }, { [ROLLBACK_REQUEST]: request });
+      process.exitCode = await deployRun(['rollback'], { ...command.optsWithGlobals(), ...options }, { [ROLLBACK_REQUEST]: request });
     });
 
   program
@@ -174,8 +174,8 @@ ${EXIT_CODES_HELP}`,
     .description("list a site's releases (releases layout): state, revision, when, by whom, virtualenv, disk use")
     .argument('<site>', 'site name from the deployfile')
     .action(async (site: string, _options: unknown, command: Command) => {
-      const { runCommand } = await import('./run.ts');
-      process.exitCode = await runCommand(['releases'], { ...command.optsWithGlobals(), site });
+      const { deployRun } = await import('./run.ts');
+      process.exitCode = await deployRun(['releases'], { ...command.optsWithGlobals(), site });
     });
 
   program

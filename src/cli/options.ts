@@ -51,7 +51,7 @@ const count = (max: number) => z.coerce.number().int('must be a whole number').m
  * DEPLOY_JSON, DEPLOY_TIMEOUT, DEPLOY_DEADLINE), validated once. An empty
  * `--site`/`--exclude` is refused (see {@link checkSelection}).
  */
-export const RunOptionsSchema = z.object({
+export const DeployRunOptionsSchema = z.object({
   file: z.string().optional(),
   /** `-F FILE`: ssh config instead of ~/.ssh/config (see src/ssh/README.md). */
   sshConfig: z.string().optional(),
@@ -73,7 +73,7 @@ export const RunOptionsSchema = z.object({
     }),
   yes: flag.default(false),
   onFailure: z.enum(['abort', 'continue']).optional(),
-  /** Undefined here: parseRunOptions fills in --batch, else DEFAULT_PARALLEL. */
+  /** Undefined here: parseDeployRunOptions fills in --batch, else DEFAULT_PARALLEL. */
   parallel: count(1000).optional(),
   batch: count(100_000).optional(),
   maxFailures: count(100_000).optional(),
@@ -84,10 +84,11 @@ export const RunOptionsSchema = z.object({
   deadline: positiveDuration('no deadline for the run'),
 });
 
-export type RunOptions = Omit<z.infer<typeof RunOptionsSchema>, 'parallel'> & { parallel: number };
+/** The parsed options of `deploy run` (not the public `RunOptions` of one `c.run` call, in core/context.ts). */
+export type DeployRunOptions = Omit<z.infer<typeof DeployRunOptionsSchema>, 'parallel'> & { parallel: number };
 
 /** Flags win over the environment, as with most CLIs. */
-export function parseRunOptions(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): RunOptions {
+export function parseDeployRunOptions(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): DeployRunOptions {
   const merged = {
     file: flags.file,
     sshConfig: flags.sshConfig,
@@ -108,7 +109,7 @@ export function parseRunOptions(flags: Record<string, unknown>, env: NodeJS.Proc
   };
   checkSelection(merged.site, flags.site !== undefined ? '-s/--site' : 'DEPLOY_SITE');
   checkSelection(merged.exclude, flags.exclude !== undefined ? '-x/--exclude' : 'DEPLOY_EXCLUDE');
-  const parsed = RunOptionsSchema.safeParse(merged);
+  const parsed = DeployRunOptionsSchema.safeParse(merged);
   if (!parsed.success) {
     const names: Record<string, string> = {
       onFailure: '--on-failure / DEPLOY_ON_FAILURE',

@@ -4,22 +4,32 @@ import { Escapes } from '../executor/escapes.ts';
 import { describeStop, signalExitCode, signalStop, STOP_SIGNALS, type StopSignal } from '../executor/stop.ts';
 import { checkTasks, selectSites } from '../executor/select.ts';
 import { runEngine } from './engine.ts';
-import { parseRunOptions, splitList } from './options.ts';
+import { parseDeployRunOptions, splitList } from './options.ts';
+import { someoneAtTerminal } from '../prompts/terminal.ts';
 import { reportFatal } from './report.ts';
 import { blockingStdio } from './stdio.ts';
 
-/** Someone is at the keyboard: both ends are a terminal and no CI says otherwise. */
+/**
+ * Someone is at the keyboard for `deploy run`: stdin and stdout are a terminal
+ * and no CI says otherwise. Kept for `deploy demo`; it is {@link someoneAtTerminal}.
+ */
 export function isInteractive(): boolean {
-  return Boolean(process.stdin.isTTY && process.stdout.isTTY) && !process.env.CI;
+  return someoneAtTerminal(process.stdout);
 }
 
-/** `deploy run <task...>`: returns the exit code. */
-export async function runCommand(tasks: string[], flags: Record<string, unknown>, shared?: Record<string, unknown>): Promise<number> {
+/**
+ * `deploy run <task...>` (and `deploy rollback`, `deploy releases`, which run a
+ * built-in task): composes options, views, prompter and engine once; returns the
+ * exit code. Not the runner's `runCommand`, which runs one command of a task.
+ *
+ * @example process.exitCode = await deployRun(['deploy'], { site: 'web1' });
+ */
+export async function deployRun(tasks: string[], flags: Record<string, unknown>, shared?: Record<string, unknown>): Promise<number> {
   let options;
   let deployfile;
   let sites;
   try {
-    options = parseRunOptions(flags);
+    options = parseDeployRunOptions(flags);
     deployfile = await loadDeployfile(findDeployfile(options.file));
     checkTasks(deployfile, tasks);
     sites = selectSites(deployfile, { site: splitList(options.site), exclude: splitList(options.exclude), shard: options.shard });

@@ -146,7 +146,20 @@ export type Listener = (event: DeployEvent) => void;
 export class EventBus {
   private readonly listeners: Listener[] = [];
 
+  /** Commands started in this run so far: command ids are unique within a run, and start again with each run. */
+  private commands = 0;
+
   constructor(readonly runId: string) {}
+
+  /**
+   * The id for the next command of this run (`c1`, `c2`, …): the run hands
+   * them out, not the module, so two runs in one process never share a count.
+   *
+   * @example const commandId = rt.bus.nextCommandId();
+   */
+  nextCommandId(): string {
+    return `c${++this.commands}`;
+  }
 
   on(listener: Listener): () => void {
     this.listeners.push(listener);

@@ -1,31 +1,9 @@
-import type { Answer, FailureAnswer, Prompter } from './prompter.ts';
+import type { Answer, FailureAnswer, Prompter, QuestionQueue } from '../core/prompter.ts';
 import type { CommandError } from '../core/errors.ts';
+import type { Asker } from './asker.ts';
+import { createQuestionQueue } from './queue.ts';
 
-/** Shows one question on the terminal; implemented by the active view. */
-export interface Asker {
-  select<T extends string>(site: string | null, message: string, choices: { name: string; value: T }[]): Promise<T>;
-  confirm(site: string | null, message: string, defaultAnswer: boolean): Promise<boolean>;
-  /** Hidden input (passwords, passphrases): never echoed. */
-  secret(site: string | null, message: string): Promise<string>;
-}
-
-/**
- * One question on the screen at a time, whoever asks: the prompter, host key
- * checks and passphrase questions all queue here.
- */
-export function serialAsker(asker: Asker): Asker {
-  let queue: Promise<unknown> = Promise.resolve();
-  const serial = <T>(ask: () => Promise<T>): Promise<T> => {
-    const next = queue.then(ask, ask);
-    queue = next.catch(() => undefined);
-    return next;
-  };
-  return {
-    select: (site, message, choices) => serial(() => asker.select(site, message, choices)),
-    confirm: (site, message, defaultAnswer) => serial(() => asker.confirm(site, message, defaultAnswer)),
-    secret: (site, message) => serial(() => asker.secret(site, message)),
-  };
-}
+export { inquirerAsker, queuedAsker, type Asker } from './asker.ts';
 
 type FailureChoice = FailureAnswer | 'skip-all' | 'abort-all';
 
@@ -33,29 +11,32 @@ type FailureChoice = FailureAnswer | 'skip-all' | 'abort-all';
  * Asks the person at the terminal, one question at a time (sites running in
  * parallel queue up; the others keep running until they need an answer
  * themselves). "… for all sites" answers are remembered for the rest of the run.
+ * Pass the run's one {@link QuestionQueue} as `queue`, so these questions wait
+ * behind host key and passphrase questions too (a queue of its own otherwise).
+ *
+ * @example
+ * const questions = createQuestionQueue();
+ * new InteractivePrompter(queuedAsker(display, questions), { yes: options.yes, queue: questions });
  */
 export class InteractivePrompter implements Prompter {
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue: QuestionQueue;
   private standing: FailureAnswer | undefined;
 
   constructor(
     private readonly asker: Asker,
-    private readonly options: { yes?: boolean; onAbortAll?: () => void } = {},
-  ) {}
-
-  private serial<T>(ask: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(ask, ask);
-    this.queue = next.catch(() => undefined);
-    return next;
+    private readonly options: { yes?: boolean; onAbortAll?: () => void; queue?: QuestionQueue } = {},
+  ) {
+    this.queue = options.queue ?? createQuestionQueue();
   }
 
   confirm(request: { site: string | null; question: string; default?: boolean }): Promise<Answer<boolean>> {
     if (this.options.yes) return Promise.resolve({ answer: true, by: 'policy' });
-    return this.serial(async () => ({ answer: await this.asker.confirm(request.site, request.question, request.default ?? false), by: 'user' as const }));
+    return this.queue.turn(async () => ({ answer: await this.asker.confirm(request.site, request.question, request.default ?? false), by: 'user' as const }));
   }
 
   onFailure(request: { site: string | null; error: CommandError }): Promise<Answer<FailureAnswer>> {
-    return this.serial(async () => {
+    // The whole decision is one turn: the standing answer is read after the wait, not before.
+    return this.queue.turn(async () => {
       // An answer given "for all sites" while this one waited in the queue applies here too.
       if (this.standing) return { answer: this.standing, by: 'user' as const };
       const choice = await this.asker.select<FailureChoice>(request.site, `${request.error.message}\nWhat now?`, [
@@ -74,19 +55,3 @@ export class InteractivePrompter implements Prompter {
     });
   }
 }
-
-/** Asks with @inquirer/prompts directly, for views that don't own the screen. */
-export const inquirerAsker: Asker = {
-  async select(site, message, choices) {
-    const { select } = await import('@inquirer/prompts');
-    return select({ message: site ? `[${site}] ${message}` : message, choices });
-  },
-  async confirm(site, message, defaultAnswer) {
-    const { confirm } = await import('@inquirer/prompts');
-    return confirm({ message: site ? `[${site}] ${message}` : message, default: defaultAnswer });
-  },
-  async secret(site, message) {
-    const { password } = await import('@inquirer/prompts');
-    return password({ message: site ? `[${site}] ${message}` : message, mask: '*' });
-  },
-};

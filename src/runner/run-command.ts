@@ -27,8 +27,6 @@ export interface CommandRequest {
   internal?: boolean;
 }
 
-let commandCounter = 0;
-
 /**
  * Run one command: emit its events, keep bounded output, enforce its timeout,
  * and on failure (unless warn-only) let the prompter decide: retry, skip, abort.
@@ -56,7 +54,7 @@ async function runOnce(rt: SiteRuntime, request: CommandRequest): Promise<Result
   // a site that cannot be reached or is locked has not started this command.
   await request.transport.connect();
   if (rt.signal.aborted) throw new InterruptedError(`interrupted before: ${rt.redactor.redact(request.command.shown)}`);
-  const commandId = `c${++commandCounter}`;
+  const commandId = rt.bus.nextCommandId();
   // `shown` has each interpolated secret as *** whatever its length or quoting;
   // the redactor then catches known secrets written into the text by hand.
   const command = rt.redactor.redact(request.options.label ?? request.command.shown);

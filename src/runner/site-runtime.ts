@@ -2,7 +2,7 @@ import type { SiteInfo } from '../core/context.ts';
 import type { EventBus } from '../core/events.ts';
 import type { Where } from '../core/result.ts';
 import type { Redactor } from '../core/secret.ts';
-import type { Prompter } from '../prompts/prompter.ts';
+import type { Prompter } from '../core/prompter.ts';
 import type { Transport } from '../transports/transport.ts';
 
 /** The task a piece of run-once work is attributed to (its events carry this id). */
@@ -40,4 +40,28 @@ export interface SiteRuntime {
   /** Adds a note to this site's summary row. */
   report(note: string): void;
   targetFor(where: Where): string;
+  /**
+   * What the runner has learnt about this site in this run. The builder of the
+   * runtime may set it; otherwise {@link siteFacts} adds it on first use. Either
+   * way it lives on the runtime, so it ends with the site's run.
+   */
+  facts?: SiteFacts;
+}
+
+/** What the runner learns about one site during a run (state of the site, not of the module). */
+export interface SiteFacts {
+  /** Whether sudo asks nothing there (NOPASSWD), by target user ('' for the default): probed once per site and user. */
+  readonly sudoAsksNothing: Map<string, Promise<boolean>>;
+  /** The dry run has said, once, how it shows c.sudo. */
+  dryRunSudoNoted: boolean;
+}
+
+/**
+ * The facts of a site's runtime, made on first use.
+ *
+ * @example const probes = siteFacts(rt).sudoAsksNothing;
+ */
+export function siteFacts(rt: SiteRuntime): SiteFacts {
+  rt.facts ??= { sudoAsksNothing: new Map(), dryRunSudoNoted: false };
+  return rt.facts;
 }

@@ -8,15 +8,10 @@ import { isSecret, type Secret } from '../core/secret.ts';
 import type { CommandFn, ConfirmOptions, Context, RunOptions, SiteInfo, SudoOptions } from '../core/context.ts';
 import type { Result } from '../core/result.ts';
 import { runCommand } from './run-command.ts';
-import type { SiteRuntime, TaskFrameRef } from './site-runtime.ts';
+import { siteFacts, type SiteRuntime, type TaskFrameRef } from './site-runtime.ts';
 
 /** The task being run, so commands and skips are attributed to it. */
 export type TaskFrame = TaskFrameRef;
-
-/** Per site runtime: whether sudo asks nothing, by target user. */
-const sudoProbes = new WeakMap<SiteRuntime, Map<string, Promise<boolean>>>();
-/** Per site runtime: the dry run has said how it shows c.sudo. */
-const dryRunSudoNoted = new WeakSet<SiteRuntime>();
 
 type Call = [first: CommandInput | TemplateStringsArray, ...rest: unknown[]];
 
@@ -142,15 +137,15 @@ export class TaskContext implements Context {
   };
 
   private noteDryRunSudo(): void {
-    if (dryRunSudoNoted.has(this.rt)) return;
-    dryRunSudoNoted.add(this.rt);
+    const facts = siteFacts(this.rt);
+    if (facts.dryRunSudoNoted) return;
+    facts.dryRunSudoNoted = true;
     this.log(`dry run: c.sudo is shown as sent with the sudo password on stdin (sudo -k -S -p ''); where sudo needs no password (NOPASSWD, checked with sudo -k -n true), a real run sends sudo -n instead`);
   }
 
   /** Asked once per site and target user: does sudo need no password at all there? */
   private sudoAsksNothing(user: string | undefined): Promise<boolean> {
-    let probes = sudoProbes.get(this.rt);
-    if (!probes) sudoProbes.set(this.rt, (probes = new Map()));
+    const probes = siteFacts(this.rt).sudoAsksNothing;
     const key = user ?? '';
     let probe = probes.get(key);
     if (!probe) {

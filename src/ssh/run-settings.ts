@@ -1,3 +1,4 @@
+import type { QuestionQueue } from '../core/prompter.ts';
 import { OPERATOR_SECRET_VARS, type Redactor } from '../core/secret.ts';
 import { passphraseProvider, sshSettingsFromEnv, sudoPasswordSource, type SshSettings } from './site-transport.ts';
 
@@ -24,6 +25,8 @@ export function sshRunSettings(options: {
   configFile?: string;
   acceptNewHostKeys?: boolean;
   asker?: SshAsker;
+  /** The run's one question queue: host key checks take their turns in it. */
+  questions?: QuestionQueue;
   redactor: Redactor;
   onWarning: (site: string, message: string) => void;
   env?: NodeJS.ProcessEnv;
@@ -37,6 +40,7 @@ export function sshRunSettings(options: {
     configFile: options.configFile,
     acceptNewHostKeys: options.acceptNewHostKeys,
     askHostKey: asker ? (q) => asker.confirm(q.site, q.text, false) : undefined,
+    questions: options.questions,
     passphrase: passphraseProvider({
       env,
       ask: asker ? (r) => asker.secret(`Enter passphrase for key '${r.label}'${r.attempt > 1 ? ' (wrong, try again)' : ''}:`) : undefined,

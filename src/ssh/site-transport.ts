@@ -12,6 +12,7 @@ import ssh2 from 'ssh2';
 const { utils } = ssh2;
 import type { ResolvedSite } from '../config/load.ts';
 import { ConnectionError } from '../core/errors.ts';
+import type { QuestionQueue } from '../core/prompter.ts';
 import type { Redactor } from '../core/secret.ts';
 import { SshTransport, type AuthMethod, type LoadedKey } from '../transports/ssh.ts';
 import {
@@ -78,6 +79,8 @@ export interface SshSettings {
   acceptNewHostKeys?: boolean;
   /** Ask about an unknown host key (on a TTY only); resolve true to connect and record the key. Without it unknown hosts are refused. */
   askHostKey?: (question: HostKeyQuestion) => Promise<boolean>;
+  /** The run's one question queue (src/prompts): each host key check and its question take one turn in it. Without it, checks queue among themselves. */
+  questions?: QuestionQueue;
   /** The passphrase of an encrypted key, or undefined when none can be had. See passphraseProvider(). */
   passphrase?: (request: PassphraseRequest) => Promise<string | undefined>;
   /** A private key as text (env `DEPLOY_SSH_KEY`, e.g. a CI secret), tried first. */
@@ -523,7 +526,7 @@ function hostVerifierFor(endpoint: Endpoint, site: string, settings: SshSettings
     if (verdict.certAuthorities.length > 0) return refusalFor(verdict, endpoint, home);
 
     // One question (or one write) at a time: parallel sites often share a server.
-    const turn = state.hostKeyQueue.then(async (): Promise<true | string> => {
+    const check = async (): Promise<true | string> => {
       const again = checkHostKeyByName(endpoint.knownHostsFiles, endpoint.knownHostsName, key);
       if (again.status === 'match' || state.accepted.has(acceptedId(key))) return true;
       if (again.status !== 'unknown') return refusalFor(again, endpoint, home);
@@ -551,7 +554,9 @@ function hostVerifierFor(endpoint: Endpoint, site: string, settings: SshSettings
       }
       const refusal = refusalFor(again, endpoint, home);
       return strict ? `${refusal}\n  (ssh config sets StrictHostKeyChecking yes for this host)` : refusal;
-    });
+    };
+    if (settings.questions) return settings.questions.turn(check);
+    const turn = state.hostKeyQueue.then(check, check);
     state.hostKeyQueue = turn.catch(() => undefined);
     return turn;
   };

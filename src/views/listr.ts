@@ -1,11 +1,10 @@
 import { Listr, PRESET_TIMER, type DefaultRenderer, type ListrTask, type ListrTaskWrapper, type SimpleRenderer } from 'listr2';
 import { formatDuration } from '../core/duration.ts';
 import type { DeployEvent, EventOf } from '../core/events.ts';
-import type { Asker } from '../prompts/interactive.ts';
 import { style } from './style.ts';
 import { renderSummary } from './summary.ts';
 
-type Wrapper = ListrTaskWrapper<unknown, typeof DefaultRenderer, typeof SimpleRenderer>;
+export type Wrapper = ListrTaskWrapper<unknown, typeof DefaultRenderer, typeof SimpleRenderer>;
 
 interface Deferred {
   promise: Promise<{ status: 'ok' | 'skipped' | 'failed' | 'not-run'; note?: string }>;
@@ -48,9 +47,11 @@ const ONCE = '\0once';
 /**
  * The interactive view: a row per site, a sub-row per task, the running
  * command with its last output lines, durations, and one failure line.
- * It only reads events; prompts are shown through the running row.
+ * It only reads events; questions are shown in a site's running row
+ * ({@link ListrView.rowFor}) by `ListrQuestions`, which the run's one
+ * question queue feeds.
  */
-export class ListrView implements Asker {
+export class ListrView {
   private readonly lanes = new Map<string, Lane>();
   private listr: Promise<void> | undefined;
   private dryRun = false;
@@ -248,30 +249,13 @@ export class ListrView implements Asker {
     this.out.write(`${verdict} in ${formatDuration(run.durationMs)} (exit ${run.exitCode})\n`);
   }
 
-  /** Ask through the site's running row, so the question sits where its site is. */
-  async select<T extends string>(site: string | null, message: string, choices: { name: string; value: T }[]): Promise<T> {
-    const { ListrInquirerPromptAdapter } = await import('@listr2/prompt-adapter-inquirer');
-    const { select } = await import('@inquirer/prompts');
+  /**
+   * Where a site's question is shown: its running task row (or the run-once
+   * lane's row), undefined when none runs. The view shows questions there;
+   * it does not ask or queue them (see `listr-questions.ts`).
+   */
+  rowFor(site: string | null): Wrapper | undefined {
     const lane = this.laneOf(site);
-    const wrapper = lane?.rows[lane.current]?.wrapper ?? lane?.wrapper;
-    const label = site ? `[${site}] ${message}` : message;
-    if (!wrapper) return select({ message: label, choices });
-    return (await wrapper.prompt(ListrInquirerPromptAdapter).run(select, { message: label, choices })) as T;
-  }
-
-  /** Hidden input through the site's row (or straight to the terminal when no row runs). */
-  async secret(site: string | null, message: string): Promise<string> {
-    const { ListrInquirerPromptAdapter } = await import('@listr2/prompt-adapter-inquirer');
-    const { password } = await import('@inquirer/prompts');
-    const lane = this.laneOf(site);
-    const wrapper = lane?.rows[lane.current]?.wrapper ?? lane?.wrapper;
-    const label = site ? `[${site}] ${message}` : message;
-    if (!wrapper) return password({ message: label, mask: '*' });
-    return (await wrapper.prompt(ListrInquirerPromptAdapter).run(password, { message: label, mask: '*' })) as string;
-  }
-
-  async confirm(site: string | null, message: string, defaultAnswer: boolean): Promise<boolean> {
-    const answer = await this.select(site, message, defaultAnswer ? [{ name: 'Yes', value: 'yes' }, { name: 'No', value: 'no' }] : [{ name: 'No', value: 'no' }, { name: 'Yes', value: 'yes' }]);
-    return answer === 'yes';
+    return lane?.rows[lane.current]?.wrapper ?? lane?.wrapper;
   }
 }
