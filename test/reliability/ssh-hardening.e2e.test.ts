@@ -174,8 +174,9 @@ describe.skipIf(skipReason !== undefined)(`SSH hardening against OpenSSH${skipRe
       expect(result.stdout).toContain(`Command timed out on root (root@127.0.0.1:${sshd.port}): sleep ${ROOT_SLEEP}`);
       expect(result.stdout).not.toContain('did not answer');
       // TERM from the second channel once its login shell is up (plus KILL_AFTER at most), not sleep's 611 s.
-      expect(endedAt - commandStarted).toBeLessThan(5_000 + rcMs + 2_000 + 1_000);
-      expect(returnedAt - endedAt).toBeLessThan(rcMs * 2 + 2_000); // then the history and the lock, over the same connection
+      // Bounds with room for a loaded machine: what they rule out is the command running to its end (minutes).
+      expect(endedAt - commandStarted).toBeLessThan(5_000 + rcMs + 2_000 + 6_000);
+      expect(returnedAt - endedAt).toBeLessThan(rcMs * 2 + 7_000); // then the history and the lock, over the same connection
       const log = sshdLogSince(logFrom);
       // The signal request was refused (the reason this path exists)...
       expect(log).toContain('session signalling requires privilege separation');
@@ -236,8 +237,9 @@ describe.skipIf(skipReason !== undefined)(`SSH hardening against OpenSSH${skipRe
       expect(result.code).toBe(1);
       expect(result.stdout).toContain(`Command timed out on ${STALL} (${STALL}@127.0.0.1:${sshd.port}): sleep ${STALL_SLEEP}`);
       expect(result.stdout).toContain(`warning: ${STALL}@127.0.0.1:${sshd.port} did not answer 3 s after the command was told to stop (TERM, then KILL); the connection was closed, and the command may still be running on the server`);
-      // 5 s of timeout, 3 s of grace, a new connection for the lock: not sshd's 60 s of keepalives.
-      expect(fromStart).toBeLessThan(5_000 + 3_000 + 3_000);
+      // 5 s of timeout, 3 s of grace, a new connection for the lock, and room for a loaded machine:
+      // what this rules out is waiting out sshd's 60 s of keepalives.
+      expect(fromStart).toBeLessThan(5_000 + 3_000 + 3_000 + 15_000);
       expect(result.stdout).not.toContain('could not release the deploy lock');
       expect(fs.existsSync(lockDirOf(users[STALL]))).toBe(false);
       expect(fs.readFileSync(historyOf(users[STALL]), 'utf8')).toContain('"outcome":"failed"');
@@ -252,7 +254,7 @@ describe.skipIf(skipReason !== undefined)(`SSH hardening against OpenSSH${skipRe
       expect(result.code).toBe(130);
       expect(result.stdout).toMatch(new RegExp(`${STALL_INT}\\s+interrupted at sleepLong: sleep ${STALL_SLEEP}`));
       expect(result.stdout).toContain(`warning: ${STALL_INT}@127.0.0.1:${sshd.port} did not answer 3 s after the command was told to stop`);
-      expect(fromStop).toBeLessThan(3_000 + 3_000);
+      expect(fromStop).toBeLessThan(3_000 + 3_000 + 12_000); // not the 60 s of keepalives
       expect(result.stdout).not.toContain('could not release the deploy lock');
       expect(fs.existsSync(lockDirOf(users[STALL_INT]))).toBe(false);
       signalAll([sleepPid], 'SIGKILL');
@@ -270,7 +272,7 @@ describe.skipIf(skipReason !== undefined)(`SSH hardening against OpenSSH${skipRe
       const elapsed = Date.now() - interrupted;
       console.log(`Ctrl-C while connecting: the run returned ${elapsed} ms after SIGINT`);
       expect(result.code).toBe(130);
-      expect(elapsed).toBeLessThan(1_500);
+      expect(elapsed).toBeLessThan(6_000); // ConnectTimeout is 20 s
       expect(result.stdout).toMatch(/silent\s+interrupted/);
       expect(result.stdout).toContain(`interrupted while connecting to ${PLAIN}@127.0.0.1:${silentPort}`);
     });
