@@ -29,6 +29,8 @@ export class LocalTransport implements Transport {
   async connect(): Promise<void> {}
 
   exec(command: string, options: ExecOptions): Promise<ExecResult> {
+    // Node would refuse it too (ERR_INVALID_ARG_VALUE), but say it as every transport does.
+    if (command.includes('\0')) return Promise.reject(new TypeError(`refusing to run a command containing a NUL byte (character ${command.indexOf('\0') + 1}): no shell can take one; nothing was run`));
     return new Promise((resolve, reject) => {
       // A process group of its own, so ending a command ends what it started too.
       const child = spawn('/bin/sh', ['-c', command], {
