@@ -75,6 +75,12 @@ export class LocalTransport implements Transport {
   }
 }
 
+/**
+ * Signals the command's whole process group. Hand-written: execa is not
+ * installed, and its kill (with forceKillAfterDelay for a KILL later)
+ * signals only the direct child, the `sh -c`, not the pipeline or the
+ * background jobs the line started; a group kill is this one call anyway.
+ */
 function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   if (pid === undefined) return;
   try {
