@@ -80,7 +80,14 @@ function closest(word: string, candidates: readonly string[]): string | undefine
   return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
 }
 
-/** Edit distance, for "did you mean" suggestions. */
+/**
+ * Edit distance, for "did you mean" suggestions. Hand-written: `leven` is not
+ * in node_modules, and a dependency for fifteen lines that run only on a typo
+ * is not worth it.
+ *
+ * @example
+ * levenshtein('deplyo', 'deploy') // => 2
+ */
 export function levenshtein(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {

@@ -1,3 +1,7 @@
+// Hand-written on purpose: `ms` (the one duration parser in node_modules)
+// takes one unit per string ("1h30m" is NaN to it) and also accepts days,
+// years and spelled-out words, so it would change what a deployfile may
+// write; pretty-ms is not installed, and the two formats below are all views need.
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /**

@@ -14,6 +14,8 @@ export class DryRunTransport implements Transport {
   async connect(): Promise<void> {}
 
   async exec(command: string, _options: ExecOptions): Promise<ExecResult> {
+    // A real run refuses it before sending anything; a dry run must not promise otherwise.
+    if (command.includes('\0')) throw new TypeError(`refusing to run a command containing a NUL byte (character ${command.indexOf('\0') + 1}): neither SSH nor a shell can pass one; nothing was sent`);
     this.commands.push(command);
     return { exitCode: 0, signal: null };
   }

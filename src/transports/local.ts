@@ -29,6 +29,8 @@ export class LocalTransport implements Transport {
   async connect(): Promise<void> {}
 
   exec(command: string, options: ExecOptions): Promise<ExecResult> {
+    // Node would refuse it too (ERR_INVALID_ARG_VALUE), but say it as every transport does.
+    if (command.includes('\0')) return Promise.reject(new TypeError(`refusing to run a command containing a NUL byte (character ${command.indexOf('\0') + 1}): no shell can take one; nothing was run`));
     return new Promise((resolve, reject) => {
       // A process group of its own, so ending a command ends what it started too.
       const child = spawn('/bin/sh', ['-c', command], {
@@ -73,6 +75,12 @@ export class LocalTransport implements Transport {
   }
 }
 
+/**
+ * Signals the command's whole process group. Hand-written: execa is not
+ * installed, and its kill (with forceKillAfterDelay for a KILL later)
+ * signals only the direct child, the `sh -c`, not the pipeline or the
+ * background jobs the line started; a group kill is this one call anyway.
+ */
 function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   if (pid === undefined) return;
   try {

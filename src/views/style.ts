@@ -1,3 +1,5 @@
+import { createColors } from 'colorette';
+
 /**
  * Colour only for people: on a TTY, and never when NO_COLOR is set
  * (https://no-color.org) or the terminal is dumb.
@@ -17,10 +19,15 @@ export interface Style {
   cyan(text: string): string;
 }
 
-const wrap = (open: number, close: number) => (text: string) => `\x1b[${open}m${text}\x1b[${close}m`;
-const plain = (text: string): string => text;
-
+/**
+ * The colours, from colorette (listr2 already uses it; it also keeps nested
+ * styles right). Whether to colour is `useColor`'s decision, not colorette's:
+ * colorette decides once, for stdout, and the views also write to stderr.
+ *
+ * @example
+ * style(useColor(process.stderr)).red('failed')
+ */
 export function style(color: boolean): Style {
-  if (!color) return { red: plain, green: plain, yellow: plain, dim: plain, bold: plain, cyan: plain };
-  return { red: wrap(31, 39), green: wrap(32, 39), yellow: wrap(33, 39), dim: wrap(2, 22), bold: wrap(1, 22), cyan: wrap(36, 39) };
+  const { red, green, yellow, dim, bold, cyan } = createColors({ useColor: color });
+  return { red, green, yellow, dim, bold, cyan };
 }

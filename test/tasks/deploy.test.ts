@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { validateDeployfile } from '../../src/config/load.ts';
 import { defineDeployfile, task } from '../../src/index.ts';
 import { deploy, DEPLOY_STEPS, djangoTasks, type DjangoVars } from '../../tasks/index.ts';
-import { fakeContext } from '../helpers/fake-context.ts';
+import { scriptedContext } from '../helpers/task-context.ts';
 
 describe('deploy', () => {
   it('invokes the seed recipe by name, in order', async () => {
-    const c = fakeContext();
+    const c = scriptedContext();
     await deploy().run(c);
     expect(c.recorder.invoked).toEqual(['test', 'push', 'fetch', 'installRequirements', 'pull', 'collectstatic', 'touchVassalIni']);
     expect(c.recorder.commands).toEqual([]);
@@ -18,7 +18,7 @@ describe('deploy', () => {
 
   it('takes custom steps, e.g. a migrate step before the reload', async () => {
     const steps = [...DEPLOY_STEPS.slice(0, 6), 'migrate', 'touchVassalIni'];
-    const c = fakeContext();
+    const c = scriptedContext();
     await deploy({ steps }).run(c);
     expect(c.recorder.invoked).toEqual(steps);
     expect(deploy({ steps }).description).toBe(`Deploy: ${steps.join(', ')}`);
@@ -40,10 +40,10 @@ describe('djangoTasks', () => {
 
   it('passes one options object to every task', async () => {
     const tasks = djangoTasks({ apps: ['pages'], codeDir: '/srv/{site}', settings: 'example_site' });
-    const local = fakeContext({ site: null });
+    const local = scriptedContext({ site: null });
     await tasks.test.run(local);
     expect(local.recorder.lines).toEqual(['./manage.py test pages']);
-    const remote = fakeContext();
+    const remote = scriptedContext();
     await tasks.copyProductionSettings.run(remote);
     expect(remote.recorder.lines).toEqual(['cd /srv/alleged && cp example_site/settings_production.py example_site/settings.py']);
   });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CommandError } from '../../src/index.ts';
 import { installRequirements } from '../../tasks/install-requirements.ts';
-import { fakeContext } from '../helpers/fake-context.ts';
+import { scriptedContext } from '../helpers/task-context.ts';
 
 const HEAD = '1111111111111111111111111111111111111111';
 const NEW = '2222222222222222222222222222222222222222';
@@ -13,7 +13,7 @@ const SAVE =
 
 describe('installRequirements', () => {
   it('is skipped, and says so, when REQUIREMENTS is byte-identical to the last installed copy', async () => {
-    const c = fakeContext();
+    const c = scriptedContext();
     c.script('cmp -s -', { stdout: 'unchanged\n' });
     await installRequirements().run(c);
     expect(c.recorder.lines).toEqual([CMP]);
@@ -21,7 +21,7 @@ describe('installRequirements', () => {
   });
 
   it('installs in the virtualenv and saves the copy when the file changed', async () => {
-    const c = fakeContext();
+    const c = scriptedContext();
     c.script('cmp -s -', { stdout: '' });
     await installRequirements().run(c);
     expect(c.recorder.lines).toEqual([CMP, PIP, SAVE]);
@@ -29,14 +29,14 @@ describe('installRequirements', () => {
   });
 
   it('installs when there is no copy yet, without a failed command to show', async () => {
-    const c = fakeContext();
+    const c = scriptedContext();
     c.script('cmp -s -', { stdout: '' });
     await installRequirements().run(c);
     expect(c.recorder.lines).toEqual([CMP, PIP, SAVE]);
   });
 
   it('keeps no copy when pip fails, so the next deploy tries again', async () => {
-    const c = fakeContext();
+    const c = scriptedContext();
     c.script('cmp -s -', { stdout: '' });
     c.script('pip install', { exitCode: 1, stderr: 'ERROR: No matching distribution found for nope' });
     await expect(installRequirements().run(c)).rejects.toBeInstanceOf(CommandError);
@@ -44,7 +44,7 @@ describe('installRequirements', () => {
   });
 
   it('keeps no copy either when the user skips past the failed pip', async () => {
-    const c = fakeContext({ onFailure: 'skip' });
+    const c = scriptedContext({ onFailure: 'skip' });
     c.script('cmp -s -', { stdout: '' });
     c.script('pip install', { exitCode: 1 });
     await installRequirements().run(c);
@@ -53,7 +53,7 @@ describe('installRequirements', () => {
   });
 
   it('honours the requirements and virtualenv vars and a custom copy location', async () => {
-    const c = fakeContext({ site: { name: 'alleged', vars: { requirements: 'requirements/prod.txt', virtualenv: '~/venvs/{site}' } } });
+    const c = scriptedContext({ site: { name: 'alleged', vars: { requirements: 'requirements/prod.txt', virtualenv: '~/venvs/{site}' } } });
     c.script('cmp -s -', { stdout: '' });
     await installRequirements({ installedCopy: '~/.deployfile/{site}.requirements' }).run(c);
     expect(c.recorder.lines).toEqual([
@@ -64,14 +64,14 @@ describe('installRequirements', () => {
   });
 
   it('in a dry run shows the install rather than claiming the file is unchanged', async () => {
-    const c = fakeContext({ dryRun: true });
+    const c = scriptedContext({ dryRun: true });
     await installRequirements().run(c);
     expect(c.recorder.lines).toEqual([CMP, PIP, SAVE]);
     expect(c.recorder.skips).toEqual([]);
   });
 
   it('after fetch, installs the new revision\'s requirements before the code changes, from a copy of that revision\'s tree', async () => {
-    const c = fakeContext({ shared: new Map([['deployfile.tasks.fetched:alleged', { head: HEAD, revision: NEW, upstream: 'origin/main' }]]) });
+    const c = scriptedContext({ shared: new Map([['deployfile.tasks.fetched:alleged', { head: HEAD, revision: NEW, upstream: 'origin/main' }]]) });
     c.script('cmp -s -', { stdout: '' });
     await installRequirements().run(c);
     const next = '/home/alleged/virtualenvs/alleged/.deployfile/next';
@@ -86,7 +86,7 @@ describe('installRequirements', () => {
   });
 
   it('after fetch, compares the new revision\'s file and skips pip when it is unchanged', async () => {
-    const c = fakeContext({ shared: new Map([['deployfile.tasks.fetched:alleged', { head: HEAD, revision: NEW, upstream: 'origin/main' }]]) });
+    const c = scriptedContext({ shared: new Map([['deployfile.tasks.fetched:alleged', { head: HEAD, revision: NEW, upstream: 'origin/main' }]]) });
     c.script('cmp -s -', { stdout: 'unchanged\n' });
     await installRequirements().run(c);
     expect(c.recorder.lines).toHaveLength(1);

@@ -7,7 +7,7 @@ import { AbortError } from '../../src/index.ts';
 import { fetch } from '../../tasks/fetch.ts';
 import { pull, SWITCH_SCRIPT } from '../../tasks/pull.ts';
 import { PUSHED_PREFIX } from '../../tasks/push.ts';
-import { errorOf, fakeContext } from '../helpers/fake-context.ts';
+import { errorOf, scriptedContext } from '../helpers/task-context.ts';
 
 const HEAD = '1111111111111111111111111111111111111111';
 const NEW = '2222222222222222222222222222222222222222';
@@ -15,7 +15,7 @@ const CODE = 'cd /home/alleged/Sites/alleged && ';
 
 describe('pull (with a fake server)', () => {
   it('after fetch, switches with one script, checks HEAD, and reports the revision and its working copy', async () => {
-    const c = fakeContext({ shared: new Map([[`${PUSHED_PREFIX}/src/shop`, { revision: NEW, branch: 'main', localDir: '/src/shop' }]]) });
+    const c = scriptedContext({ shared: new Map([[`${PUSHED_PREFIX}/src/shop`, { revision: NEW, branch: 'main', localDir: '/src/shop' }]]) });
     c.site.vars.localDir = '/src/shop';
     c.script('git rev-parse HEAD', { stdout: `${HEAD}\n` }, 1);
     c.script('--symbolic-full-name @{upstream}', { stdout: 'origin/main\n' });
@@ -32,7 +32,7 @@ describe('pull (with a fake server)', () => {
   });
 
   it('without fetch in the run, fetches and checks first', async () => {
-    const c = fakeContext();
+    const c = scriptedContext();
     c.script('git rev-parse HEAD', { stdout: `${HEAD}\n` }, 1);
     c.script('--symbolic-full-name @{upstream}', { stdout: 'origin/main\n' });
     c.script('git rev-parse @{upstream}', { stdout: `${NEW}\n` });
@@ -45,7 +45,7 @@ describe('pull (with a fake server)', () => {
 
 describe('pull and fetch in a dry run', () => {
   it('print one fetch and the switch to the pushed revision, and change nothing', async () => {
-    const c = fakeContext({ dryRun: true, shared: new Map([[`${PUSHED_PREFIX}${process.cwd()}`, { revision: NEW, branch: 'main', localDir: process.cwd() }]]) });
+    const c = scriptedContext({ dryRun: true, shared: new Map([[`${PUSHED_PREFIX}${process.cwd()}`, { revision: NEW, branch: 'main', localDir: process.cwd() }]]) });
     await fetch().run(c);
     await pull().run(c);
     expect(c.recorder.lines.filter((line) => line.includes('git fetch'))).toHaveLength(1);
@@ -56,7 +56,7 @@ describe('pull and fetch in a dry run', () => {
 
 describe('fetch: every check before anything changes', () => {
   function server(options: { status?: string; ancestor?: number; production?: boolean; upstream?: string } = {}) {
-    const c = fakeContext({ site: { name: 'alleged', vars: { settings: 'example_site' } }, shared: new Map([[`${PUSHED_PREFIX}${process.cwd()}`, { revision: NEW, branch: 'main', localDir: process.cwd() }]]) });
+    const c = scriptedContext({ site: { name: 'alleged', vars: { settings: 'example_site' } }, shared: new Map([[`${PUSHED_PREFIX}${process.cwd()}`, { revision: NEW, branch: 'main', localDir: process.cwd() }]]) });
     c.script('git rev-parse HEAD', { stdout: `${HEAD}\n` });
     c.script('--symbolic-full-name @{upstream}', { stdout: 'origin/main\n' });
     c.script('git rev-parse @{upstream}', { stdout: `${options.upstream ?? NEW}\n` });

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AbortError } from '../../src/index.ts';
 import { push, pushedFor, PUSHED_PREFIX } from '../../tasks/push.ts';
 import { displayDir } from '../../tasks/options.ts';
-import { errorOf, FakeContext, fakeContext } from '../helpers/fake-context.ts';
+import { errorOf, scriptedContext } from '../helpers/task-context.ts';
 
 // Real repositories: a bare "origin" and a clone tracking it, as on an operator's machine.
 let root: string;
@@ -52,7 +52,7 @@ describe('push', () => {
     const definition = push({ localDir: work });
     expect(definition.once).toBeFalsy();
     const sha = commit('app.py', 'print(2)\n', 'second');
-    const c = fakeContext();
+    const c = scriptedContext();
     await definition.run(c);
     expect(originHead()).toBe(sha);
     expect(sha).toMatch(/^[0-9a-f]{40}$/);
@@ -69,22 +69,22 @@ describe('push', () => {
     const theirs = git(second, 'rev-parse', 'HEAD');
     const definition = push({ localDir: (site) => (site.name === 'charlie' ? second : work) });
     // One run: the sites share the run's values and its run-once work, as the executor gives them.
-    const alleged = fakeContext({ site: { name: 'alleged' } });
-    const [bravo, charlie] = ['bravo', 'charlie'].map((name) => new FakeContext({ site: { name }, shared: alleged.shared }, alleged.recorder));
-    await Promise.all([alleged, bravo, charlie].map((c) => definition.run(c as FakeContext)));
+    const alleged = scriptedContext({ site: { name: 'alleged' } });
+    const [bravo, charlie] = ['bravo', 'charlie'].map((name) => scriptedContext({ site: { name }, shared: alleged.shared, recorder: alleged.recorder }));
+    await Promise.all([alleged, bravo, charlie].map((c) => definition.run(c!)));
     expect(originHead()).toBe(sha);
     expect(alleged.recorder.logs.filter((line) => line.startsWith('pushed main')).sort()).toEqual(
       [`pushed main at ${sha} to origin/main from ${displayDir(work)}`, `pushed main at ${theirs} to origin/main from ${displayDir(second)}`].sort(),
     );
-    expect(pushedFor(bravo as FakeContext, { localDir: work })?.localDir).toBe(work);
-    expect(pushedFor(charlie as FakeContext, { localDir: second })).toEqual({ revision: theirs, branch: 'main', localDir: second });
+    expect(pushedFor(bravo!, { localDir: work })?.localDir).toBe(work);
+    expect(pushedFor(charlie!, { localDir: second })).toEqual({ revision: theirs, branch: 'main', localDir: second });
   });
 
   it('refuses uncommitted changes, naming the files and how to fix it, and pushes nothing', async () => {
     const before = originHead();
     commit('app.py', 'print(2)\n', 'second');
     writeFileSync(join(work, 'app.py'), 'print(3)\n');
-    const c = fakeContext();
+    const c = scriptedContext();
     const error = await errorOf(push({ localDir: work }).run(c));
     expect(error).toBeInstanceOf(AbortError);
     const message = error.message;
@@ -99,13 +99,13 @@ describe('push', () => {
   it('refuses staged but uncommitted changes too', async () => {
     writeFileSync(join(work, 'new.py'), 'x = 1\n');
     git(work, 'add', 'new.py');
-    await expect(push({ localDir: work }).run(fakeContext())).rejects.toThrow(/uncommitted changes[\s\S]*A  new\.py/);
+    await expect(push({ localDir: work }).run(scriptedContext())).rejects.toThrow(/uncommitted changes[\s\S]*A  new\.py/);
   });
 
   it('pushes with untracked files around, warning that they are not deployed', async () => {
     const sha = commit('app.py', 'print(2)\n', 'second');
     writeFileSync(join(work, 'notes.txt'), 'scratch\n');
-    const c = fakeContext();
+    const c = scriptedContext();
     await push({ localDir: work }).run(c);
     expect(originHead()).toBe(sha);
     expect(c.recorder.warnings).toEqual(['push: untracked files are not deployed: notes.txt']);
@@ -114,14 +114,14 @@ describe('push', () => {
   it('refuses a branch without upstream and says how to set one', async () => {
     git(work, 'switch', '-q', '-c', 'feature/login');
     commit('app.py', 'print(2)\n', 'on a branch');
-    const run = push({ localDir: work }).run(fakeContext());
+    const run = push({ localDir: work }).run(scriptedContext());
     await expect(run).rejects.toBeInstanceOf(AbortError);
     await expect(run).rejects.toThrow('push: branch feature/login has no upstream, so there is nowhere to push it. Set one with: git push -u origin feature/login');
   });
 
   it('refuses a detached HEAD', async () => {
     git(work, 'switch', '-q', '--detach', 'HEAD');
-    await expect(push({ localDir: work }).run(fakeContext())).rejects.toThrow(/HEAD is detached/);
+    await expect(push({ localDir: work }).run(scriptedContext())).rejects.toThrow(/HEAD is detached/);
   });
 
   it("reports git's refusal when the remote has moved on", async () => {
@@ -131,7 +131,7 @@ describe('push', () => {
     git(other, 'commit', '-q', '-am', 'theirs');
     git(other, 'push', '-q');
     commit('app.py', 'print("mine")\n', 'mine');
-    const run = push({ localDir: work }).run(fakeContext());
+    const run = push({ localDir: work }).run(scriptedContext());
     await expect(run).rejects.toBeInstanceOf(AbortError);
     await expect(run).rejects.toThrow(/git push origin HEAD:refs\/heads\/main failed:[\s\S]*rejected/);
   });
@@ -139,7 +139,7 @@ describe('push', () => {
   it('in a dry run pushes nothing and says what it would push', async () => {
     const before = originHead();
     const sha = commit('app.py', 'print(2)\n', 'second');
-    const c = fakeContext({ dryRun: true });
+    const c = scriptedContext({ dryRun: true });
     await push({ localDir: work }).run(c);
     expect(originHead()).toBe(before);
     expect(c.recorder.logs).toEqual([`would push main at ${sha} to origin/main (dry run: nothing pushed)`]);
@@ -148,7 +148,7 @@ describe('push', () => {
   it('says when run outside a git repository', async () => {
     const plain = mkdtempSync(join(tmpdir(), 'deployfile-nogit-'));
     try {
-      await expect(push({ localDir: plain }).run(fakeContext())).rejects.toThrow(/is not a git repository/);
+      await expect(push({ localDir: plain }).run(scriptedContext())).rejects.toThrow(/is not a git repository/);
     } finally {
       rmSync(plain, { recursive: true, force: true });
     }

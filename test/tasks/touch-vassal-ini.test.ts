@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { AbortError } from '../../src/index.ts';
 import { AppNotBackError, touchVassalIni } from '../../tasks/touch-vassal-ini.ts';
 import { explainReload, explainUwsgiLog, parseVassalIni, PROBE_SCRIPT, type ProbeOutcome } from '../../tasks/uwsgi.ts';
-import { errorOf, fakeContext } from '../helpers/fake-context.ts';
+import { errorOf, scriptedContext } from '../helpers/task-context.ts';
 
 // Real vassal logs, captured from uWSGI 2.0.21 (Debian) after touching a broken vassal.
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, 'fixtures', name), 'utf8');
@@ -119,8 +119,8 @@ const outcomeOf = (over: Partial<ProbeOutcome>): ProbeOutcome => ({
 const waitOutcome = (over: Partial<ProbeOutcome>) => JSON.stringify(outcomeOf(over));
 const REPRO_COMMAND = "cd /home/alleged/Sites/alleged; /home/alleged/virtualenvs/alleged/bin/python -c 'import alleged.wsgi; alleged.wsgi.application'";
 
-function vassalContext(options: Parameters<typeof fakeContext>[0] = {}, vassal = VASSAL) {
-  const c = fakeContext(options);
+function vassalContext(options: Parameters<typeof scriptedContext>[0] = {}, vassal = VASSAL) {
+  const c = scriptedContext(options);
   c.script(`cat ${INI}`, { stdout: vassal });
   c.script('python3 - snapshot', { stdout: `${SNAPSHOT}\n` });
   return c;
@@ -140,10 +140,26 @@ describe('touchVassalIni', () => {
         `--socket /run/uwsgi/alleged.sock --protocol uwsgi --load '${load}' --timeout 30 --interval 0.5 --grace 5`,
     ]);
     const [, snapshot, , wait] = c.recorder.commands;
-    expect(snapshot?.options).toMatchObject({ stdin: PROBE_SCRIPT, quiet: true, warn: true });
-    expect(wait?.options).toMatchObject({ stdin: PROBE_SCRIPT, quiet: true, warn: true, timeout: 60_000 });
+    // Both read the probe script on stdin and are quiet: their JSON never reaches the views. (Warn-only: see the failing snapshot and wait below; the bound: the next test.)
+    expect(snapshot?.stdin).toBe(PROBE_SCRIPT);
+    expect(wait?.stdin).toBe(PROBE_SCRIPT);
+    expect([snapshot?.output, wait?.output]).toEqual(['', '']);
     expect(c.recorder.logs).toEqual(['alleged is back after 1.2s: new uWSGI processes (pids 12,13); HTTP/1.0 200 OK']);
     expect(c.recorder.warnings).toEqual([]);
+  });
+
+  it('a wait whose connection hangs is ended by the runner 30s after its own bound', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+      const c = vassalContext();
+      c.script('python3 - wait', { hang: true });
+      const run = errorOf(touchVassalIni().run(c));
+      await vi.advanceTimersByTimeAsync(60_000);
+      await run;
+      expect(c.recorder.commands.find((x) => x.line.startsWith('python3 - wait'))?.endedAfterMs).toBe(60_000);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("leads with the cause the vassal's log shows, then its lines", async () => {
@@ -218,7 +234,7 @@ describe('touchVassalIni', () => {
   });
 
   it('refuses, untouched, an ini owned by root: tyrant mode would not run it', async () => {
-    const c = fakeContext();
+    const c = scriptedContext();
     c.script(`cat ${INI}`, { stdout: VASSAL });
     c.script('python3 - snapshot', { stdout: JSON.stringify({ ...JSON.parse(SNAPSHOT), ini: { ...INI_FACTS, uid: 0, gid: 0, user: 'root', group: 'root' } }) });
     const error = (await errorOf(touchVassalIni().run(c))) as AppNotBackError;
@@ -234,7 +250,7 @@ describe('touchVassalIni', () => {
   });
 
   it('does not touch a vassal ini it cannot read (touch would create an empty vassal)', async () => {
-    const c = fakeContext();
+    const c = scriptedContext();
     c.script(`cat ${INI}`, { exitCode: 1, stderr: `cat: ${INI}: No such file or directory` });
     const error = await errorOf(touchVassalIni().run(c));
     expect(error).toBeInstanceOf(AbortError);
@@ -243,7 +259,7 @@ describe('touchVassalIni', () => {
   });
 
   it('does not touch when the server cannot run the check, and says how to skip it', async () => {
-    const c = fakeContext();
+    const c = scriptedContext();
     c.script(`cat ${INI}`, { stdout: VASSAL });
     c.script('python3 - snapshot', { exitCode: 127, stderr: 'sh: 1: python3: not found' });
     const error = await errorOf(touchVassalIni().run(c));
@@ -262,11 +278,11 @@ describe('touchVassalIni', () => {
   });
 
   it('only touches under --dry-run or with verify: false', async () => {
-    const dry = fakeContext({ dryRun: true });
+    const dry = scriptedContext({ dryRun: true });
     await touchVassalIni().run(dry);
     expect(dry.recorder.lines).toEqual([`touch ${INI}`]);
     expect(dry.recorder.logs).toEqual(['would wait up to 30s for alleged to answer']);
-    const unchecked = fakeContext();
+    const unchecked = scriptedContext();
     await touchVassalIni({ verify: false, vassal: '/etc/uwsgi/vassals/{site}.ini' }).run(unchecked);
     expect(unchecked.recorder.lines).toEqual(['touch /etc/uwsgi/vassals/alleged.ini']);
   });

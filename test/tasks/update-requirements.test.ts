@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sh } from '../../src/index.ts';
 import { filterFreeze, frozenPackageName, updateRequirements } from '../../tasks/update-requirements.ts';
-import { fakeContext } from '../helpers/fake-context.ts';
+import { scriptedContext } from '../helpers/task-context.ts';
 
 const FREEZE = [
   'asgiref==3.7.2',
@@ -51,7 +51,7 @@ describe('updateRequirements', () => {
   it('runs once, locally, and writes pip freeze minus the excluded packages to REQUIREMENTS', async () => {
     const definition = updateRequirements({ exclude: ['django-debug-toolbar', 'ipython'], localDir: dir });
     expect(definition.once).toBe(true);
-    const c = fakeContext({ site: null });
+    const c = scriptedContext({ site: null });
     c.script('pip freeze', { stdout: FREEZE });
     await definition.run(c);
     expect(c.recorder.commands.map((x) => [x.where, x.line])).toEqual([['local', `cd ${dir} && pip freeze`]]);
@@ -62,7 +62,7 @@ describe('updateRequirements', () => {
   });
 
   it('uses the configured freeze command and file name', async () => {
-    const c = fakeContext({ site: null });
+    const c = scriptedContext({ site: null });
     c.script('-m pip freeze', { stdout: 'Django==4.2.7\n' });
     await updateRequirements({ freezeCommand: sh`${'/opt/py 3/bin/python'} -m pip freeze`, file: 'requirements.txt', localDir: dir }).run(c);
     expect(c.recorder.lines).toEqual([`cd ${dir} && '/opt/py 3/bin/python' -m pip freeze`]);
@@ -70,7 +70,7 @@ describe('updateRequirements', () => {
   });
 
   it('writes nothing in a dry run', async () => {
-    const c = fakeContext({ site: null, dryRun: true });
+    const c = scriptedContext({ site: null, dryRun: true });
     await updateRequirements({ localDir: dir }).run(c);
     expect(existsSync(join(dir, 'REQUIREMENTS'))).toBe(false);
     expect(c.recorder.logs).toEqual([`would write the frozen packages to ${join(dir, 'REQUIREMENTS')}`]);

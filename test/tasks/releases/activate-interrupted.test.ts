@@ -3,7 +3,7 @@ import { InterruptedError } from '../../../src/index.ts';
 import { activateRelease } from '../../../tasks/releases/activate.ts';
 import { BUILT_PREFIX, type BuiltRelease } from '../../../tasks/releases/build.ts';
 import type { ReleaseEvent } from '../../../tasks/releases/record.ts';
-import { errorOf, fakeContext } from '../../helpers/fake-context.ts';
+import { errorOf, scriptedContext } from '../../helpers/task-context.ts';
 
 const T = '2026-12-01T10:00:00Z';
 const OLD = '20261201T100000Z-aaaaaaa';
@@ -16,7 +16,7 @@ const history: ReleaseEvent[] = [
 
 describe('activateRelease stopped while it reloads', () => {
   it('Ctrl-C or SIGTERM during the reload is no verdict: the new release is not called bad, not switched back, and the interruption ends the task', async () => {
-    const c = fakeContext({ shared: new Map([[`${BUILT_PREFIX}alleged`, NEW]]) });
+    const c = scriptedContext({ shared: new Map([[`${BUILT_PREFIX}alleged`, NEW]]) });
     c.script('cat .deployfile/releases.jsonl', { stdout: history.map((e) => JSON.stringify(e)).join('\n') });
     c.invoke = async (task: string) => {
       c.recorder.invoked.push(task);
@@ -26,10 +26,10 @@ describe('activateRelease stopped while it reloads', () => {
     expect(error).toBeInstanceOf(InterruptedError);
     expect(c.recorder.invoked).toEqual(['touchVassalIni']);
     // One switch (to the new release) and its record; no "does not serve", no bad, no way back.
-    expect(c.recorder.commands.filter((x) => x.options.label?.startsWith('switch ')).map((x) => x.options.label)).toEqual([
+    expect(c.recorder.commands.filter((x) => x.shown.startsWith('switch ')).map((x) => x.shown)).toEqual([
       `switch /home/alleged/Sites/alleged to release ${NEW.id} (code and virtualenv links, one rename each)`,
     ]);
-    const record = c.recorder.commands.filter((x) => x.command.includes('>> .deployfile/releases.jsonl')).map((x) => x.command).join('\n');
+    const record = c.recorder.commands.filter((x) => x.line.includes('>> .deployfile/releases.jsonl')).map((x) => x.line).join('\n');
     expect(record).toContain(`"event":"activated","release":"${NEW.id}"`);
     expect(record).not.toContain('"event":"bad"');
     expect(c.recorder.warnings).toEqual([]);

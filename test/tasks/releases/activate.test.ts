@@ -4,7 +4,7 @@ import { activateRelease } from '../../../tasks/releases/activate.ts';
 import { BUILT_PREFIX, type BuiltRelease } from '../../../tasks/releases/build.ts';
 import type { ReleaseEvent } from '../../../tasks/releases/record.ts';
 import { AppNotBackError } from '../../../tasks/touch-vassal-ini.ts';
-import { errorOf, fakeContext, type FakeContext } from '../../helpers/fake-context.ts';
+import { errorOf, scriptedContext, type ScriptedContext } from '../../helpers/task-context.ts';
 
 const T = '2026-12-01T10:00:00Z';
 const OLD = '20261201T100000Z-aaaaaaa';
@@ -16,8 +16,8 @@ const history: ReleaseEvent[] = [
 ];
 
 /** A site whose record holds `events`, with NEW built in this run; `reloads` are touchVassalIni's verdicts in order. */
-function site(events: ReleaseEvent[], reloads: Array<'ok' | 'fails'>, options = {}): { c: FakeContext; appended: () => string[]; run: () => Promise<void> } {
-  const c = fakeContext({ shared: new Map([[`${BUILT_PREFIX}alleged`, NEW]]) });
+function site(events: ReleaseEvent[], reloads: Array<'ok' | 'fails'>, options = {}): { c: ScriptedContext; appended: () => string[]; run: () => Promise<void> } {
+  const c = scriptedContext({ shared: new Map([[`${BUILT_PREFIX}alleged`, NEW]]) });
   c.script('cat .deployfile/releases.jsonl', { stdout: events.map((e) => JSON.stringify(e)).join('\n') });
   c.invoke = async (task: string) => {
     c.recorder.invoked.push(task);
@@ -25,18 +25,18 @@ function site(events: ReleaseEvent[], reloads: Array<'ok' | 'fails'>, options = 
       throw new AppNotBackError('alleged: the new code does not load: AttributeError: no application\ndetail', 'alleged', 'no app', [], undefined, 2.1, 'no-app');
     }
   };
-  const appended = () => c.recorder.commands.filter((x) => x.command.includes('>> .deployfile/releases.jsonl')).map((x) => x.command);
+  const appended = () => c.recorder.commands.filter((x) => x.line.includes('>> .deployfile/releases.jsonl')).map((x) => x.line);
   return { c, appended, run: () => activateRelease(options).run(c) as Promise<void> };
 }
 
-const switches = (c: FakeContext) => c.recorder.commands.filter((x) => x.options.label?.startsWith('switch ')).map((x) => x.options.label);
+const switches = (c: ScriptedContext) => c.recorder.commands.filter((x) => x.shown.startsWith('switch ')).map((x) => x.shown);
 
 describe('activateRelease', () => {
   it('switches both links in one script, reloads, and records the release as verified', async () => {
     const { c, appended, run } = site(history, ['ok']);
     await run();
     expect(switches(c)).toEqual([`switch /home/alleged/Sites/alleged to release ${NEW.id} (code and virtualenv links, one rename each)`]);
-    const script = c.recorder.commands.find((x) => x.options.label?.startsWith('switch '))?.line ?? '';
+    const script = c.recorder.commands.find((x) => x.shown.startsWith('switch '))?.line ?? '';
     expect(script).toMatch(/sh -c 'trap \S+ INT TERM HUP; /);
     expect(script).toContain('os.replace');
     expect(appended().join('\n')).toMatch(/"event":"activated","release":"20261201T110000Z-bbbbbbb","previous":"20261201T100000Z-aaaaaaa"[\s\S]*"event":"verified","release":"20261201T110000Z-bbbbbbb"/);
@@ -54,7 +54,7 @@ describe('activateRelease', () => {
       `switch /home/alleged/Sites/alleged to release ${OLD} (code and virtualenv links, one rename each)`,
     ]);
     // The previous release comes back with its own virtualenv.
-    expect(c.recorder.commands.filter((x) => x.options.label?.startsWith('switch '))[1]?.line).toContain('alleged@111111111111');
+    expect(c.recorder.commands.filter((x) => x.shown.startsWith('switch '))[1]?.line).toContain('alleged@111111111111');
     const record = appended().join('\n');
     expect(record).toMatch(/"event":"bad","release":"20261201T110000Z-bbbbbbb","reason":"alleged: the new code does not load: AttributeError: no application"/);
     expect(record).toMatch(/"event":"verified","release":"20261201T100000Z-aaaaaaa"/);
@@ -81,7 +81,7 @@ describe('activateRelease', () => {
   });
 
   it('refuses without a release built in this run', async () => {
-    const c = fakeContext();
+    const c = scriptedContext();
     await expect(activateRelease().run(c)).rejects.toThrow(/no release was built for this site in this run/);
   });
 });

@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { AbortError } from '../../../src/index.ts';
 import { buildRelease } from '../../../tasks/releases/build.ts';
-import { errorOf, fakeContext } from '../../helpers/fake-context.ts';
+import { errorOf, scriptedContext } from '../../helpers/task-context.ts';
 
 /** `df -Pk <releasesDir> | tail -n 1` on a filesystem with `availableKiB` free. */
 const dfLine = (availableKiB: number) => ({ stdout: `/dev/vda1 20511312 ${20511312 - availableKiB} ${availableKiB} 99% /home\n` });
 
 describe('buildRelease: the disk floor', () => {
   it('refuses to start when the releases\' filesystem has less free space than minFreeMiB, saying how much is free, the floor and what a release takes; nothing is changed', async () => {
-    const c = fakeContext();
+    const c = scriptedContext();
     c.script('df -Pk', dfLine(150 * 1024 + 512));
     c.script('du -sk', { stdout: '48213\n' });
     const error = await errorOf(buildRelease({ minFreeMiB: 200 }).run(c));
@@ -23,14 +23,14 @@ describe('buildRelease: the disk floor', () => {
   });
 
   it('the default floor is 200 MiB', async () => {
-    const c = fakeContext();
+    const c = scriptedContext();
     c.script('df -Pk', dfLine(199 * 1024));
     const error = await errorOf(buildRelease().run(c));
     expect(error.message).toMatch(/^buildRelease: only 199 MiB free on the filesystem of \/home\/alleged\/releases, below the floor of 200 MiB \(a release takes about 0 MiB/);
   });
 
   it('goes on when the free space is at the floor or above', async () => {
-    const c = fakeContext();
+    const c = scriptedContext();
     c.script('df -Pk', dfLine(200 * 1024));
     // Stop right after the check, at the next command: which layout the site has.
     c.script('if [ -L', { exitCode: 3 });
@@ -41,7 +41,7 @@ describe('buildRelease: the disk floor', () => {
   });
 
   it('a dry run does not look at the disk', async () => {
-    const c = fakeContext({ dryRun: true });
+    const c = scriptedContext({ dryRun: true });
     try {
       await buildRelease({ minFreeMiB: 10 ** 9 }).run(c);
     } catch {
