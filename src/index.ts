@@ -12,7 +12,8 @@ export type { CommandInput, ShellCommand, ShellValue } from './core/quote.ts';
 export { secret } from './core/secret.ts';
 export type { Secret } from './core/secret.ts';
 export type { Result } from './core/result.ts';
-export { AbortError, CommandError, ConnectionError, DeployfileError, InterruptedError, UsageError, EXIT } from './core/errors.ts';
+// Exit codes and usage errors are the CLI's business, not a deployfile's: not exported.
+export { AbortError, CommandError, ConnectionError, DeployfileError, InterruptedError } from './core/errors.ts';
 export { parseDuration } from './core/duration.ts';
 export { ROLLBACK_REQUEST, type RollbackRequest } from './core/rollback-request.ts';
 export { DeployEvent, EVENT_VERSION } from './core/events.ts';

@@ -43,10 +43,10 @@ export { installRequirements, type InstallRequirementsOptions } from './install-
 export { displayDir, expandSite, localDirOf, resolveSite, shellPath, type DjangoVars, type PerSite, type ResolvedSiteOptions, type SiteOptions } from './options.ts';
 export { pull, SWITCH_SCRIPT } from './pull.ts';
 export { push, pushedFor, PUSHED_PREFIX, type Pushed, type PushOptions } from './push.ts';
-export { test, TESTS_FAILED_QUESTION, type TestOptions } from './test.ts';
+export { test, type TestOptions } from './test.ts';
 export { AppNotBackError, touchVassalIni, type TouchVassalIniOptions } from './touch-vassal-ini.ts';
-export { filterFreeze, updateRequirements, type UpdateRequirementsOptions } from './update-requirements.ts';
-export { explainReload, explainUwsgiLog, parseVassalIni, type ProbeOutcome, type ReloadExplanation, type VassalInfo, type VassalLoad, type VassalSocket } from './uwsgi.ts';
+export { updateRequirements, type UpdateRequirementsOptions } from './update-requirements.ts';
+export { explainReload, parseVassalIni, type ProbeOutcome, type ReloadExplanation, type VassalInfo, type VassalLoad, type VassalSocket } from './uwsgi.ts';
 
 /**
  * Options for the whole set: the site settings every task shares, plus each
