@@ -16,6 +16,7 @@ import { finishSite, lockingTransport, runNeedsLock } from './guard.ts';
 import { lockInfoFor } from './lock.ts';
 import { retryingConnect, type RetryPolicy } from './retry.ts';
 import { formatDuration } from '../core/duration.ts';
+import { siteTarget } from '../core/target.ts';
 import { Activity, settleOrLetGo, tracked } from './activity.ts';
 import { EscapedError, Escapes, type EscapeScope } from './escapes.ts';
 import { deadlineStop, describeStop, HungTaskError, shortDuration, stopOf } from './stop.ts';
@@ -98,9 +99,8 @@ export function newRunId(): string {
   return randomUUID();
 }
 
-export function siteTarget(site: ResolvedSite): string {
-  return `${site.user}@${site.host}:${site.port ?? 22}`;
-}
+/** `user@host:port` of a site (see core/target.ts). */
+export { siteTarget };
 
 function statusOf(error: unknown): SiteStatus {
   if (error instanceof EscapedError) return 'failed';
