@@ -7,6 +7,7 @@
  *   ~/.deployfile/lock/info.json  {"operator":"alice@laptop","pid":4242,"since":"...","tasks":["deploy"],"runId":"..."}
  */
 import { hostname, userInfo } from 'node:os';
+import { InterruptedError } from '../core/errors.ts';
 import { quote } from '../core/quote.ts';
 import type { Transport } from '../transports/transport.ts';
 
@@ -113,7 +114,7 @@ interface Captured {
 }
 
 /** Runs one of our own short scripts (not a task's command: no events, no prompts). */
-async function capture(transport: Transport, script: string, stdin?: string): Promise<Captured> {
+async function capture(transport: Transport, script: string, stdin?: string, signal?: AbortSignal): Promise<Captured> {
   let stdout = '';
   let stderr = '';
   // Our scripts print a few hundred bytes; the cap only guards against a noisy login shell.
@@ -122,6 +123,7 @@ async function capture(transport: Transport, script: string, stdin?: string): Pr
     onStdout: (chunk) => (stdout = keep(stdout, chunk)),
     onStderr: (chunk) => (stderr = keep(stderr, chunk)),
     stdin,
+    signal,
   });
   return { exitCode, stdout, stderr };
 }
@@ -136,7 +138,7 @@ function scriptError(what: string, target: string, result: Captured): Error {
  * the info file is written right after, so a reader that finds the
  * directory without it waits a moment before calling the holder unknown.
  */
-export async function acquireLock(transport: Transport, info: LockInfo): Promise<{ acquired: true } | { acquired: false; holder: LockInfo | null }> {
+export async function acquireLock(transport: Transport, info: LockInfo, options: { signal?: AbortSignal } = {}): Promise<{ acquired: true } | { acquired: false; holder: LockInfo | null }> {
   const script = [
     'umask 077',
     `mkdir -p ${DIR} || exit 2`,
@@ -149,7 +151,10 @@ export async function acquireLock(transport: Transport, info: LockInfo): Promise
     `cat ${INFO} 2>/dev/null`,
     `exit ${HELD}`,
   ].join('\n');
-  const result = await capture(transport, script, `${JSON.stringify(info)}\n`);
+  if (options.signal?.aborted) throw new InterruptedError(`interrupted before taking the deploy lock on ${transport.target}`);
+  // Ctrl-C ends the script (it may wait up to 2 s for a holder's info).
+  const result = await capture(transport, script, `${JSON.stringify(info)}\n`, options.signal);
+  if (options.signal?.aborted) throw new InterruptedError(`interrupted while taking the deploy lock on ${transport.target}`);
   if (result.exitCode === 0 && result.stdout.includes('deployfile-lock-acquired')) return { acquired: true };
   if (result.exitCode === HELD) return { acquired: false, holder: parseLockInfo(result.stdout) };
   throw scriptError(`take the deploy lock ~/${LOCK_PATH}`, transport.target, result);

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { task } from '../../src/config/define.ts';
 import { appendHistory, parseHistory, readHistory, revisionFrom } from '../../src/executor/history.ts';
 import { acquireLock, describeHolder, lockInfoFor, parseLockInfo, readLock, releaseLock, removeLock, SiteLockedError } from '../../src/executor/lock.ts';
-import { lockingTransport, runNeedsLock } from '../../src/executor/guard.ts';
+import { SiteConnection } from '../../src/connection/site-connection.ts';
+import { runNeedsLock } from '../../src/executor/guard.ts';
 import { LocalTransport } from '../../src/transports/local.ts';
 import { renderSummary } from '../../src/views/summary.ts';
 import { style } from '../../src/views/style.ts';
@@ -96,7 +97,7 @@ describe('the lock on the server', () => {
   it('is taken with the first connection, and a refusal sticks', async () => {
     const { transport } = await tempHome();
     await acquireLock(transport, lockInfoFor('other', ['deploy']));
-    const locking = lockingTransport(transport, 'alleged', lockInfoFor('mine', ['deploy']));
+    const locking = new SiteConnection({ site: 'alleged', open: () => transport, lock: lockInfoFor('mine', ['deploy']) });
     expect(locking.held).toBe(false);
     await expect(locking.exec('true', {})).rejects.toBeInstanceOf(SiteLockedError);
     await expect(locking.exec('true', {})).rejects.toThrow(/locked by/);
