@@ -18,6 +18,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConnectionError, InterruptedError } from '../core/errors.ts';
+import type { EventBus } from '../core/events.ts';
+import type { Redactor } from '../core/secret.ts';
 import type { ExecOptions, ExecResult, Transport } from '../transports/transport.ts';
 import { HandshakeLimiter } from '../executor/handshakes.ts';
 import { acquireLock, SiteLockedError, type LockInfo } from '../executor/lock.ts';
@@ -40,6 +42,9 @@ export interface SiteConnectionOptions {
   signal?: AbortSignal;
   /** Take the site's deploy lock right after connecting. */
   lock?: LockInfo;
+  /** Where the lock script's warnings go, and what it redacts (it runs through the runner). */
+  bus?: EventBus;
+  redactor?: Redactor;
 }
 
 /** Retries for the release of the lock over a new connection: a few, quickly. */
@@ -93,7 +98,7 @@ export class SiteConnection implements Transport {
     await this.handshake(signal);
     const info = this.options.lock;
     if (!info) return;
-    const result = await acquireLock(this.transport, info, { signal: this.options.signal });
+    const result = await acquireLock(this.transport, info, { site: this.options.site, signal: this.options.signal, bus: this.options.bus, redactor: this.options.redactor });
     if (!result.acquired) throw new SiteLockedError(this.options.site ?? this.target, result.holder);
     this.lockHeld = true;
   }

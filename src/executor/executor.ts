@@ -339,6 +339,8 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
         bus.emit({ type: 'log', site: site.name, level: 'warn', message: `${error.message}; retrying in ${formatDuration(delayMs)} (attempt ${attempt + 1} of ${attempts})` }),
       // Taken with the connection, before the site's first remote command.
       lock: locking ? lockInfo : undefined,
+      bus,
+      redactor,
     });
     // The site stops with the run, or alone when an error escapes its tasks.
     const siteStop = new AbortController();

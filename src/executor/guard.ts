@@ -60,10 +60,12 @@ export async function finishSite(options: FinishSite): Promise<void> {
     error: options.errorMessage === undefined ? undefined : options.redactor.redact(options.errorMessage),
   };
   let recorded = false;
+  // Through the runner, each bounded in time: a server that stopped answering must not hold the run.
+  const scripts = { site, bus, redactor: options.redactor, timeoutMs: BOOKKEEPING_TIMEOUT_MS };
   /** On the site's own connection any failure means "try a new one"; on the new one a history failure is only warned about. */
   const attempt = async (transport: Transport, last: boolean): Promise<void> => {
     if (!recorded) {
-      await appendHistory(transport, record).then(
+      await appendHistory(transport, record, scripts).then(
         () => (recorded = true),
         (error: unknown) => {
           if (error instanceof ConnectionError || !last) throw error;
@@ -71,14 +73,14 @@ export async function finishSite(options: FinishSite): Promise<void> {
         },
       );
     }
-    await releaseLock(transport, info.runId);
+    await releaseLock(transport, info.runId, scripts);
   };
 
   // The site's own connection, while it still works: a lost or given-up one
   // (a server that stopped answering) is not even tried.
   if (options.transport.usable !== false && !(options.error instanceof ConnectionError)) {
     try {
-      await attempt(bounded(options.transport, BOOKKEEPING_TIMEOUT_MS), false);
+      await attempt(options.transport, false);
       return;
     } catch {
       // Whatever went wrong there (a lost connection, a stalled one, a plain
@@ -87,7 +89,7 @@ export async function finishSite(options: FinishSite): Promise<void> {
   }
   const fresh = options.reconnect();
   try {
-    await attempt(bounded(fresh, BOOKKEEPING_TIMEOUT_MS), true);
+    await attempt(fresh, true);
   } catch (second) {
     bus.emit({ type: 'log', site, level: 'warn', message: unreleased(site, second) });
   } finally {
@@ -101,23 +103,6 @@ export async function finishSite(options: FinishSite): Promise<void> {
  * SSH transport then gives the connection up and a new one is tried).
  */
 export const BOOKKEEPING_TIMEOUT_MS = 15_000;
-
-/** The same transport, each command ended after `ms`. */
-function bounded(transport: Transport, ms: number): Transport {
-  return {
-    get target() {
-      return transport.target;
-    },
-    get usable() {
-      return transport.usable;
-    },
-    connect: (signal) => transport.connect(signal),
-    exec: (command, options) => transport.exec(command, { ...options, signal: options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms) }),
-    put: (localPath, remotePath) => transport.put(localPath, remotePath),
-    get: (remotePath, localPath) => transport.get(remotePath, localPath),
-    close: () => transport.close(),
-  };
-}
 
 function unreleased(site: string, error: unknown): string {
   return `could not release the deploy lock ~/${LOCK_PATH} of site ${site} (${error instanceof Error ? error.message : String(error)}); remove it with: deploy unlock ${site}`;

@@ -2,11 +2,12 @@
 // HOME (LocalTransport), and the executor around them over the embedded SSH
 // server. Real OpenSSH: lock.e2e.test.ts.
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { task } from '../../src/config/define.ts';
+import { InterruptedError } from '../../src/core/errors.ts';
 import { appendHistory, parseHistory, readHistory, revisionFrom } from '../../src/executor/history.ts';
 import { acquireLock, describeHolder, lockInfoFor, parseLockInfo, readLock, releaseLock, removeLock, SiteLockedError } from '../../src/executor/lock.ts';
 import { SiteConnection } from '../../src/connection/site-connection.ts';
@@ -102,6 +103,19 @@ describe('the lock on the server', () => {
     await expect(locking.exec('true', {})).rejects.toBeInstanceOf(SiteLockedError);
     await expect(locking.exec('true', {})).rejects.toThrow(/locked by/);
     expect(locking.held).toBe(false);
+  });
+
+  it('taking it is ended by Ctrl-C, as an interruption, without waiting for the script', async () => {
+    const { home, transport } = await tempHome();
+    // A lock without info.json: the script waits (2 s) for the holder to write it.
+    await mkdir(join(home, '.deployfile', 'lock'), { recursive: true });
+    const interrupt = new AbortController();
+    const connection = new SiteConnection({ site: 'alleged', open: () => transport, signal: interrupt.signal, lock: lockInfoFor('mine', ['deploy']) });
+    setTimeout(() => interrupt.abort(), 100);
+    const started = Date.now();
+    await expect(connection.exec('true', {})).rejects.toBeInstanceOf(InterruptedError);
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(connection.held).toBe(false);
   });
 });
 
