@@ -3,7 +3,7 @@ import { ConnectionError, EXIT, UsageError } from '../core/errors.ts';
 import { reportFatal } from './report.ts';
 import { suggest } from '../config/schema.ts';
 import { Redactor } from '../core/secret.ts';
-import { retryingConnect } from '../executor/retry.ts';
+import { retryingConnect } from '../connection/site-connection.ts';
 import { sshRunSettings } from '../ssh/run-settings.ts';
 import { sshTransportFor } from '../ssh/site-transport.ts';
 import { inquirerAsker } from '../prompts/interactive.ts';

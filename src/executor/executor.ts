@@ -10,12 +10,14 @@ import type { Prompter } from '../prompts/prompter.ts';
 import type { Transport } from '../transports/transport.ts';
 import type { SiteRuntime } from '../runner/site-runtime.ts';
 import { TaskContext, type TaskFrame } from '../runner/task-context.ts';
-import { processHandshakes, type HandshakeLimiter } from './handshakes.ts';
+import { HandshakeLimiter } from './handshakes.ts';
+import { SiteConnection } from '../connection/site-connection.ts';
 import { schedule } from './schedule.ts';
-import { finishSite, lockingTransport, runNeedsLock } from './guard.ts';
+import { finishSite, runNeedsLock } from './guard.ts';
 import { lockInfoFor } from './lock.ts';
-import { retryingConnect, type RetryPolicy } from './retry.ts';
+import type { RetryPolicy } from './retry.ts';
 import { formatDuration } from '../core/duration.ts';
+import { siteTarget } from '../core/target.ts';
 import { Activity, settleOrLetGo, tracked } from './activity.ts';
 import { EscapedError, Escapes, type EscapeScope } from './escapes.ts';
 import { deadlineStop, describeStop, HungTaskError, shortDuration, stopOf } from './stop.ts';
@@ -37,7 +39,7 @@ export interface ExecuteOptions {
   batch?: number;
   /** No new site starts once this many have failed; default no limit (1 with `batch`). */
   maxFailures?: number;
-  /** Caps SSH handshakes under way at once (sshd's MaxStartups); default the process-wide limiter of 8. */
+  /** Caps SSH handshakes under way at once (sshd's MaxStartups); default a limiter of 8 for this run. */
   handshakes?: HandshakeLimiter;
   /** Take each site's deploy lock (~/.deployfile/lock) when a task needs it; default true, never in a dry run. */
   locks?: boolean;
@@ -91,16 +93,12 @@ interface OpenTask {
   ended: boolean;
 }
 
-/** The task that failed first (innermost), kept beside errors for the summary. */
-const failedIn = new WeakMap<object, string>();
-
 export function newRunId(): string {
   return randomUUID();
 }
 
-export function siteTarget(site: ResolvedSite): string {
-  return `${site.user}@${site.host}:${site.port ?? 22}`;
-}
+/** `user@host:port` of a site (see core/target.ts). */
+export { siteTarget };
 
 function statusOf(error: unknown): SiteStatus {
   if (error instanceof EscapedError) return 'failed';
@@ -148,6 +146,10 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
   // c.runOnce work by key: every site asking for the same key shares one promise.
   const onceByKey = new Map<string, Promise<unknown>>();
   let taskCounter = 0;
+  /** The task that failed first (innermost), kept beside errors for the summary. */
+  const failedIn = new WeakMap<object, string>();
+  // Shared by every site of the run: with ProxyJump all may go through one bastion.
+  const handshakes = options.handshakes ?? new HandshakeLimiter();
 
   bus.emit({
     type: 'run:start',
@@ -325,17 +327,21 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
     const siteStarted = performance.now();
     const target = siteTarget(site);
     bus.emit({ type: 'site:start', site: site.name, target });
-    // Connect under the handshake limiter: sessions stay open, handshakes queue.
-    const connectTo = (): Transport => (options.handshakes ?? processHandshakes).wrap(options.transportFor(site));
-    // Transient refusals (sshd's MaxStartups under load) are retried, and the run says so.
-    const connecting = retryingConnect(connectTo(), {
-      policy: options.connectRetry,
+    // The site's connection life (handshake slot, retry, lock, release): see connection/site-connection.ts.
+    const transport = new SiteConnection({
+      site: site.name,
+      open: () => options.transportFor(site),
+      handshakes,
+      retry: options.connectRetry,
       signal,
+      // Transient refusals (sshd's MaxStartups under load) are retried, and the run says so.
       onRetry: ({ error, attempt, attempts, delayMs }) =>
         bus.emit({ type: 'log', site: site.name, level: 'warn', message: `${error.message}; retrying in ${formatDuration(delayMs)} (attempt ${attempt + 1} of ${attempts})` }),
+      // Taken with the connection, before the site's first remote command.
+      lock: locking ? lockInfo : undefined,
+      bus,
+      redactor,
     });
-    // The lock is taken with the connection, before the site's first remote command.
-    const transport = locking ? lockingTransport(connecting, site.name, lockInfo) : connecting;
     // The site stops with the run, or alone when an error escapes its tasks.
     const siteStop = new AbortController();
     const siteSignal = AbortSignal.any([signal, siteStop.signal]);
@@ -407,12 +413,12 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
     if (notes.length > 0) summary.notes = notes;
     try {
       // Whatever happened (failure, abort, Ctrl-C, a lost connection): record it and let go of the site.
-      if ('held' in transport && transport.held) {
+      if (transport.held) {
         await finishSite({
           site: site.name,
           info: lockInfo,
           transport,
-          reconnect: connectTo,
+          reconnect: () => transport.reopen(),
           error: failure,
           outcome: summary.status,
           durationMs: summary.durationMs,

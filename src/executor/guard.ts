@@ -10,8 +10,7 @@ import type { Redactor } from '../core/secret.ts';
 import type { TaskDefinition } from '../config/define.ts';
 import type { Transport } from '../transports/transport.ts';
 import { appendHistory, revisionFrom, type HistoryRecord } from './history.ts';
-import { acquireLock, releaseLock, SiteLockedError, LOCK_PATH, type LockInfo } from './lock.ts';
-import { retryingConnect } from './retry.ts';
+import { releaseLock, LOCK_PATH, type LockInfo } from './lock.ts';
 
 /**
  * A run needs the lock when any of its per-site tasks does (`lock` defaults
@@ -22,77 +21,12 @@ export function runNeedsLock(definitions: readonly TaskDefinition[]): boolean {
   return definitions.some((definition) => !definition.once && definition.lock !== false);
 }
 
-/** Take the site's lock or throw SiteLockedError naming the holder. */
-export async function takeSiteLock(transport: Transport, site: string, info: LockInfo): Promise<void> {
-  const result = await acquireLock(transport, info);
-  if (!result.acquired) throw new SiteLockedError(site, result.holder);
-}
-
-/** A site's transport that takes the site's lock as part of connecting. */
-export interface LockingTransport extends Transport {
-  /** True once the lock is this run's: it must be released. */
-  readonly held: boolean;
-}
-
-/**
- * The site's transport, taking the site's lock when it first connects, that
- * is, before the site's first remote command or transfer. A run whose tasks
- * never reach the site (run-once tests that fail, local-only tasks) neither
- * connects nor locks; a second deploy fails before it runs anything on the
- * site. Once the lock is refused, every use fails with the same error.
- *
- * @example
- * const transport = lockingTransport(retryingConnect(sshTransportFor(site)), site.name, lockInfoFor(runId, tasks));
- * try { ...tasks... } finally { if (transport.held) await releaseLock(transport, runId); }
- */
-export function lockingTransport(inner: Transport, site: string, info: LockInfo): LockingTransport {
-  let ready: Promise<void> | undefined;
-  let held = false;
-  const connect = (signal?: AbortSignal): Promise<void> => {
-    ready ??= (async () => {
-      await inner.connect(signal);
-      await takeSiteLock(inner, site, info);
-      held = true;
-    })().catch((error: unknown) => {
-      // A refused lock stays refused; a failed connection may be tried again by a later command.
-      if (!(error instanceof SiteLockedError)) ready = undefined;
-      throw error;
-    });
-    return ready;
-  };
-  return {
-    get target() {
-      return inner.target;
-    },
-    get held() {
-      return held;
-    },
-    get usable() {
-      return inner.usable;
-    },
-    connect,
-    async exec(command, options) {
-      await connect();
-      return inner.exec(command, options);
-    },
-    async put(localPath, remotePath) {
-      await connect();
-      return inner.put(localPath, remotePath);
-    },
-    async get(remotePath, localPath) {
-      await connect();
-      return inner.get(remotePath, localPath);
-    },
-    close: () => inner.close(),
-  };
-}
-
 export interface FinishSite {
   site: string;
   info: LockInfo;
   /** The site's transport, used when it still works. */
   transport: Transport;
-  /** A fresh connection, for when the site's own was lost. */
+  /** A fresh connection (one that retries its handshake: SiteConnection.reopen()), for when the site's own was lost. */
   reconnect: () => Transport;
   /** Why the site's tasks ended, if they failed: a ConnectionError means its connection is gone. */
   error: unknown;
@@ -126,10 +60,12 @@ export async function finishSite(options: FinishSite): Promise<void> {
     error: options.errorMessage === undefined ? undefined : options.redactor.redact(options.errorMessage),
   };
   let recorded = false;
+  // Through the runner, each bounded in time: a server that stopped answering must not hold the run.
+  const scripts = { site, bus, redactor: options.redactor, timeoutMs: BOOKKEEPING_TIMEOUT_MS };
   /** On the site's own connection any failure means "try a new one"; on the new one a history failure is only warned about. */
   const attempt = async (transport: Transport, last: boolean): Promise<void> => {
     if (!recorded) {
-      await appendHistory(transport, record).then(
+      await appendHistory(transport, record, scripts).then(
         () => (recorded = true),
         (error: unknown) => {
           if (error instanceof ConnectionError || !last) throw error;
@@ -137,23 +73,23 @@ export async function finishSite(options: FinishSite): Promise<void> {
         },
       );
     }
-    await releaseLock(transport, info.runId);
+    await releaseLock(transport, info.runId, scripts);
   };
 
   // The site's own connection, while it still works: a lost or given-up one
   // (a server that stopped answering) is not even tried.
   if (options.transport.usable !== false && !(options.error instanceof ConnectionError)) {
     try {
-      await attempt(bounded(options.transport, BOOKKEEPING_TIMEOUT_MS), false);
+      await attempt(options.transport, false);
       return;
     } catch {
       // Whatever went wrong there (a lost connection, a stalled one, a plain
       // error), a new connection is the way to try again.
     }
   }
-  const fresh = retryingConnect(options.reconnect(), { policy: { attempts: 3, baseDelayMs: 500, maxDelayMs: 2000 } });
+  const fresh = options.reconnect();
   try {
-    await attempt(bounded(fresh, BOOKKEEPING_TIMEOUT_MS), true);
+    await attempt(fresh, true);
   } catch (second) {
     bus.emit({ type: 'log', site, level: 'warn', message: unreleased(site, second) });
   } finally {
@@ -167,23 +103,6 @@ export async function finishSite(options: FinishSite): Promise<void> {
  * SSH transport then gives the connection up and a new one is tried).
  */
 export const BOOKKEEPING_TIMEOUT_MS = 15_000;
-
-/** The same transport, each command ended after `ms`. */
-function bounded(transport: Transport, ms: number): Transport {
-  return {
-    get target() {
-      return transport.target;
-    },
-    get usable() {
-      return transport.usable;
-    },
-    connect: (signal) => transport.connect(signal),
-    exec: (command, options) => transport.exec(command, { ...options, signal: options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms) }),
-    put: (localPath, remotePath) => transport.put(localPath, remotePath),
-    get: (remotePath, localPath) => transport.get(remotePath, localPath),
-    close: () => transport.close(),
-  };
-}
 
 function unreleased(site: string, error: unknown): string {
   return `could not release the deploy lock ~/${LOCK_PATH} of site ${site} (${error instanceof Error ? error.message : String(error)}); remove it with: deploy unlock ${site}`;

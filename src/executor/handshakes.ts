@@ -1,5 +1,4 @@
 import { ConnectionError } from '../core/errors.ts';
-import type { ExecOptions, ExecResult, Transport } from '../transports/transport.ts';
 
 /**
  * How many SSH handshakes may be under way at once in this process.
@@ -15,13 +14,13 @@ export const DEFAULT_MAX_HANDSHAKES = 8;
 
 /**
  * A FIFO counting semaphore for connection handshakes, shared by every
- * site of a run (and by default by every run in the process: with
- * ProxyJump all sites may go through one bastion whatever their hosts).
+ * site of a run (with ProxyJump all sites may go through one bastion
+ * whatever their hosts). Each run has its own (ExecuteOptions.handshakes).
  *
  * @example
  * const limiter = new HandshakeLimiter(8);
- * const transport = limiter.wrap(sshTransportFor(site, settings));
- * await transport.exec('uptime', {}); // connects first, at most 8 at once
+ * const connection = new SiteConnection({ open: () => sshTransportFor(site, settings), handshakes: limiter });
+ * await connection.exec('uptime', {}); // connects first, at most 8 handshakes at once
  */
 export class HandshakeLimiter {
   private active = 0;
@@ -60,63 +59,4 @@ export class HandshakeLimiter {
       this.waiting.shift()?.();
     }
   }
-
-  /**
-   * The same transport, connecting under this limiter before its first
-   * exec/put/get. After that, calls go straight through.
-   */
-  wrap(transport: Transport): Transport {
-    return new LimitedTransport(transport, this);
-  }
 }
-
-class LimitedTransport implements Transport {
-  readonly target: string;
-  private ready: Promise<void> | undefined;
-
-  constructor(
-    private readonly inner: Transport,
-    private readonly limiter: HandshakeLimiter,
-  ) {
-    this.target = inner.target;
-  }
-
-  get usable(): boolean | undefined {
-    return this.inner.usable;
-  }
-
-  private connected(signal?: AbortSignal): Promise<void> {
-    this.ready ??= this.limiter.run(() => this.inner.connect(signal), signal).catch((error: unknown) => {
-      // A failed connect may be tried again (the transport decides whether a refusal is final).
-      this.ready = undefined;
-      throw error;
-    });
-    return this.ready;
-  }
-
-  connect(signal?: AbortSignal): Promise<void> {
-    return this.connected(signal);
-  }
-
-  async exec(command: string, options: ExecOptions): Promise<ExecResult> {
-    await this.connected(options.signal);
-    return this.inner.exec(command, options);
-  }
-
-  async put(localPath: string, remotePath: string): Promise<void> {
-    await this.connected();
-    return this.inner.put(localPath, remotePath);
-  }
-
-  async get(remotePath: string, localPath: string): Promise<void> {
-    await this.connected();
-    return this.inner.get(remotePath, localPath);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
-
-/** The limiter runs share unless they bring their own. */
-export const processHandshakes = new HandshakeLimiter(DEFAULT_MAX_HANDSHAKES);

@@ -5,7 +5,11 @@
  * read newest first by `deploy history <site>`.
  */
 import type { SiteStatus } from '../core/events.ts';
+import { runScript, type ScriptOptions } from '../connection/scripts.ts';
 import type { Transport } from '../transports/transport.ts';
+
+/** How the history scripts run: through the runner, with the run's bus, redactor, signal and a timeout. */
+export type HistoryScriptOptions = Omit<ScriptOptions, 'label' | 'stdin'>;
 
 /** Relative to the site user's home. */
 export const HISTORY_PATH = '.deployfile/history.jsonl';
@@ -46,27 +50,25 @@ export function revisionFrom(shared: ReadonlyMap<string, unknown>, site?: string
 }
 
 /** Append one record; `O_APPEND` writes of a line this short do not interleave. */
-export async function appendHistory(transport: Transport, record: HistoryRecord): Promise<void> {
+export async function appendHistory(transport: Transport, record: HistoryRecord, options: HistoryScriptOptions = {}): Promise<void> {
   // One line, and short: a long error would make the file hard to read with tail.
   const line = JSON.stringify({ ...record, error: record.error?.split('\n')[0]?.slice(0, 500) });
-  let stderr = '';
-  const { exitCode } = await transport.exec(`umask 077; mkdir -p "$HOME"/.deployfile && cat >> "$HOME"/${HISTORY_PATH}`, {
+  const { exitCode, stderr } = await runScript(transport, `umask 077; mkdir -p "$HOME"/.deployfile && cat >> "$HOME"/${HISTORY_PATH}`, {
+    ...options,
+    label: `append to ~/${HISTORY_PATH}`,
     stdin: `${line}\n`,
-    onStderr: (chunk) => (stderr = (stderr + chunk).slice(-2000)),
   });
-  if (exitCode !== 0) throw new Error(`could not append to ~/${HISTORY_PATH} on ${transport.target}: ${stderr.trim() || `exit code ${exitCode}`}`);
+  if (exitCode !== 0) throw new Error(`could not append to ~/${HISTORY_PATH} on ${transport.target}: ${stderr.slice(-2000).trim() || `exit code ${exitCode}`}`);
 }
 
 /** The last `limit` records, newest first; lines that do not parse are skipped. */
-export async function readHistory(transport: Transport, limit: number): Promise<HistoryRecord[]> {
-  let stdout = '';
-  let stderr = '';
+export async function readHistory(transport: Transport, limit: number, options: HistoryScriptOptions = {}): Promise<HistoryRecord[]> {
   const n = Math.max(1, Math.floor(limit));
-  const { exitCode } = await transport.exec(`f="$HOME"/${HISTORY_PATH}; if [ -f "$f" ]; then echo deployfile-history; tail -n ${n} "$f"; fi`, {
-    onStdout: (chunk) => (stdout += chunk),
-    onStderr: (chunk) => (stderr = (stderr + chunk).slice(-2000)),
+  const { exitCode, stdout, stderr } = await runScript(transport, `f="$HOME"/${HISTORY_PATH}; if [ -f "$f" ]; then echo deployfile-history; tail -n ${n} "$f"; fi`, {
+    ...options,
+    label: `read ~/${HISTORY_PATH}`,
   });
-  if (exitCode !== 0) throw new Error(`could not read ~/${HISTORY_PATH} on ${transport.target}: ${stderr.trim() || `exit code ${exitCode}`}`);
+  if (exitCode !== 0) throw new Error(`could not read ~/${HISTORY_PATH} on ${transport.target}: ${stderr.slice(-2000).trim() || `exit code ${exitCode}`}`);
   const at = stdout.indexOf('deployfile-history\n');
   if (at < 0) return [];
   return parseHistory(stdout.slice(at + 'deployfile-history\n'.length)).reverse();

@@ -8,6 +8,7 @@
  */
 import { hostname, userInfo } from 'node:os';
 import { quote } from '../core/quote.ts';
+import { runScript, type ScriptOptions, type ScriptResult } from '../connection/scripts.ts';
 import type { Transport } from '../transports/transport.ts';
 
 /** Relative to the site user's home; shown in messages as `~/.deployfile/lock`. */
@@ -106,27 +107,10 @@ const LOCK = `${DIR}/lock`;
 const INFO = `${LOCK}/info.json`;
 const HELD = 3;
 
-interface Captured {
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-}
+/** How the lock scripts run: through the runner (see connection/scripts.ts), with the run's bus, redactor and signal. */
+export type LockScriptOptions = Omit<ScriptOptions, 'label' | 'stdin'>;
 
-/** Runs one of our own short scripts (not a task's command: no events, no prompts). */
-async function capture(transport: Transport, script: string, stdin?: string): Promise<Captured> {
-  let stdout = '';
-  let stderr = '';
-  // Our scripts print a few hundred bytes; the cap only guards against a noisy login shell.
-  const keep = (text: string, chunk: string): string => (text.length > 1_000_000 ? text : text + chunk);
-  const { exitCode } = await transport.exec(script, {
-    onStdout: (chunk) => (stdout = keep(stdout, chunk)),
-    onStderr: (chunk) => (stderr = keep(stderr, chunk)),
-    stdin,
-  });
-  return { exitCode, stdout, stderr };
-}
-
-function scriptError(what: string, target: string, result: Captured): Error {
+function scriptError(what: string, target: string, result: ScriptResult): Error {
   const why = result.stderr.trim().split('\n').slice(-3).join('; ') || `exit code ${result.exitCode}`;
   return new Error(`could not ${what} on ${target}: ${why}`);
 }
@@ -136,7 +120,7 @@ function scriptError(what: string, target: string, result: Captured): Error {
  * the info file is written right after, so a reader that finds the
  * directory without it waits a moment before calling the holder unknown.
  */
-export async function acquireLock(transport: Transport, info: LockInfo): Promise<{ acquired: true } | { acquired: false; holder: LockInfo | null }> {
+export async function acquireLock(transport: Transport, info: LockInfo, options: LockScriptOptions = {}): Promise<{ acquired: true } | { acquired: false; holder: LockInfo | null }> {
   const script = [
     'umask 077',
     `mkdir -p ${DIR} || exit 2`,
@@ -149,7 +133,8 @@ export async function acquireLock(transport: Transport, info: LockInfo): Promise
     `cat ${INFO} 2>/dev/null`,
     `exit ${HELD}`,
   ].join('\n');
-  const result = await capture(transport, script, `${JSON.stringify(info)}\n`);
+  // Ctrl-C ends the script (it may wait up to 2 s for a holder's info).
+  const result = await runScript(transport, script, { ...options, label: `take the deploy lock ~/${LOCK_PATH}`, stdin: `${JSON.stringify(info)}\n` });
   if (result.exitCode === 0 && result.stdout.includes('deployfile-lock-acquired')) return { acquired: true };
   if (result.exitCode === HELD) return { acquired: false, holder: parseLockInfo(result.stdout) };
   throw scriptError(`take the deploy lock ~/${LOCK_PATH}`, transport.target, result);
@@ -160,21 +145,21 @@ export async function acquireLock(transport: Transport, info: LockInfo): Promise
  * `deploy unlock` followed by another deploy must not lose their lock to us.
  * Resolves to whether it removed it.
  */
-export async function releaseLock(transport: Transport, runId: string): Promise<boolean> {
+export async function releaseLock(transport: Transport, runId: string, options: LockScriptOptions = {}): Promise<boolean> {
   const script = [
     `if grep -qF ${quote(`"runId":${JSON.stringify(runId)}`)} ${INFO} 2>/dev/null; then`,
     `  rm -rf ${LOCK} && echo deployfile-lock-released`,
     'fi',
   ].join('\n');
-  const result = await capture(transport, script);
+  const result = await runScript(transport, script, { ...options, label: `release the deploy lock ~/${LOCK_PATH}` });
   if (result.exitCode !== 0) throw scriptError(`release the deploy lock ~/${LOCK_PATH}`, transport.target, result);
   return result.stdout.includes('deployfile-lock-released');
 }
 
 /** What `deploy unlock` shows: null when the site is not locked. */
-export async function readLock(transport: Transport): Promise<{ locked: false } | { locked: true; holder: LockInfo | null; raw: string }> {
+export async function readLock(transport: Transport, options: LockScriptOptions = {}): Promise<{ locked: false } | { locked: true; holder: LockInfo | null; raw: string }> {
   const script = [`if [ -d ${LOCK} ]; then echo deployfile-locked; cat ${INFO} 2>/dev/null; echo; fi`, 'exit 0'].join('\n');
-  const result = await capture(transport, script);
+  const result = await runScript(transport, script, { ...options, label: `read the deploy lock ~/${LOCK_PATH}` });
   if (result.exitCode !== 0) throw scriptError(`read the deploy lock ~/${LOCK_PATH}`, transport.target, result);
   const at = result.stdout.indexOf('deployfile-locked');
   if (at < 0) return { locked: false };
@@ -187,9 +172,9 @@ export async function readLock(transport: Transport): Promise<{ locked: false } 
  * while it still belongs to that run, so a lock taken by a new deploy
  * between showing and removing survives.
  */
-export async function removeLock(transport: Transport, runId?: string): Promise<boolean> {
-  if (runId) return releaseLock(transport, runId);
-  const result = await capture(transport, `if [ -d ${LOCK} ]; then rm -rf ${LOCK} && echo deployfile-lock-released; fi`);
+export async function removeLock(transport: Transport, runId?: string, options: LockScriptOptions = {}): Promise<boolean> {
+  if (runId) return releaseLock(transport, runId, options);
+  const result = await runScript(transport, `if [ -d ${LOCK} ]; then rm -rf ${LOCK} && echo deployfile-lock-released; fi`, { ...options, label: `remove the deploy lock ~/${LOCK_PATH}` });
   if (result.exitCode !== 0) throw scriptError(`remove the deploy lock ~/${LOCK_PATH}`, transport.target, result);
   return result.stdout.includes('deployfile-lock-released');
 }

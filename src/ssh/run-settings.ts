@@ -1,6 +1,9 @@
 import type { QuestionQueue } from '../core/prompter.ts';
 import { OPERATOR_SECRET_VARS, type Redactor } from '../core/secret.ts';
-import { passphraseProvider, sshSettingsFromEnv, sudoPasswordSource, type SshSettings } from './site-transport.ts';
+import { sudoPasswordSource } from '../core/sudo-password.ts';
+import { passphraseProvider, sshSettingsFromEnv } from './env.ts';
+import { SshRunState } from './run-state.ts';
+import type { SshSettings } from './settings.ts';
 
 /** How the CLI asks the person at the terminal; absent without a TTY. */
 export interface SshAsker {
@@ -47,6 +50,8 @@ export function sshRunSettings(options: {
     }),
     redactor: options.redactor,
     onWarning: options.onWarning,
+    // This run's answers and loaded keys: every site (and every copy of these settings) shares them.
+    runState: new SshRunState(),
   };
   const sudoPassword = sudoPasswordSource({
     env,

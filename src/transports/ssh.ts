@@ -8,6 +8,7 @@ const { BaseAgent, Client, OpenSSHAgent, utils } = ssh2;
 type Client = ssh2.Client;
 import { ConnectionError, InterruptedError } from '../core/errors.ts';
 import { showPath } from '../core/show-path.ts';
+import { sshTarget } from '../core/target.ts';
 import type { ExecOptions, ExecResult, Transport } from './transport.ts';
 
 /** After TERM, how long a timed-out or interrupted command has to exit before KILL. */
@@ -226,7 +227,7 @@ export class SshTransport implements Transport {
   readonly authLog: string[] = [];
 
   constructor(private readonly options: SshTransportOptions) {
-    this.target = `${options.username}@${options.host}:${options.port}`;
+    this.target = sshTarget(options.username, options.host, options.port);
     this.channels = new Semaphore(options.maxChannels ?? 8);
   }
 

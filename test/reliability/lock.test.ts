@@ -2,14 +2,16 @@
 // HOME (LocalTransport), and the executor around them over the embedded SSH
 // server. Real OpenSSH: lock.e2e.test.ts.
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { task } from '../../src/config/define.ts';
+import { InterruptedError } from '../../src/core/errors.ts';
 import { appendHistory, parseHistory, readHistory, revisionFrom } from '../../src/executor/history.ts';
 import { acquireLock, describeHolder, lockInfoFor, parseLockInfo, readLock, releaseLock, removeLock, SiteLockedError } from '../../src/executor/lock.ts';
-import { lockingTransport, runNeedsLock } from '../../src/executor/guard.ts';
+import { SiteConnection } from '../../src/connection/site-connection.ts';
+import { runNeedsLock } from '../../src/executor/guard.ts';
 import { LocalTransport } from '../../src/transports/local.ts';
 import { renderSummary } from '../../src/views/summary.ts';
 import { style } from '../../src/views/style.ts';
@@ -96,11 +98,24 @@ describe('the lock on the server', () => {
   it('is taken with the first connection, and a refusal sticks', async () => {
     const { transport } = await tempHome();
     await acquireLock(transport, lockInfoFor('other', ['deploy']));
-    const locking = lockingTransport(transport, 'alleged', lockInfoFor('mine', ['deploy']));
+    const locking = new SiteConnection({ site: 'alleged', open: () => transport, lock: lockInfoFor('mine', ['deploy']) });
     expect(locking.held).toBe(false);
     await expect(locking.exec('true', {})).rejects.toBeInstanceOf(SiteLockedError);
     await expect(locking.exec('true', {})).rejects.toThrow(/locked by/);
     expect(locking.held).toBe(false);
+  });
+
+  it('taking it is ended by Ctrl-C, as an interruption, without waiting for the script', async () => {
+    const { home, transport } = await tempHome();
+    // A lock without info.json: the script waits (2 s) for the holder to write it.
+    await mkdir(join(home, '.deployfile', 'lock'), { recursive: true });
+    const interrupt = new AbortController();
+    const connection = new SiteConnection({ site: 'alleged', open: () => transport, signal: interrupt.signal, lock: lockInfoFor('mine', ['deploy']) });
+    setTimeout(() => interrupt.abort(), 100);
+    const started = Date.now();
+    await expect(connection.exec('true', {})).rejects.toBeInstanceOf(InterruptedError);
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(connection.held).toBe(false);
   });
 });
 

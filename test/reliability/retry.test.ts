@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConnectionError } from '../../src/core/errors.ts';
-import { backoffDelay, retryingConnect, type RetryPolicy } from '../../src/executor/retry.ts';
+import { retryingConnect } from '../../src/connection/site-connection.ts';
+import { backoffDelay, type RetryPolicy } from '../../src/executor/retry.ts';
 import type { Transport } from '../../src/transports/transport.ts';
 
 /** A transport whose first connects fail with the given errors, then succeed. */

@@ -11,7 +11,8 @@ import { ConnectionError } from '../../src/core/errors.ts';
 import { Redactor } from '../../src/core/secret.ts';
 import { generateKeyPair, startEmbeddedSshServer, type EmbeddedSshServer } from '../../demo/embedded-ssh/server.ts';
 import { hashHostName } from '../../src/ssh/known-hosts.ts';
-import { passphraseProvider, sshTransportFor, sudoPasswordSource, type HostKeyQuestion, type SshSettings } from '../../src/ssh/site-transport.ts';
+import { sudoPasswordSource } from '../../src/core/sudo-password.ts';
+import { passphraseProvider, sshTransportFor, type HostKeyQuestion, type SshSettings } from '../../src/ssh/site-transport.ts';
 
 const operator = generateKeyPair('operator');
 let server: EmbeddedSshServer;

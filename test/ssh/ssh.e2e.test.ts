@@ -18,7 +18,8 @@ import type { Context } from '../../src/core/context.ts';
 import { Redactor } from '../../src/core/secret.ts';
 import { execute, type RunOutcome } from '../../src/executor/executor.ts';
 import { PolicyPrompter } from '../../src/prompts/prompter.ts';
-import { passphraseProvider, sshTransportFor, sudoPasswordSource, type SshSettings } from '../../src/ssh/site-transport.ts';
+import { sudoPasswordSource } from '../../src/core/sudo-password.ts';
+import { passphraseProvider, sshTransportFor, type SshSettings } from '../../src/ssh/site-transport.ts';
 import { LocalTransport } from '../../src/transports/local.ts';
 import * as lab from '../lab/lab.ts';
 

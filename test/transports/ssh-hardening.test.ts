@@ -9,7 +9,7 @@ import { compose, EMPTY_SCOPE } from '../../src/core/compose.ts';
 import { sh } from '../../src/core/quote.ts';
 import { showPath } from '../../src/core/show-path.ts';
 import { finishSite } from '../../src/executor/guard.ts';
-import { retryingConnect } from '../../src/executor/retry.ts';
+import { retryingConnect } from '../../src/connection/site-connection.ts';
 import { GroupMarker, sftpPath, SshTransport } from '../../src/transports/ssh.ts';
 import { FakeTransport } from '../helpers/fake-transport.ts';
 
