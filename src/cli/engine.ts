@@ -1,3 +1,4 @@
+import { siteTarget } from '../core/target.ts';
 import { EventBus, type EventOf } from '../core/events.ts';
 import { Redactor } from '../core/secret.ts';
 import type { LoadedDeployfile, ResolvedSite } from '../config/load.ts';
@@ -103,7 +104,7 @@ export async function runEngine(run: EngineRun): Promise<RunOutcome> {
       bus,
       prompter,
       local: options.dryRun ? new DryRunTransport('local') : new LocalTransport(),
-      transportFor: (site) => (options.dryRun ? new DryRunTransport(`${site.user}@${site.host}:${site.port ?? 22}`) : sshTransportFor(site, ssh)),
+      transportFor: (site) => (options.dryRun ? new DryRunTransport(siteTarget(site)) : sshTransportFor(site, ssh)),
       dryRun: options.dryRun,
       parallel: options.parallel,
       batch: options.batch,

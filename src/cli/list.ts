@@ -1,3 +1,4 @@
+import { siteTarget } from '../core/target.ts';
 import { findDeployfile, loadDeployfile } from '../config/load.ts';
 import { useColor, style } from '../views/style.ts';
 import { reportFatal } from './report.ts';
@@ -16,7 +17,7 @@ export async function listCommand(flags: { file?: string }): Promise<number> {
     }
     out.push('', s.bold('Sites'));
     const siteWidth = Math.max(0, ...deployfile.sites.map((site) => site.name.length));
-    for (const site of deployfile.sites) out.push(`  ${site.name.padEnd(siteWidth)}  ${site.user}@${site.host}:${site.port ?? 22}`);
+    for (const site of deployfile.sites) out.push(`  ${site.name.padEnd(siteWidth)}  ${siteTarget(site)}`);
     const groups = Object.entries(deployfile.groups);
     if (groups.length > 0) {
       out.push('', s.bold('Groups'));

@@ -1,3 +1,4 @@
+import { someoneAtTerminal } from '../prompts/terminal.ts';
 import { findDeployfile, loadDeployfile, type ResolvedSite } from '../config/load.ts';
 import { ConnectionError, EXIT, UsageError } from '../core/errors.ts';
 import { reportFatal } from './report.ts';
@@ -24,7 +25,7 @@ export async function connectToSite(siteName: string, flags: { file?: string; ss
   }
   const redactor = new Redactor();
   // The same SSH settings as `deploy run`: -F, --accept-new-host-keys, env secrets, TTY questions.
-  const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY) && !process.env.CI;
+  const interactive = someoneAtTerminal(process.stderr);
   const { ssh } = sshRunSettings({
     configFile: flags.sshConfig,
     acceptNewHostKeys: flags.acceptNewHostKeys,

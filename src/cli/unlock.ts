@@ -1,3 +1,4 @@
+import { someoneAtTerminal } from '../prompts/terminal.ts';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { EXIT } from '../core/errors.ts';
@@ -51,7 +52,7 @@ export async function unlockCommand(
     const live = flags.force ? undefined : liveLocalHolder(holder);
     if (live) {
       const what = `its holder, process ${live.pid}${live.command ? ` (${live.command.slice(0, 200)})` : ''}, is still running on this machine`;
-      const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY) && !process.env.CI;
+      const interactive = someoneAtTerminal(process.stdout);
       if (!interactive) {
         out.write(`not removed: ${what}; removing the lock would let another deploy run beside it. Stop it (kill ${live.pid}: it releases the lock itself), or remove the lock anyway with: deploy unlock ${site.name} --force\n`);
         return EXIT.failed;

@@ -9,7 +9,7 @@ import { InterruptedError } from '../core/errors.ts';
 import { EventBus } from '../core/events.ts';
 import { shellCommand } from '../core/quote.ts';
 import { Redactor } from '../core/secret.ts';
-import type { Prompter } from '../prompts/prompter.ts';
+import type { Prompter } from '../core/prompter.ts';
 import { runCommand } from '../runner/run-command.ts';
 import type { SiteRuntime } from '../runner/site-runtime.ts';
 import type { Transport } from '../transports/transport.ts';

@@ -53,7 +53,7 @@ export class Activity {
 /**
  * `transport` with every operation counted in `activity`.
  *
- * @example const remote = tracked(lockingTransport(...), siteActivity);
+ * @example const remote = tracked(connection.transport, siteActivity);
  */
 export function tracked(transport: Transport, activity: Activity): Transport {
   return {
