@@ -1,6 +1,6 @@
 import { formatDuration } from '../core/duration.ts';
 import { EXIT, UsageError } from '../core/errors.ts';
-import { HISTORY_PATH, readHistory, type HistoryRecord } from '../executor/history.ts';
+import { HISTORY_PATH, readHistory, type HistoryRecord } from '../connection/history.ts';
 import { style, useColor, type Style } from '../views/style.ts';
 import { withSite } from './site-connection.ts';
 import { reportFatal } from './report.ts';

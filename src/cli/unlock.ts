@@ -2,7 +2,7 @@ import { someoneAtTerminal } from '../prompts/terminal.ts';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { EXIT } from '../core/errors.ts';
-import { describeHolder, LOCK_PATH, readLock, removeLock, type LockInfo } from '../executor/lock.ts';
+import { describeHolder, LOCK_PATH, readLock, removeLock, type LockInfo } from '../connection/lock.ts';
 import { inquirerAsker } from '../prompts/interactive.ts';
 import { withSite } from './site-connection.ts';
 

@@ -22,7 +22,7 @@ import type { EventBus } from '../core/events.ts';
 import type { Redactor } from '../core/secret.ts';
 import type { ExecOptions, ExecResult, Transport } from '../transports/transport.ts';
 import { HandshakeLimiter } from '../executor/handshakes.ts';
-import { acquireLock, SiteLockedError, type LockInfo } from '../executor/lock.ts';
+import { acquireLock, SiteLockedError, type LockInfo } from './lock.ts';
 import { backoffDelay, DEFAULT_CONNECT_RETRY, type RetryOptions, type RetryPolicy } from '../executor/retry.ts';
 
 export interface SiteConnectionOptions {

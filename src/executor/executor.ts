@@ -14,7 +14,7 @@ import { HandshakeLimiter } from './handshakes.ts';
 import { SiteConnection } from '../connection/site-connection.ts';
 import { schedule } from './schedule.ts';
 import { finishSite, runNeedsLock } from './guard.ts';
-import { lockInfoFor } from './lock.ts';
+import { lockInfoFor } from '../connection/lock.ts';
 import type { RetryPolicy } from './retry.ts';
 import { formatDuration } from '../core/duration.ts';
 import { siteTarget } from '../core/target.ts';

@@ -9,8 +9,8 @@ import type { EventBus, SiteStatus } from '../core/events.ts';
 import type { Redactor } from '../core/secret.ts';
 import type { TaskDefinition } from '../config/define.ts';
 import type { Transport } from '../transports/transport.ts';
-import { appendHistory, revisionFrom, type HistoryRecord } from './history.ts';
-import { releaseLock, LOCK_PATH, type LockInfo } from './lock.ts';
+import { appendHistory, revisionFrom, type HistoryRecord } from '../connection/history.ts';
+import { releaseLock, LOCK_PATH, type LockInfo } from '../connection/lock.ts';
 
 /**
  * A run needs the lock when any of its per-site tasks does (`lock` defaults

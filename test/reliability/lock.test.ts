@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { task } from '../../src/config/define.ts';
 import { InterruptedError } from '../../src/core/errors.ts';
-import { appendHistory, parseHistory, readHistory, revisionFrom } from '../../src/executor/history.ts';
-import { acquireLock, describeHolder, lockInfoFor, parseLockInfo, readLock, releaseLock, removeLock, SiteLockedError } from '../../src/executor/lock.ts';
+import { appendHistory, parseHistory, readHistory, revisionFrom } from '../../src/connection/history.ts';
+import { acquireLock, describeHolder, lockInfoFor, parseLockInfo, readLock, releaseLock, removeLock, SiteLockedError } from '../../src/connection/lock.ts';
 import { SiteConnection } from '../../src/connection/site-connection.ts';
 import { runNeedsLock } from '../../src/executor/guard.ts';
 import { LocalTransport } from '../../src/transports/local.ts';
@@ -82,7 +82,7 @@ describe('the lock on the server', () => {
   });
 
   it('DEPLOY_OPERATOR names pipelines', async () => {
-    const { operatorName } = await import('../../src/executor/lock.ts');
+    const { operatorName } = await import('../../src/connection/lock.ts');
     expect(operatorName({ DEPLOY_OPERATOR: 'github-actions run 42' })).toBe('github-actions run 42');
     expect(operatorName({})).toMatch(/.+@.+/);
   });

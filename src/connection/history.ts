@@ -5,7 +5,7 @@
  * read newest first by `deploy history <site>`.
  */
 import type { SiteStatus } from '../core/events.ts';
-import { runScript, type ScriptOptions } from '../connection/scripts.ts';
+import { runScript, type ScriptOptions } from './scripts.ts';
 import type { Transport } from '../transports/transport.ts';
 
 /** How the history scripts run: through the runner, with the run's bus, redactor, signal and a timeout. */

@@ -8,7 +8,7 @@
  */
 import { hostname, userInfo } from 'node:os';
 import { quote } from '../core/quote.ts';
-import { runScript, type ScriptOptions, type ScriptResult } from '../connection/scripts.ts';
+import { runScript, type ScriptOptions, type ScriptResult } from './scripts.ts';
 import type { Transport } from '../transports/transport.ts';
 
 /** Relative to the site user's home; shown in messages as `~/.deployfile/lock`. */
