@@ -19,7 +19,7 @@ const SSH_SIGNALS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * A command started by {@link runCommand}.
+ * A command started by {@link spawnForChannel}.
  *
  * @example
  * if (!cmd.signal('INT')) reject(); // nothing running, or not an SSH signal name
@@ -40,12 +40,12 @@ export interface RunningCommand {
 }
 
 /**
- * Where and how {@link runCommand} runs a command.
+ * Where and how {@link spawnForChannel} runs a command.
  *
  * @example
  * { cwd: home, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home }, groups: new Set() }
  */
-export interface RunOptions {
+export interface SpawnOptions {
   cwd: string;
   env: Record<string, string>;
   /**
@@ -64,11 +64,11 @@ export interface RunOptions {
  *
  * @example
  * session.on('exec', (accept, _reject, info) => {
- *   const cmd = runCommand(accept(), info.command, { cwd: home, env, groups });
+ *   const cmd = spawnForChannel(accept(), info.command, { cwd: home, env, groups });
  *   session.on('signal', (ok, no, sig) => (cmd.signal(sig.name) ? ok?.() : no?.()));
  * });
  */
-export function runCommand(channel: ServerChannel, command: string, opts: RunOptions): RunningCommand {
+export function spawnForChannel(channel: ServerChannel, command: string, opts: SpawnOptions): RunningCommand {
   // detached: the shell leads a new process group, so signals reach the
   // whole pipeline (`sh -c 'sleep 100; echo'` forks sleep as a child).
   const child = spawn('/bin/sh', ['-c', command], {

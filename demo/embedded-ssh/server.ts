@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import ssh2, { type AuthContext, type Connection, type ParsedKey, type Session } from 'ssh2';
-import { killGroups, runCommand, type RunningCommand } from './exec.ts';
+import { killGroups, spawnForChannel, type RunningCommand } from './exec.ts';
 import { serveSftp } from './sftp.ts';
 
 const { Server, utils } = ssh2;
@@ -183,7 +183,7 @@ export async function startEmbeddedSshServer(opts: EmbeddedSshServerOptions): Pr
             SHELL: '/bin/sh',
             ...opts.env,
           };
-          const started = runCommand(channel, info.command, { cwd: userHome, env, groups });
+          const started = spawnForChannel(channel, info.command, { cwd: userHome, env, groups });
           cmd = started;
           running.add(started);
           connCommands.add(started);
@@ -330,9 +330,9 @@ function isUsableKeyPair(privateKey: string, publicKey: string): boolean {
  * {@link EmbeddedSshServer.hostKeyFingerprint} or `ssh-keygen -lf` output.
  *
  * @example
- * fingerprint(server.hostPublicKey) === server.hostKeyFingerprint; // true
+ * publicKeyFingerprint(server.hostPublicKey) === server.hostKeyFingerprint; // true
  */
-export function fingerprint(publicKeyLine: string): string {
+export function publicKeyFingerprint(publicKeyLine: string): string {
   const key = parsePublicKey(publicKeyLine);
   return `SHA256:${createHash('sha256').update(key.getPublicSSH()).digest('base64').replace(/=+$/, '')}`;
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import ssh2, { type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
-  fingerprint,
+  publicKeyFingerprint,
   generateKeyPair,
   startEmbeddedSshServer,
   type EmbeddedSshServer,
@@ -328,7 +328,7 @@ describe('authentication', () => {
     expect(server.hostPublicKey).toBe(hostKey.publicKey.split(' ').slice(0, 2).join(' '));
     expect(server.knownHostsLine).toBe(`[127.0.0.1]:${server.port} ${server.hostPublicKey}`);
     expect(server.hostKeyFingerprint).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
-    expect(fingerprint(hostKey.publicKey)).toBe(server.hostKeyFingerprint);
+    expect(publicKeyFingerprint(hostKey.publicKey)).toBe(server.hostKeyFingerprint);
     await connect(server); // hostVerifier in connect() checks the served key
   });
 });
