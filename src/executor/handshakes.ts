@@ -16,6 +16,9 @@ export const DEFAULT_MAX_HANDSHAKES = 8;
  * A FIFO counting semaphore for connection handshakes, shared by every
  * site of a run (with ProxyJump all sites may go through one bastion
  * whatever their hosts). Each run has its own (ExecuteOptions.handshakes).
+ * Hand-written rather than p-limit: a waiter must leave the queue at once on
+ * Ctrl-C (its AbortSignal) with a ConnectionError naming the site, which
+ * p-limit's queue does not offer.
  *
  * @example
  * const limiter = new HandshakeLimiter(8);

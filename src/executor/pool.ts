@@ -2,6 +2,10 @@
  * Run `work` over `items` with at most `limit` at once, in order of items.
  * `shouldStart` is asked before each item starts, so a run can stop
  * starting new sites (after an abort, Ctrl-C or too many failures).
+ *
+ * Hand-written rather than p-limit: an item that may not start must still
+ * get its result (`skipped`, a "not started" row) in order, which p-limit's
+ * queue cannot express without clearing it from outside; the loop is 15 lines.
  */
 export async function pool<T, R>(
   items: readonly T[],

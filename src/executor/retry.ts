@@ -5,6 +5,10 @@
  * sites on one host hits it. Only failures the transport marks `transient`
  * are retried; authentication and host-key refusals never are. The loop
  * itself is step 3 of SiteConnection (src/connection/site-connection.ts).
+ * Hand-written rather than p-retry: the budget is attempts *and* elapsed
+ * time, each wait is announced (the run says it retries, and finally when it
+ * gave up), and only ConnectionErrors the transport marked transient count;
+ * the policy and the backoff are a few lines of their own.
  */
 import type { ConnectionError } from '../core/errors.ts';
 
