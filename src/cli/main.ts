@@ -173,9 +173,15 @@ ${EXIT_CODES_HELP}`,
     .command('releases')
     .description("list a site's releases (releases layout): state, revision, when, by whom, virtualenv, disk use")
     .argument('<site>', 'site name from the deployfile')
-    .action(async (site: string, _options: unknown, command: Command) => {
+    .option('--json', 'the record as stored in ~/.deployfile/releases.jsonl on the server: one JSON event per line, oldest first')
+    .action(async (site: string, options: { json?: boolean }, command: Command) => {
+      if (options.json) {
+        const { releasesJsonCommand } = await import('./releases.ts');
+        process.exitCode = await releasesJsonCommand(site, command.optsWithGlobals());
+        return;
+      }
       const { deployRun } = await import('./run.ts');
-      process.exitCode = await deployRun(['releases'], { ...command.optsWithGlobals(), site });
+      process.exitCode = await deployRun(['releases'], { ...command.optsWithGlobals(), site, json: undefined });
     });
 
   program

@@ -221,6 +221,12 @@ export default defineDeployfile<DjangoVars>({
     const listed = await runWatched(['releases', SITE]);
     expectExit(listed, 0);
     expect(listed.output).toMatch(new RegExp(`${path.basename(fs.readlinkSync(site.siteDir))}\\s+${next.slice(0, 12)}\\s+current`));
+    // --json: the record as stored, one event per line.
+    const json = await runWatched(['releases', SITE, '--json']);
+    expectExit(json, 0);
+    const events = json.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, string>);
+    expect(events).toEqual(record());
+    expect(events.some((e) => e.event === 'built' && e.revision === next)).toBe(true);
   });
 
   it('a rollback across a migration stops and prints the migrate commands; --migrate-back runs them, then switches', async () => {
