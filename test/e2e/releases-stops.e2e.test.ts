@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { currentRelease, parseRecord, releaseStates, type ReleaseState } from '../../tasks/releases/record.ts';
 import { deploy, type CliRun } from '../helpers/cli.ts';
-import { refuseOtherEmperors } from '../lab/emperors.ts';
+import { refuseOtherEmperors, reloadVassalAndWait } from '../lab/emperors.ts';
 import * as lab from '../lab/lab.ts';
 import { operatorHome } from '../lab/operator-home.ts';
 
@@ -167,17 +167,7 @@ export default defineDeployfile<DjangoVars>({
    * stopped deploy puts live.
    */
   async function reloadAndCheck(revision: string): Promise<void> {
-    const log = emperor!.logPath;
-    const before = fs.statSync(log).size;
-    // Two touches within one second can collapse into one reload.
-    await new Promise((resolve) => setTimeout(resolve, 1100));
-    await lab.touchVassal(SITE);
-    const deadline = Date.now() + 30_000;
-    const reloaded = () => fs.readFileSync(log, 'utf8').slice(before).includes(`reload the uwsgi instance ${SITE}.ini`);
-    while (!reloaded()) {
-      if (Date.now() > deadline) throw new Error(`the emperor did not reload ${SITE} within 30 s of the touch; its log since:\n${fs.readFileSync(log, 'utf8').slice(before)}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await reloadVassalAndWait(SITE, emperor!.logPath);
     await served(revision);
   }
 

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy, type CliRun } from '../helpers/cli.ts';
-import { refuseOtherEmperors } from '../lab/emperors.ts';
+import { refuseOtherEmperors, reloadVassalAndWait } from '../lab/emperors.ts';
 import * as lab from '../lab/lab.ts';
 import { operatorHome } from '../lab/operator-home.ts';
 
@@ -165,17 +165,7 @@ ${siteEntries.join('\n')}
    * after the stopped deploy would put live.
    */
   async function reloadAndCheck(name: SiteName, revision: string): Promise<void> {
-    const log = emperor!.logPath;
-    const before = fs.statSync(log).size;
-    // Two touches within one second can collapse into one reload.
-    await new Promise((resolve) => setTimeout(resolve, 1100));
-    await lab.touchVassal(name);
-    const deadline = Date.now() + 30_000;
-    const reloaded = () => fs.readFileSync(log, 'utf8').slice(before).includes(`reload the uwsgi instance ${name}.ini`);
-    while (!reloaded()) {
-      if (Date.now() > deadline) throw new Error(`the emperor did not reload ${name} within 30 s of the touch; its log since:\n${fs.readFileSync(log, 'utf8').slice(before)}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await reloadVassalAndWait(name, emperor!.logPath);
     await served(name, revision);
   }
 

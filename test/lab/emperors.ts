@@ -44,3 +44,22 @@ function parentOf(pid: number): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * Reload a vassal as its site user would (touch its ini) and return once the
+ * emperor has really reloaded it (its "reload the uwsgi instance" line), so
+ * what the site serves next comes from the reloaded app. Waits out the
+ * second of an earlier touch first: two touches within one second can
+ * collapse into one reload.
+ */
+export async function reloadVassalAndWait(site: string, emperorLog: string, timeoutMs = 30_000): Promise<void> {
+  const before = fs.statSync(emperorLog).size;
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  await lab.touchVassal(site);
+  const deadline = Date.now() + timeoutMs;
+  const since = () => fs.readFileSync(emperorLog, 'utf8').slice(before);
+  while (!since().includes(`reload the uwsgi instance ${site}.ini`)) {
+    if (Date.now() > deadline) throw new Error(`the emperor did not reload ${site} within ${timeoutMs / 1000} s of the touch; its log since:\n${since()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
