@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { AbortError, CommandError, ConnectionError, EXIT, InterruptedError } from '../core/errors.ts';
 import type { EventBus, SiteStatus, SiteSummary } from '../core/events.ts';
 import { Redactor } from '../core/secret.ts';
@@ -118,6 +119,9 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
   // The run stops on the caller's signal or at the deadline, whichever comes first; the reason says which.
   const stopping = new AbortController();
   const signal = stopping.signal;
+  // Every site running at once listens on the run's signal (its AbortSignal.any, its connection,
+  // its running command): more than Node's default of 10 is the normal case, not a leak.
+  setMaxListeners(Math.max(10, Math.min(options.sites.length, options.parallel ?? 1) * 8 + 10), signal);
   const onStop = (): void => stopping.abort(options.signal?.reason);
   if (options.signal?.aborted) onStop();
   else options.signal?.addEventListener('abort', onStop, { once: true });

@@ -1,13 +1,16 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy } from '../helpers/cli.ts';
+import { removeTempDirs, tempDir } from '../helpers/temp-dirs.ts';
+
+afterAll(removeTempDirs);
 
 let dir: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'deployfile-cli-'));
+  dir = await tempDir('deployfile-cli-');
   await writeFile(
     join(dir, 'deployfile.ts'),
     `import { defineDeployfile, task } from 'deployfile';
@@ -73,7 +76,7 @@ describe('deploy run', () => {
   });
 
   it('a broken deployfile is exit 2 and names the problem', async () => {
-    const bad = await mkdtemp(join(tmpdir(), 'deployfile-bad-'));
+    const bad = await tempDir('deployfile-bad-');
     await writeFile(join(bad, 'deployfile.ts'), `export default { sites: { a: { host: 'x', port: '22x' } }, tasks: {} };\n`);
     const { code, stderr } = await deploy(['run', 'x'], { cwd: bad });
     expect(code).toBe(2);

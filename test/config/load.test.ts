@@ -1,9 +1,12 @@
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { findDeployfile, loadDeployfile, validateDeployfile } from '../../src/config/load.ts';
 import { DeployfileError } from '../../src/core/errors.ts';
+import { removeTempDirs, tempDir } from '../helpers/temp-dirs.ts';
+
+afterAll(removeTempDirs);
 
 const message = (fn: () => unknown): string => {
   try {
@@ -52,7 +55,7 @@ describe('deployfile validation', () => {
 
 describe('loading deployfile.ts', () => {
   it('imports TypeScript at run time, with `deployfile` and the user\'s own modules resolving', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'deployfile-load-'));
+    const dir = await tempDir('deployfile-load-');
     await writeFile(join(dir, 'hosts.ts'), `export const WEB: string = 'web1.example.com';\n`);
     await writeFile(
       join(dir, 'deployfile.ts'),
@@ -64,13 +67,13 @@ describe('loading deployfile.ts', () => {
   });
 
   it('reports a syntax error with the file name', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'deployfile-load-'));
+    const dir = await tempDir('deployfile-load-');
     await writeFile(join(dir, 'deployfile.ts'), 'export default {{{');
     await expect(loadDeployfile(join(dir, 'deployfile.ts'))).rejects.toThrow(/deployfile\.ts: could not be loaded/);
   });
 
   it('finds ./deployfile.ts, else the nearest one in a parent directory', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'deployfile-find-'));
+    const dir = await tempDir('deployfile-find-');
     await mkdir(join(dir, 'a', 'b'), { recursive: true });
     await writeFile(join(dir, 'deployfile.ts'), '');
     expect(findDeployfile(undefined, join(dir, 'a', 'b'))).toBe(join(dir, 'deployfile.ts'));

@@ -1,8 +1,8 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { compose, EMPTY_SCOPE, joinCwd, wrapSudo, checkEnv, type Scope } from '../../src/core/compose.ts';
 import { sh, shellCommand } from '../../src/core/quote.ts';
 import { secret } from '../../src/core/secret.ts';
@@ -46,6 +46,7 @@ describe('compose (golden lines)', () => {
 
   it('a failed cd really stops a grouped list (run in /bin/sh)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'compose-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const line = compose(scope({ cwd: join(dir, 'missing') }), shellCommand(`true; touch ${join(dir, 'ran')}`)).text;
     expect(() => execFileSync('/bin/sh', ['-c', line], { stdio: 'pipe' })).toThrow();
     expect(() => execFileSync('/bin/sh', ['-c', `test -e ${join(dir, 'ran')}`])).toThrow();
@@ -53,6 +54,7 @@ describe('compose (golden lines)', () => {
 
   it('the composed line does what it says in a real shell', () => {
     const dir = mkdtempSync(join(tmpdir(), 'compose-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     mkdirSync(join(dir, 'code dir'));
     writeFileSync(join(dir, 'activate'), 'export ACTIVATED=yes\n');
     const s = scope({ cwd: join(dir, 'code dir'), prefixes: [sh`. ${join(dir, 'activate')}`], env: { TOKEN: 'a b$c' } });

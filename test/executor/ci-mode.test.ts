@@ -4,10 +4,13 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeployEvent, type SiteSummary } from '../../src/core/events.ts';
 import { inShard } from '../../src/executor/select.ts';
 import { deploy } from '../helpers/cli.ts';
+import { removeTempDirs, tempDir } from '../helpers/temp-dirs.ts';
+
+afterAll(removeTempDirs);
 
 /**
  * Each CLI run is killed after this (so a run waiting for input fails rather
@@ -21,7 +24,7 @@ const SITES = ['shop-berlin', 'shop-paris', 'shop-rome', 'blog', 'wiki', 'api'];
 let dir: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'deployfile-ci-'));
+  dir = await tempDir('deployfile-ci-');
   // lock: false: these tasks never touch the servers, so they need no deploy lock.
   await writeFile(
     join(dir, 'deployfile.ts'),

@@ -1,4 +1,4 @@
-import { mkdtemp, mkdir } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair, startEmbeddedSshServer, type EmbeddedSshServer } from '../../demo/embedded-ssh/server.ts';
@@ -48,7 +48,10 @@ export async function startSshFixture(users: string[]): Promise<SshFixture> {
       transports.push(transport);
       return transport;
     },
-    close: () => server.close(),
+    close: async () => {
+      await server.close();
+      await rm(root, { recursive: true, force: true });
+    },
   };
   return fixture;
 }

@@ -13,6 +13,9 @@ import { acquireLock, lockInfoFor } from '../../src/connection/lock.ts';
 import { LocalTransport } from '../../src/transports/local.ts';
 import { style } from '../../src/views/style.ts';
 import { deploy } from '../helpers/cli.ts';
+import { removeTempDirs, tempDir } from '../helpers/temp-dirs.ts';
+
+afterAll(removeTempDirs);
 
 let dir: string;
 let siteHome: string;
@@ -23,7 +26,7 @@ let server: EmbeddedSshServer;
 let onSite: LocalTransport;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'deployfile-unlock-'));
+  dir = await tempDir('deployfile-unlock-');
   siteHome = join(dir, 'alleged');
   await mkdir(siteHome);
   const keys = generateKeyPair();

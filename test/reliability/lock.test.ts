@@ -16,9 +16,12 @@ import { LocalTransport } from '../../src/transports/local.ts';
 import { renderSummary } from '../../src/views/summary.ts';
 import { style } from '../../src/views/style.ts';
 import { runDeployfile, sitesOn, startSshFixture, type SshFixture } from '../helpers/embedded-site.ts';
+import { removeTempDirs, tempDir } from '../helpers/temp-dirs.ts';
+
+afterAll(removeTempDirs);
 
 async function tempHome(): Promise<{ home: string; transport: LocalTransport }> {
-  const home = await mkdtemp(join(tmpdir(), 'deployfile-lock-'));
+  const home = await tempDir('deployfile-lock-');
   return { home, transport: new LocalTransport({ cwd: home, env: { PATH: process.env.PATH, HOME: home } }) };
 }
 

@@ -9,6 +9,9 @@ import { sh } from '../../src/core/quote.ts';
 import type { Result } from '../../src/core/result.ts';
 import { PolicyPrompter } from '../../src/prompts/prompter.ts';
 import { runDeployfile, sitesOn, startSshFixture, type SshFixture } from '../helpers/embedded-site.ts';
+import { removeTempDirs, tempDir } from '../helpers/temp-dirs.ts';
+
+afterAll(removeTempDirs);
 
 let fx: SshFixture;
 
@@ -111,7 +114,7 @@ describe('commands over SSH', () => {
 describe('one connection per site', () => {
   it('reuses a single SSH connection for every command and transfer of a site', async () => {
     const before = fx.server.stats.connections;
-    const local = await mkdtemp(join(tmpdir(), 'deployfile-put-'));
+    const local = await tempDir('deployfile-put-');
     await writeFile(join(local, 'a.txt'), 'payload');
     const { outcome } = await runDeployfile(
       fx,
@@ -138,7 +141,7 @@ describe('one connection per site', () => {
 
 describe('SFTP put and get', () => {
   it('round-trips a file byte for byte', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'deployfile-sftp-'));
+    const dir = await tempDir('deployfile-sftp-');
     const data = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) % 256));
     await writeFile(join(dir, 'blob.bin'), data);
     const { outcome } = await runDeployfile(
@@ -194,7 +197,7 @@ describe('questions without a TTY', () => {
 
 describe('tasks across sites', () => {
   it('a run-once task runs once for the whole run and every site waits for it', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'deployfile-once-'));
+    const dir = await tempDir('deployfile-once-');
     const counter = join(dir, 'count');
     const { outcome, of } = await runDeployfile(
       fx,
