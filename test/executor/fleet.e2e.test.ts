@@ -81,6 +81,7 @@ export default defineDeployfile({
   afterAll(async () => {
     // Only what this test started: other e2e tests may have their own lab daemons up.
     await sshd?.stop();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
     if (timings.length > 0) console.log(`fleet timings:\n  ${timings.join('\n  ')}`);
   });
 
