@@ -402,13 +402,27 @@ export class SshTransport implements Transport {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       client.once('ready', () => {
+        // Authenticated, but sshd's listener still counts this connection
+        // against MaxStartups until its monitor says so, and that happens
+        // just before the post-auth process starts. One reply from that
+        // process (a harmless global request, always refused) proves the
+        // listener was told: only then is the handshake slot given back.
+        // Without it, eight slots let more than ten through on a busy host.
+        try {
+          client.unforwardIn('127.0.0.1', 0, () => settle());
+        } catch {
+          settle(); // the socket closed meanwhile: 'close' reports it
+        }
+      });
+      const settle = (): void => {
+        if (settled) return;
         ready = true;
         settled = true;
         deadline.cancel();
         signal?.removeEventListener('abort', onAbort);
         this.client = client;
         resolve(client);
-      });
+      };
       client.on('error', (error: Error & { level?: string }) => {
         // The agent could not be reached: recorded by RecordingAgent, and ssh2 goes on to the next method.
         if (error.level === 'agent') return;
