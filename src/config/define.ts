@@ -43,6 +43,14 @@ export interface SiteConfig<V = Record<string, unknown>> {
    * There is no way to turn it off for all sites.
    */
   hostKeyChecking?: false;
+  /**
+   * The admin account on the same host (`'root'`, or a user with sudo, whose
+   * password is DEPLOY_SUDO_PASSWORD or asked on a TTY) through which
+   * `deploy provision` sets the site up and `deploy doctor` checks what the
+   * site user cannot read. Same host, port, key and jump hosts as the site;
+   * only the user differs. Default: the deployfile's `admins[host]`.
+   */
+  admin?: string;
   /** Typed values for this site's tasks, read as `c.site.vars`. */
   vars?: V;
 }
@@ -51,6 +59,8 @@ export interface DeployfileConfig<V = Record<string, unknown>> {
   sites: Record<string, SiteConfig<V>>;
   /** Named lists of sites, selectable with `--site GROUP`. */
   groups?: Record<string, string[]>;
+  /** The admin account per host, for sites that name none: `{ 'web1.example.com': 'root' }`. */
+  admins?: Record<string, string>;
   tasks: Record<string, TaskFn<V> | TaskDefinition<V>>;
 }
 

@@ -23,6 +23,12 @@ export interface ResolvedSite {
    * ~/.ssh/config's User for the host may take its place.
    */
   userIsDefault?: boolean;
+  /**
+   * The admin account on the site's host (`root`, or a user with sudo) that
+   * `deploy provision` and `deploy doctor` use for what the site user may
+   * not do: the site's `admin`, else the deployfile's `admins[host]`.
+   */
+  admin?: string;
   vars: Record<string, unknown>;
 }
 
@@ -105,6 +111,7 @@ export function validateDeployfile(exported: unknown, file: string): LoadedDeplo
       forwardAgent: site.forwardAgent,
       proxyJump: site.proxyJump,
       hostKeyChecking: site.hostKeyChecking,
+      admin: site.admin ?? config.admins?.[site.host],
       vars: site.vars ?? {},
     })),
     groups: config.groups ?? {},

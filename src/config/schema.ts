@@ -15,6 +15,7 @@ export const SiteSchema = z
     forwardAgent: z.boolean().optional(),
     proxyJump: z.string().min(1, 'expected jump hosts like "deploy@bastion:22", comma-separated, or "none"').optional(),
     hostKeyChecking: z.literal(false, { error: 'hostKeyChecking can only be set to false (verification is always on otherwise)' }).optional(),
+    admin: z.string().regex(USER, 'expected the Unix user name of an admin account on the same host, like "root" or "ops"').optional(),
     vars: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
@@ -35,6 +36,7 @@ export const DeployfileSchema = z
   .object({
     sites: z.record(z.string().regex(NAME, 'site names may use letters, digits, _ . - only'), SiteSchema),
     groups: z.record(z.string().regex(NAME, 'group names may use letters, digits, _ . - only'), z.array(z.string())).optional(),
+    admins: z.record(z.string().min(1, 'expected a host name'), z.string().regex(USER, 'expected the Unix user name of an admin account, like "root" or "ops"')).optional(),
     tasks: z.record(z.string().regex(NAME, 'task names may use letters, digits, _ . - only'), TaskSchema),
   })
   .strict()
@@ -108,7 +110,7 @@ export function suggest(word: string, candidates: readonly string[]): string | u
 }
 
 const KNOWN_KEYS: Record<string, string[]> = {
-  root: ['sites', 'groups', 'tasks'],
+  root: ['sites', 'groups', 'admins', 'tasks'],
   site: Object.keys(SiteSchema.shape),
   task: ['description', 'once', 'lock', 'run'],
 };

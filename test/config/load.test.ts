@@ -35,6 +35,15 @@ describe('deployfile validation', () => {
     expect(text).toContain('tasks.t: expected a task function or task({ run, description, once }), got "echo"');
   });
 
+  it("resolves each site's admin account: its own admin, else the deployfile's admins for its host", () => {
+    const loaded = validateDeployfile(
+      { sites: { a: { host: 'web1' }, b: { host: 'web1', admin: 'ops' }, c: { host: 'web2' } }, admins: { web1: 'root' }, tasks },
+      'd.ts',
+    );
+    expect(loaded.sites.map((s) => [s.name, s.admin])).toEqual([['a', 'root'], ['b', 'ops'], ['c', undefined]]);
+    expect(message(() => validateDeployfile({ sites: { a: { host: 'web1', admin: 'not a user' } }, tasks }, 'd.ts'))).toContain('sites.a.admin: expected the Unix user name of an admin account');
+  });
+
   it('catches a misspelt setting and suggests the right one', () => {
     expect(message(() => validateDeployfile({ sites: { a: { hots: 'x', host: 'y' } }, tasks }, 'd.ts'))).toContain('sites.a.hots: unknown setting (did you mean "host"?)');
   });
