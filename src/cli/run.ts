@@ -1,5 +1,5 @@
 import { EXIT } from '../core/errors.ts';
-import { findDeployfile, loadDeployfile } from '../config/load.ts';
+import { findDeployfile, loadDeployfile, type LoadedDeployfile, type ResolvedSite } from '../config/load.ts';
 import { Escapes } from '../executor/escapes.ts';
 import { describeStop, signalExitCode, signalStop, STOP_SIGNALS, type StopSignal } from '../executor/stop.ts';
 import { checkTasks, selectSites } from '../executor/select.ts';
@@ -17,6 +17,17 @@ export function isInteractive(): boolean {
   return someoneAtTerminal(process.stdout);
 }
 
+/** How a command built on `deploy run` (doctor, provision) adapts the run to itself. */
+export interface DeployRunHooks {
+  /** Built-in tasks the command runs; the deployfile's own tasks of the same name win. */
+  withTasks?: (deployfile: LoadedDeployfile) => LoadedDeployfile['tasks'];
+  /**
+   * The selected sites as the run reaches them, e.g. through each one's admin
+   * account (see adminSite). May throw a UsageError (exit 2, nothing ran).
+   */
+  sites?: (sites: ResolvedSite[]) => ResolvedSite[];
+}
+
 /**
  * `deploy run <task...>` (and `deploy rollback`, `deploy releases`, which run a
  * built-in task): composes options, views, prompter and engine once; returns the
@@ -24,15 +35,17 @@ export function isInteractive(): boolean {
  *
  * @example process.exitCode = await deployRun(['deploy'], { site: 'web1' });
  */
-export async function deployRun(tasks: string[], flags: Record<string, unknown>, shared?: Record<string, unknown>): Promise<number> {
+export async function deployRun(tasks: string[], flags: Record<string, unknown>, shared?: Record<string, unknown>, hooks: DeployRunHooks = {}): Promise<number> {
   let options;
   let deployfile;
   let sites;
   try {
     options = parseDeployRunOptions(flags);
     deployfile = await loadDeployfile(findDeployfile(options.file));
+    if (hooks.withTasks) deployfile = { ...deployfile, tasks: { ...hooks.withTasks(deployfile), ...deployfile.tasks } };
     checkTasks(deployfile, tasks);
     sites = selectSites(deployfile, { site: splitList(options.site), exclude: splitList(options.exclude), shard: options.shard });
+    if (hooks.sites) sites = hooks.sites(sites);
   } catch (error) {
     return reportFatal(error);
   }
