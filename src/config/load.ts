@@ -1,6 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkImports, declaredExports, entrySource, importedNames } from './imports.ts';
 import { DeployfileError } from '../core/errors.ts';
 import { normalizeTask, type TaskDefinition } from './define.ts';
 import { DeployfileSchema, formatIssues } from './schema.ts';
@@ -74,18 +75,46 @@ function selfAliases(): Record<string, string> {
   };
 }
 
+/** checkImports for one deployfile, against the entry points `aliases` resolve to. */
+async function checkDeployfileImports(file: string, aliases: Record<string, string>, load: (path: string) => Promise<unknown>): Promise<void> {
+  let source: string;
+  try {
+    source = readFileSync(file, 'utf8');
+  } catch {
+    return; // jiti's own error says why it cannot be read
+  }
+  const wanted = new Set(importedNames(source).map((i) => i.from));
+  if (wanted.size === 0) return;
+  const entries: Record<string, { runtime: string[]; declared: Set<string> }> = {};
+  for (const [specifier, path] of Object.entries(aliases)) {
+    if (!wanted.has(specifier)) continue;
+    const runtime = Object.keys((await load(path)) as object);
+    entries[specifier] = { runtime, declared: declaredExports(entrySource(path)) };
+  }
+  checkImports(file, source, entries);
+}
+
 /** Import a deployfile.ts at run time (no build step) and validate it. */
 export async function loadDeployfile(file: string): Promise<LoadedDeployfile> {
   const { createJiti } = await import('jiti');
   const jiti = createJiti(import.meta.url, { alias: selfAliases(), interopDefault: true, moduleCache: false });
-  let exported: unknown;
+  const aliases = selfAliases();
+  await checkDeployfileImports(file, aliases, (path) => jiti.import(path));
+  let module: Record<string, unknown>;
   try {
-    exported = await jiti.import(file, { default: true });
+    module = (await jiti.import(file)) as Record<string, unknown>;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     throw new DeployfileError(`${file}: could not be loaded: ${message}`, file);
   }
-  return validateDeployfile(exported, file);
+  if (module === null || typeof module !== 'object' || !('default' in module) || module.default === undefined) {
+    const named = module && typeof module === 'object' ? Object.keys(module).filter((k) => k !== 'default' && k !== '__esModule') : [];
+    throw new DeployfileError(
+      `${file}: has no default export${named.length > 0 ? ` (only named ones: ${named.join(', ')})` : ''}. Write: export default defineDeployfile({ sites, tasks })`,
+      file,
+    );
+  }
+  return validateDeployfile(module.default, file);
 }
 
 /** Validate a deployfile's default export; errors name the file and every bad path. */

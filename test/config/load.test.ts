@@ -75,6 +75,42 @@ describe('loading deployfile.ts', () => {
     expect(loaded.tasks.hello?.description).toBe('Say hi');
   });
 
+  it('refuses, before anything runs, a name the deployfile package does not export: file, line, closest export (exit 2)', async () => {
+    const dir = await tempDir('deployfile-load-');
+    const file = join(dir, 'deployfile.ts');
+    await writeFile(
+      file,
+      [
+        `import { defineDeployfile, type TaskFn } from 'deployfile';`,
+        `import {`,
+        `  djangoTasks,`,
+        `  type DjangoVars,`,
+        `  runLocal,`,
+        `} from 'deployfile/tasks';`,
+        `export default defineDeployfile<DjangoVars>({ sites: { a: { host: 'h' } }, tasks: { ...djangoTasks(), t: (async (c) => { await runLocal(c); }) as TaskFn } });`,
+      ].join('\n'),
+    );
+    const error = await loadDeployfile(file).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DeployfileError);
+    // Types (DjangoVars, TaskFn) are fine although they do not exist at run time; runLocal is not.
+    expect((error as Error).message).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:5: 'deployfile/tasks' has no export named runLocal; it exports: .*djangoTasks`));
+    expect((error as Error).message.split('\n')).toHaveLength(1);
+  });
+
+  it('suggests the closest export for a misspelt one', async () => {
+    const dir = await tempDir('deployfile-load-');
+    await writeFile(join(dir, 'deployfile.ts'), `import { defineDeployfil } from 'deployfile';\nexport default defineDeployfil({ sites: {}, tasks: {} });\n`);
+    await expect(loadDeployfile(join(dir, 'deployfile.ts'))).rejects.toThrow(/deployfile\.ts:1: 'deployfile' has no export named defineDeployfil \(did you mean defineDeployfile\?\)/);
+  });
+
+  it('says so when a deployfile has only named exports, and names them', async () => {
+    const dir = await tempDir('deployfile-load-');
+    await writeFile(join(dir, 'deployfile.ts'), `import { defineDeployfile } from 'deployfile';\nexport const config = defineDeployfile({ sites: { a: { host: 'h' } }, tasks: { t: async () => {} } });\n`);
+    await expect(loadDeployfile(join(dir, 'deployfile.ts'))).rejects.toThrow(
+      /deployfile\.ts: has no default export \(only named ones: config\)\. Write: export default defineDeployfile\(\{ sites, tasks \}\)/,
+    );
+  });
+
   it('reports a syntax error with the file name', async () => {
     const dir = await tempDir('deployfile-load-');
     await writeFile(join(dir, 'deployfile.ts'), 'export default {{{');
