@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
+import { quietWhenReaderLeaves } from './stdio.ts';
 
 // Only commander is loaded up front: `deploy --help` must stay close to a bare
 // `node` start, so the engine, ssh2 and listr2 are imported by the commands.
@@ -198,6 +199,7 @@ ${EXIT_CODES_HELP}`,
 
 /** Entry point of the `deploy` binary. */
 export async function main(argv: string[] = process.argv): Promise<void> {
+  quietWhenReaderLeaves();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -17,3 +17,26 @@ export function blockingStdio(streams: NodeJS.WriteStream[] = [process.stdout, p
     if (!stream.isTTY) handle?.setBlocking?.(true);
   }
 }
+
+/**
+ * When the reader of stdout or stderr goes away (`deploy ... | head -1`),
+ * stop writing to that stream, quietly, as Unix tools do, instead of an
+ * EPIPE stack trace. A run is not cut short for it: a deploy stopped
+ * because nobody reads its log any more would be left half-done, so it
+ * finishes and exits with its own code; only its output is gone.
+ *
+ * @example quietWhenReaderLeaves(); // first thing in main()
+ */
+export function quietWhenReaderLeaves(streams: NodeJS.WriteStream[] = [process.stdout, process.stderr]): void {
+  for (const stream of streams) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+      // Later writes go nowhere rather than failing again.
+      stream.write = ((...args: unknown[]) => {
+        const callback = args.find((a) => typeof a === 'function') as (() => void) | undefined;
+        callback?.();
+        return true;
+      }) as typeof stream.write;
+    });
+  }
+}

@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +24,7 @@ export default defineDeployfile({
     remote: task('Touch a file remotely', async (c) => { await c.cd('~/Sites').run(\`touch "\${c.site.name}.txt"\`); }),
     ask: async (c) => { if (!(await c.confirm('Really?'))) c.abort('said no'); await c.local('echo went ahead'); },
     fails: async (c) => { await c.local('echo broken >&2; exit 3'); },
+    noisy: async (c) => { await c.local('seq 1 20000'); await c.local('touch noisy-done'); },
   },
 });
 `,
@@ -113,5 +116,30 @@ describe('deploy run', () => {
     expect(yes.stdout).toContain('went ahead');
     const env = await deploy(['run', 'ask', '-s', 'alleged'], { cwd: dir, env: { DEPLOY_YES: '1' }, timeoutMs: 15_000 });
     expect(env.code).toBe(0);
+  });
+});
+
+describe('output into a pipe whose reader leaves (| head)', () => {
+  const piped = (command: string): Promise<{ stdout: string; stderr: string }> =>
+    new Promise((resolve) => {
+      execFile('bash', ['-c', `${command}; echo "exit \${PIPESTATUS[0]}" >&2`], { cwd: dir, env: { ...process.env, NO_COLOR: '1', CI: '' } }, (_error, stdout, stderr) => resolve({ stdout, stderr }));
+    });
+  const bin = JSON.stringify(join(import.meta.dirname, '../../bin/deploy.js'));
+
+  it('--help | head -2 ends quietly, exit 0', async () => {
+    const { stdout, stderr } = await piped(`node ${bin} --help | head -2`);
+    expect(stdout.split('\n')[0]).toBe('Usage: deploy [options] [command]');
+    expect(stderr).toBe('exit 0\n');
+  });
+
+  it('a run piped into head -1 finishes its work, prints no EPIPE trace, and exits with its own code', async () => {
+    for (const json of [false, true]) {
+      const { stdout, stderr } = await piped(`rm -f noisy-done; node ${bin} run noisy -s alleged${json ? ' --json' : ''} | head -1`);
+      expect(stdout.trim().split('\n')).toHaveLength(1);
+      expect(stderr).not.toMatch(/EPIPE|Error/);
+      expect(stderr).toMatch(/exit 0\n$/);
+      // The deploy was not cut short for losing its reader: its last command ran.
+      expect(existsSync(join(dir, 'noisy-done')), json ? '--json' : 'plain').toBe(true);
+    }
   });
 });
