@@ -1,7 +1,7 @@
 import { Listr, PRESET_TIMER, type DefaultRenderer, type ListrTask, type ListrTaskWrapper, type SimpleRenderer } from 'listr2';
 import { formatDuration } from '../core/duration.ts';
 import type { DeployEvent, EventOf } from '../core/events.ts';
-import { style } from './style.ts';
+import { style, useColor, type Style } from './style.ts';
 import { renderSummary } from './summary.ts';
 
 export type Wrapper = ListrTaskWrapper<unknown, typeof DefaultRenderer, typeof SimpleRenderer>;
@@ -55,9 +55,12 @@ export class ListrView {
   private readonly lanes = new Map<string, Lane>();
   private listr: Promise<void> | undefined;
   private dryRun = false;
-  private readonly s = style(true);
+  private readonly s: Style;
 
-  constructor(private readonly out: NodeJS.WriteStream = process.stdout) {}
+  constructor(private readonly out: NodeJS.WriteStream = process.stdout) {
+    // A TTY, but NO_COLOR or TERM=dumb still mean no colour (listr2's own frames follow NO_COLOR too).
+    this.s = style(useColor(out));
+  }
 
   private laneOf(site: string | null): Lane | undefined {
     return this.lanes.get(site ?? ONCE);

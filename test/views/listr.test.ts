@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EventBus } from '../../src/core/events.ts';
 import { ListrView } from '../../src/views/listr.ts';
 
@@ -23,5 +23,40 @@ describe('the listr view (its non-TTY renderer)', () => {
     bus.emit({ type: 'run:end', status: 'ok', exitCode: 0, durationMs: 10, summary: [{ site: 'web1', target: 'deploy@web1:22', status: 'ok', durationMs: 10 }] });
     await view.finish(undefined);
     expect(view.rowFor('web1')).toBeUndefined();
+  });
+});
+
+describe('the listr view on a terminal', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  async function finishedScreen(): Promise<string> {
+    const out = Object.assign(new PassThrough(), { isTTY: true, columns: 100, rows: 40 });
+    let text = '';
+    out.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    const view = new ListrView(out as unknown as NodeJS.WriteStream);
+    const bus = new EventBus('r');
+    bus.on(view.handle);
+    const summary = [{ site: 'web1', target: 'deploy@web1:22', status: 'ok' as const, durationMs: 10 }];
+    bus.emit({ type: 'run:start', tasks: ['deploy'], sites: [{ site: 'web1', target: 'deploy@web1:22' }], dryRun: false, deployfile: 'deployfile.ts' });
+    bus.emit({ type: 'task:start', site: 'web1', task: 'deploy', taskId: 't1', parentTaskId: null, once: false });
+    bus.emit({ type: 'task:end', site: 'web1', task: 'deploy', taskId: 't1', status: 'ok', durationMs: 5 });
+    bus.emit({ type: 'site:end', site: 'web1', target: 'deploy@web1:22', status: 'ok', durationMs: 10 });
+    const end = { type: 'run:end' as const, status: 'ok' as const, exitCode: 0, durationMs: 10, summary };
+    bus.emit(end);
+    await view.finish(end);
+    return text;
+  }
+
+  it('NO_COLOR means no colour in the summary and the verdict, TTY or not', async () => {
+    vi.stubEnv('FORCE_COLOR', '');
+    vi.stubEnv('TERM', 'xterm-256color');
+    vi.stubEnv('NO_COLOR', '');
+    expect(await finishedScreen()).toContain('\x1b[32m');
+    vi.stubEnv('NO_COLOR', '1');
+    const plain = await finishedScreen();
+    expect(plain).toMatch(/web1\s+ok/);
+    expect(plain).not.toMatch(/\x1b\[3\dm/);
   });
 });
