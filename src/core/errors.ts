@@ -8,7 +8,7 @@ export const EXIT = {
   interrupted: 130,
 } as const;
 
-function describeOutcome(result: Result): string {
+export function describeOutcome(result: Result): string {
   if (result.timedOut) return 'timed out';
   if (result.signal) return `was killed by signal ${result.signal}`;
   if (result.exitCode === null) return 'ended without an exit status';

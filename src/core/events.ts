@@ -33,6 +33,8 @@ export const SiteSummary = z.object({
   tasksNotRun: z.array(z.string()).optional(),
   /** What tasks reported for the summary (`c.report`), e.g. the revision deployed and the working copy it came from. */
   notes: z.array(z.string()).optional(),
+  /** Failed commands that were skipped (a "skip it and continue" answer, or --on-failure continue): the site went on past them. */
+  failuresSkipped: z.array(z.string()).optional(),
 });
 export type SiteSummary = z.infer<typeof SiteSummary>;
 

@@ -277,7 +277,7 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
     return pending;
   };
 
-  const makeRuntime = (site: ResolvedSite | null, remote: Transport | null, notes?: string[], siteSignal: AbortSignal = signal): SiteRuntime => {
+  const makeRuntime = (site: ResolvedSite | null, remote: Transport | null, notes?: string[], siteSignal: AbortSignal = signal, skipped?: string[]): SiteRuntime => {
     const info: SiteInfo | null = site ? { name: site.name, user: site.user, host: site.host, port: site.port ?? 22, vars: site.vars } : null;
     const rt: SiteRuntime = {
       site: info,
@@ -299,6 +299,7 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
       report: (note) => {
         if (notes && !notes.includes(note)) notes.push(note);
       },
+      skippedFailure: (what) => skipped?.push(what),
       targetFor: (where) => (where === 'local' || !remote ? 'local' : remote.target),
     };
     return rt;
@@ -364,7 +365,8 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
       siteStop.abort(error);
     });
     const notes: string[] = [];
-    const rt = makeRuntime(site, tracked(transport, siteActivity), notes, siteSignal);
+    const failuresSkipped: string[] = [];
+    const rt = makeRuntime(site, tracked(transport, siteActivity), notes, siteSignal, failuresSkipped);
     let summary: SiteSummary;
     let failure: unknown;
     // Index of the task under way: what ran, what was interrupted, what never started.
@@ -415,6 +417,7 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
     }
     summary.durationMs = Math.round(performance.now() - siteStarted);
     if (notes.length > 0) summary.notes = notes;
+    if (failuresSkipped.length > 0) summary.failuresSkipped = failuresSkipped;
     try {
       // Whatever happened (failure, abort, Ctrl-C, a lost connection): record it and let go of the site.
       if (transport.held) {

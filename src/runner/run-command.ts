@@ -1,5 +1,5 @@
 import { parseDuration } from '../core/duration.ts';
-import { CommandError, ConnectionError, InterruptedError } from '../core/errors.ts';
+import { CommandError, ConnectionError, describeOutcome, InterruptedError } from '../core/errors.ts';
 import { TailBuffer, type Result, type Where } from '../core/result.ts';
 import type { ShellCommand } from '../core/quote.ts';
 import { StreamRedactor } from '../core/secret.ts';
@@ -41,7 +41,11 @@ export async function runCommand(rt: SiteRuntime, request: CommandRequest): Prom
     const { answer, by } = await rt.prompter.onFailure({ site: rt.siteName, error });
     rt.bus.emit({ type: 'prompt', site: rt.siteName, kind: 'failure', question: error.shortMessage, answer, by });
     if (answer === 'retry') continue;
-    if (answer === 'skip') return result;
+    if (answer === 'skip') {
+      // The site may still end ok: its summary row says what it went on past.
+      rt.skippedFailure?.(`${rt.redactor.redact(error.command)} (${describeOutcome(error.result)})`);
+      return result;
+    }
     throw error;
   }
 }

@@ -39,6 +39,8 @@ export interface SiteRuntime {
   runOnce<T>(key: string, label: string, fn: (rt: SiteRuntime, frame: TaskFrameRef) => Promise<T>): Promise<T>;
   /** Adds a note to this site's summary row. */
   report(note: string): void;
+  /** Records a failed command the site went on past (skip and continue), for its summary row. */
+  skippedFailure?(what: string): void;
   targetFor(where: Where): string;
   /**
    * What the runner has learnt about this site in this run. The builder of the

@@ -8,8 +8,10 @@ import type { Style } from './style.ts';
  */
 export function describeResult(row: SiteSummary): string {
   switch (row.status) {
-    case 'ok':
-      return 'ok';
+    case 'ok': {
+      const skipped = row.failuresSkipped?.length ?? 0;
+      return skipped === 0 ? 'ok' : `ok, ${skipped} failure${skipped === 1 ? '' : 's'} skipped: ${row.failuresSkipped?.[0]}${skipped > 1 ? ', ...' : ''}`;
+    }
     case 'not-started':
       return 'not started';
     case 'skipped':
@@ -62,7 +64,7 @@ export function renderSummary(rows: readonly SiteSummary[], s: Style): string {
   const lines = rows.map((row, i) => {
     const text = results[i] as string;
     const padded = text.length >= resultWidth ? text : text.padEnd(resultWidth);
-    const colored = row.status === 'ok' ? s.green(padded) : row.status === 'not-started' || row.status === 'skipped' ? s.dim(padded) : s.red(padded);
+    const colored = row.status === 'ok' ? (row.failuresSkipped?.length ? s.yellow(padded) : s.green(padded)) : row.status === 'not-started' || row.status === 'skipped' ? s.dim(padded) : s.red(padded);
     const took = row.status === 'not-started' ? '-' : formatDuration(row.durationMs);
     const main = `  ${row.site.padEnd(siteWidth)}  ${colored}  ${s.dim(took)}`;
     // Under the row: what the site got (c.report), then for a stopped site what ran and what did not.

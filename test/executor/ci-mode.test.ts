@@ -121,6 +121,9 @@ describe('without a TTY nothing waits for input', SLOW, () => {
       ['failure', 'skip'],
     ]);
     expect(list.some((e) => e.type === 'output' && e.chunk.includes('after the failure'))).toBe(true);
+    // ok, but not silently: the summary and its JSON row say what the site went on past.
+    expect(runEnd(list).summary[0]).toMatchObject({ site: 'api', status: 'ok', failuresSkipped: ['exit 5 (failed with exit code 5)'] });
+    expect(result.stderr).toMatch(/api\s+ok, 1 failure skipped: exit 5 \(failed with exit code 5\)/);
   });
 
   it('with CI set: plain [site] lines, no spinners or cursor movement, and the summary at the end', async () => {

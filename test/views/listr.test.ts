@@ -43,9 +43,8 @@ describe('the listr view on a terminal', () => {
     bus.emit({ type: 'task:start', site: 'web1', task: 'deploy', taskId: 't1', parentTaskId: null, once: false });
     bus.emit({ type: 'task:end', site: 'web1', task: 'deploy', taskId: 't1', status: 'ok', durationMs: 5 });
     bus.emit({ type: 'site:end', site: 'web1', target: 'deploy@web1:22', status: 'ok', durationMs: 10 });
-    const end = { type: 'run:end' as const, status: 'ok' as const, exitCode: 0, durationMs: 10, summary };
-    bus.emit(end);
-    await view.finish(end);
+    bus.emit({ type: 'run:end', status: 'ok', exitCode: 0, durationMs: 10, summary });
+    await view.finish({ type: 'run:end', status: 'ok', exitCode: 0, durationMs: 10, summary, v: 1, runId: 'r', ts: new Date().toISOString() });
     return text;
   }
 
