@@ -120,10 +120,13 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const served = await fetchRevision(w.socket).catch((error: Error) => `nothing (${error.message})`);
     const ok = served === w.newRevision;
     say(ok ? s.green(`The site now serves revision ${served}, the commit the demo made.`) : s.red(`The site serves ${served}, not the revision just deployed (${w.newRevision}).`));
-    row('target dir', w.codeDir);
-    row('working clone', w.workClone);
-    row('look', `curl --unix-socket ${w.socket} http://demo/`);
-    row('uWSGI log', `${w.uwsgiLog} (the stand-in's)`);
+    // Only paths that outlive the demo: without --keep they are removed below, and the
+    // stand-in emperor (with its socket) stops with the demo either way.
+    if (options.keep) {
+      row('target dir', w.codeDir);
+      row('working clone', w.workClone);
+      row('uWSGI log', `${w.uwsgiLog} (the stand-in's)`);
+    }
     return ok ? exitCode : EXIT.failed;
   } finally {
     process.off('SIGINT', onSigint);

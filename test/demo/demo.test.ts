@@ -61,6 +61,8 @@ describe.concurrent('deploy demo', () => {
       }
       expect(root, all).toBeDefined();
       expect(existsSync(root as string)).toBe(false);
+      // No hint points at what is gone: the removed paths, the stopped socket.
+      expect(run.stdout).not.toMatch(/curl --unix-socket|target dir /);
     }, TIMEOUT_MS);
   }
 
@@ -70,6 +72,8 @@ describe.concurrent('deploy demo', () => {
     try {
       expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
       expect(run.stdout).toContain('The stand-in emperor stopped with the demo, so the socket no longer answers.');
+      expect(run.stdout).toMatch(/target dir\s+\S+\/home\/demo\/Sites\/demo/);
+      expect(run.stdout).not.toContain('curl --unix-socket');
       const home = join(root as string, 'home', 'demo');
       const head = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: join(home, 'Sites', 'demo'), encoding: 'utf8' }).stdout.trim();
       expect(head).toBe(committed);
