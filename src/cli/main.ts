@@ -45,6 +45,7 @@ export function buildProgram(): Command {
       'after',
       `
 Examples:
+  $ deploy init                         write a deployfile.ts for the Django project here
   $ deploy list                         tasks and sites of ./deployfile.ts
   $ deploy run deploy                   run the "deploy" task on every site
   $ deploy run test push deploy -s web  several tasks, in order, on a group of sites
@@ -105,6 +106,30 @@ ${EXIT_CODES_HELP}`,
     .action(async (tasks: string[], options: Record<string, unknown>, command: Command) => {
       const { deployRun } = await import('./run.ts');
       process.exitCode = await deployRun(tasks, { ...command.optsWithGlobals(), ...options });
+    });
+
+  program
+    .command('init')
+    .description("write a deployfile.ts (and a tsconfig.json if there is none) for the Django project in this directory")
+    .option('--host <host>', 'the server the sites are on (asked on a TTY; needed without one)')
+    .option('--site <names>', "comma-separated site names, each a Unix user on the server (default: the settings package manage.py names)")
+    .option('--settings <package>', "the Django settings package (default: read from manage.py's DJANGO_SETTINGS_MODULE)")
+    .option('--force', 'write over an existing deployfile.ts')
+    .addHelpText(
+      'after',
+      `
+Reads manage.py for the settings package and git's origin remote, asks for
+the server and the sites on a TTY, writes deployfile.ts with the built-in
+Django tasks, and prints the next commands. In CI or a script, give --host
+(and --site); nothing is asked.
+
+Example:
+  $ npx deploy init --host web1.example.com --site alleged,shop
+  $ npx deploy list`,
+    )
+    .action(async (options: Record<string, unknown>) => {
+      const { initCommand } = await import('./init.ts');
+      process.exitCode = await initCommand(options);
     });
 
   program
