@@ -45,6 +45,7 @@ export { pull, SWITCH_SCRIPT } from './pull.ts';
 export { push, pushedFor, PUSHED_PREFIX, type Pushed, type PushOptions } from './push.ts';
 export { test, type TestOptions } from './test.ts';
 export { AppNotBackError, touchVassalIni, type TouchVassalIniOptions } from './touch-vassal-ini.ts';
+export { planReload, ReloadRefused, RELOAD_STRATEGIES, type ReloadPlan, type ReloadStrategy } from './reload/strategy.ts';
 export { updateRequirements, type UpdateRequirementsOptions } from './update-requirements.ts';
 export { explainReload, parseVassalIni, type ProbeOutcome, type ReloadExplanation, type VassalInfo, type VassalLoad, type VassalSocket } from './uwsgi.ts';
 

@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { quotePath, raw, type Context, type SiteInfo } from '../src/index.ts';
+import type { ReloadStrategy } from './reload/strategy.ts';
 
 /**
  * A value given once for every site, or computed from the site. Strings may
@@ -76,6 +77,8 @@ export type DjangoVars = {
   uwsgiLog?: string;
   localDir?: string;
   layout?: Layout;
+  /** How touchVassalIni reloads the app: see ReloadStrategy (default 'touch'). */
+  reload?: ReloadStrategy;
   /** Only for the releases layout: see ReleaseOptions. */
   releasesDir?: string;
   repoCache?: string;

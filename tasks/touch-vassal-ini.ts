@@ -1,5 +1,6 @@
 import { parseDuration, sh, task, type TaskDefinition } from '../src/index.ts';
-import { resolveSite, shellPath, type SiteOptions } from './options.ts';
+import { resolveSite, shellPath, type PerSite, type SiteOptions } from './options.ts';
+import { planReload, ReloadRefused, reloadStrategyOf, type ReloadStrategy } from './reload/strategy.ts';
 import { explainReload, lastJson, parseVassalIni, PROBE_SCRIPT, type ProbeOutcome, type ProbeSnapshot } from './uwsgi.ts';
 
 /** Options of {@link touchVassalIni}. */
@@ -16,6 +17,11 @@ export interface TouchVassalIniOptions extends SiteOptions {
   grace?: string | number;
   /** Check that the app came back (default true). False only touches. */
   verify?: boolean;
+  /**
+   * How the app is told to reload (default `touch`, the vassal ini): see
+   * {@link ReloadStrategy}. A site's `vars.reload` wins.
+   */
+  reload?: PerSite<ReloadStrategy>;
 }
 
 /**
@@ -70,7 +76,10 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
     run: async (c) => {
       const site = resolveSite(c.site, options);
       const vassal = shellPath(site.vassal);
-      if (options.verify === false || c.dryRun) {
+      const vars = c.site.vars as { reload?: unknown };
+      const strategy = reloadStrategyOf(vars.reload ?? (typeof options.reload === 'function' ? options.reload(c.site) : options.reload), c.site.name);
+      const trigger = (plan: ReturnType<typeof planReload>) => (plan.sudo ? c.sudo(plan.command, { label: plan.label }) : c.run(plan.command, { label: plan.label }));
+      if ((options.verify === false || c.dryRun) && strategy === 'touch') {
         await c.run(sh`touch ${vassal}`);
         if (c.dryRun && options.verify !== false) c.log(`would wait up to ${timeoutMs / 1000}s for ${site.site} to answer`);
         return;
@@ -80,6 +89,22 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       // touch would create a missing ini, and the emperor would start an empty vassal.
       if (ini.failed) return c.abort(`touchVassalIni: cannot read the vassal ini ${site.vassal}: ${ini.stderr.trim() || `exit code ${ini.exitCode}`}. Is the vassal var right?`);
       const info = parseVassalIni(ini.stdout, site.vassal);
+      let plan;
+      try {
+        plan = planReload(strategy, info, site.vassal);
+        if (strategy === 'chain' && site.layout === 'releases') {
+          // The master keeps the working directory it resolved at start (the old release); only a full reload re-reads chdir.
+          throw new ReloadRefused("reload 'chain': not done, a chain reload keeps the master's working directory, which is the old release in the releases layout; use reload: 'fifo' (graceful, re-reads chdir).");
+        }
+      } catch (error) {
+        if (error instanceof ReloadRefused) return c.abort(`${site.site}: ${error.message}`);
+        throw error;
+      }
+      if (options.verify === false || c.dryRun) {
+        await trigger(plan);
+        if (c.dryRun && options.verify !== false) c.log(`would wait up to ${timeoutMs / 1000}s for ${site.site} to answer`);
+        return;
+      }
       const log = site.uwsgiLog ?? info.log;
       if (!site.healthUrl && !info.socket) c.warn(`no socket in ${site.vassal} and no healthUrl: only checking that uWSGI restarted`);
 
@@ -98,7 +123,8 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       // logto usually is root's (or absent), and the load is reproduced instead.
       if (site.uwsgiLog && before.logError) c.warn(`cannot read the uWSGI log ${log}: ${before.logError}`);
       // Deploying as root, a root-owned ini means no tyrant mode (the demo's stand-in emperor, say).
-      if ((before.ini.uid === 0 || before.ini.gid === 0) && before.uid !== 0) {
+      // Other strategies are for root-owned vassals: there it is expected.
+      if (plan.touchesIni && (before.ini.uid === 0 || before.ini.gid === 0) && before.uid !== 0) {
         const owner = `${before.ini.user}:${before.ini.group}`;
         const headline = `${site.site}: the uWSGI emperor (tyrant mode) will not run ${site.vassal}: it is owned by ${owner} (uid/gid 0)`;
         const message = [
@@ -109,11 +135,13 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
         throw new AppNotBackError(message, site.site, 'the vassal ini is owned by root', [], headline, null, 'ini-owner');
       }
 
-      await c.run(sh`touch ${vassal}`);
+      await trigger(plan);
 
       const url = site.healthUrl ? new URL(site.healthUrl) : undefined;
       const path = url ? `${url.pathname}${url.search}` : '/';
       const wait: string[] = [...args, '--log-offset', String(before.logSize ?? 0), '--procs', before.procs];
+      // Not a touch of the ini: the reload started when the snapshot was taken, at the latest.
+      if (!plan.touchesIni) wait.push('--start', String(before.now));
       if (info.socket) wait.push('--socket', info.socket.address, '--protocol', info.socket.protocol);
       if (site.healthUrl) wait.push('--url', site.healthUrl, '--path', path, '--host', url?.hostname ?? 'localhost');
       if (info.load) wait.push('--load', JSON.stringify(info.load));
@@ -130,20 +158,24 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       if (outcome?.ok) {
         c.log(`${site.site} is back after ${outcome.seconds}s: ${outcome.evidence}${outcome.probe ? `; ${outcome.probe}` : ''}`);
         // In the summary and in --json (site:end notes): how long the verdict took.
-        c.report(`reload verified ${outcome.seconds}s after the touch`);
+        c.report(`reload verified ${outcome.seconds}s after ${plan.since}${strategy === 'touch' ? '' : ` (${describeStrategy(strategy)})`}`);
         return;
       }
       if (!outcome) {
         const reason = `the check failed: ${tail(result.stderr || result.stdout) || `exit code ${result.exitCode}`}`;
-        const headline = `${site.site}: could not tell whether the app came back after touching ${site.vassal}`;
+        const headline = `${site.site}: could not tell whether the app came back after ${plan.touchesIni ? `touching ${site.vassal}` : plan.label}`;
         throw new AppNotBackError(`${headline}\n${reason}`, site.site, reason, [], headline, null, 'check-failed');
       }
-      const explained = explainReload(outcome, { site: site.site, user: c.site.user, vassal: site.vassal, log, healthUrl: site.healthUrl, socket: info.socket, path });
+      const explained = explainReload(outcome, { site: site.site, user: c.site.user, vassal: site.vassal, log, healthUrl: site.healthUrl, socket: info.socket, path, since: plan.since });
       const message = [explained.headline, ...explained.detail].join('\n');
-      c.report(`reload failed, verdict ${outcome.seconds}s after the touch`);
+      c.report(`reload failed, verdict ${outcome.seconds}s after ${plan.since}`);
       throw new AppNotBackError(message, site.site, outcome.reason, explained.logLines, explained.headline, outcome.seconds, outcome.kind);
     },
   });
+}
+
+function describeStrategy(strategy: ReloadStrategy): string {
+  return typeof strategy === 'object' ? 'reload command' : strategy === 'fifo' ? 'master FIFO, graceful' : strategy === 'chain' ? 'master FIFO, chain' : strategy;
 }
 
 function seconds(ms: number): string {

@@ -40,6 +40,14 @@ export interface VassalInfo {
   log?: string;
   /** How the app is loaded, when the ini names a module or file. */
   load?: VassalLoad;
+  /** `master-fifo`: the first one, which the master reads commands from (`r` graceful reload, `c` chain reload). */
+  masterFifo?: string;
+  /** `touch-reload`: files whose touch makes the master reload the app (any owner may be set up to touch it). */
+  touchReload?: string[];
+  /** `lazy-apps`: each worker loads the app itself, which a chain reload needs. */
+  lazyApps?: boolean;
+  /** `processes`/`workers`: how many workers (uWSGI's default is 1). */
+  processes?: number;
 }
 
 const SOCKET_KEYS: Record<string, VassalSocket['protocol']> = { socket: 'uwsgi', 'uwsgi-socket': 'uwsgi', 'http-socket': 'http' };
@@ -88,6 +96,10 @@ export function parseVassalIni(text: string, iniPath: string): VassalInfo {
       const file = /(?:^|\s)file:(?:logfile=)?([^,\s]+)/.exec(value);
       if (file) info.log = file[1];
     }
+    if (key === 'master-fifo' && !info.masterFifo) info.masterFifo = value;
+    if (key === 'touch-reload') (info.touchReload ??= []).push(value);
+    if (key === 'lazy-apps' || key === 'lazy') info.lazyApps = isTrue(value);
+    if ((key === 'processes' || key === 'workers' || key === 'p') && /^\d+$/.test(value)) info.processes = Number(value);
     if (key === 'chdir') load.chdir = value;
     if (HOME_KEYS.has(key)) load.home = value;
     if (key === 'env') {
@@ -110,6 +122,11 @@ export function parseVassalIni(text: string, iniPath: string): VassalInfo {
   }
   if (load.module || load.file) info.load = load;
   return info;
+}
+
+/** uWSGI's booleans: `true`, `1`, `yes`, `on` (and an empty value, as a bare flag). */
+function isTrue(value: string): boolean {
+  return ['', 'true', '1', 'yes', 'on', 'y'].includes(value.toLowerCase());
 }
 
 function setModule(load: VassalLoad, value: string): void {
@@ -448,10 +465,16 @@ def ini_facts(ini):
         pass
     return facts
 
+# Whose processes the vassal's are: a tyrant emperor runs it as the ini's
+# owner; a root-owned ini (a non-tyrant emperor) drops to its uid=, which
+# for a site deployed as its own user is this user.
+def procs_uid(st):
+    return st.st_uid if st.st_uid != 0 else os.getuid()
+
 def snapshot():
     size, err = log_size(A['log']) if A.get('log') else (None, None)
     st = os.stat(A['ini'])
-    procs = vassal_procs(st.st_uid, os.path.basename(A['ini']))
+    procs = vassal_procs(procs_uid(st), os.path.basename(A['ini']))
     waited = 0.0
     while int(time.time()) <= int(st.st_mtime) and waited < 2:
         time.sleep(0.1)
@@ -577,12 +600,15 @@ def wait():
     ini = A['ini']
     try:
         touched = os.stat(ini).st_mtime
-        uid = os.stat(ini).st_uid
+        uid = procs_uid(os.stat(ini))
     except OSError:
         touched, uid = started, os.getuid()
     # The touch is the start: the ini's mtime is its time on this clock.
     if not (started - 10 < touched <= started + 1):
         touched = started
+    # Another trigger (master FIFO, touch-reload, a command): the snapshot's clock, taken just before it.
+    if A.get('start'):
+        touched = float(A['start'])
     deadline = started + timeout
     log, offset = A.get('log'), int(A.get('log-offset') or 0)
     addr, proto, url = A.get('socket'), A.get('protocol', 'uwsgi'), A.get('url')
@@ -775,6 +801,8 @@ export interface ExplainContext {
   socket?: VassalSocket;
   /** The path the probe asked for. */
   path: string;
+  /** What started the reload, as explanations say it: `the touch` (default), `the reload`. */
+  since?: string;
 }
 
 const EXCEPTION_LINE = /^([A-Za-z_][\w.]*(?:Error|Exception|Exit|ImproperlyConfigured)): ?(.*)$/;
@@ -793,7 +821,8 @@ export function explainReload(outcome: ProbeOutcome, ctx: ExplainContext): Reloa
   const logReadable = !!ctx.log && outcome.logError === null;
   const logLines = logReadable ? explainUwsgiLog(outcome.log) : [];
   const repro = outcome.repro;
-  const detail: string[] = [`${outcome.reason} (${outcome.seconds}s after the touch).`];
+  const since = ctx.since ?? 'the touch';
+  const detail: string[] = [`${outcome.reason} (${outcome.seconds}s after ${since}).`];
   const site = ctx.site;
   let headline: string | undefined;
 
@@ -812,7 +841,7 @@ export function explainReload(outcome: ProbeOutcome, ctx: ExplainContext): Reloa
   else if (repro && !repro.ok && repro.stage === 'call') headline = `${site}: the app fails on GET ${ctx.path}: ${exceptionText(repro)}`;
   else if (outcome.kind === 'gateway' && outcome.socketFile?.mode) {
     headline = `${site}: the web server cannot use the socket ${outcome.socketFile.path} (${describe(outcome.socketFile)}): ${outcome.probe}`;
-  } else if (outcome.kind === 'dead') headline = `${site}: the vassal is not running after the touch`;
+  } else if (outcome.kind === 'dead') headline = `${site}: the vassal is not running after ${since}`;
   else if (outcome.kind === 'no-app') headline = `${site}: uWSGI loaded no app, though the code loads when reproduced`;
   else if (outcome.kind === 'log') headline = `${site}: uWSGI could not load the app: ${(logLines[0] ?? '').trim()}`;
   headline ??= `${site}: ${outcome.reason}`;
@@ -846,10 +875,10 @@ export function explainReload(outcome: ProbeOutcome, ctx: ExplainContext): Reloa
   }
   if (outcome.probe) detail.push(`Last check: ${outcome.probe}`);
   if (logLines.length > 0) {
-    detail.push(`uWSGI log ${ctx.log} since the touch:`, ...logLines.map((line) => `  ${line}`));
+    detail.push(`uWSGI log ${ctx.log} since ${since}:`, ...logLines.map((line) => `  ${line}`));
   } else if (logReadable) {
     const tail = outcome.log.split('\n').filter((l) => l.trim() !== '').slice(-10);
-    detail.push(tail.length ? `uWSGI log ${ctx.log} since the touch:` : `Nothing in the uWSGI log ${ctx.log} since the touch.`, ...tail.map((l) => `  ${l}`));
+    detail.push(tail.length ? `uWSGI log ${ctx.log} since ${since}:` : `Nothing in the uWSGI log ${ctx.log} since ${since}.`, ...tail.map((l) => `  ${l}`));
   } else if (ctx.log) {
     detail.push(`(The uWSGI log ${ctx.log} is not readable: ${outcome.logError}.)`);
   }

@@ -660,6 +660,8 @@ export interface DjangoSiteOptions {
    * to the emperor's log, which the site user cannot read.
    */
   vassalLog?: boolean;
+  /** More `[uwsgi]` lines for the vassal, e.g. `master-fifo = ...`, `lazy-apps = true`. */
+  extraIni?: string[];
 }
 
 export interface DjangoSite {
@@ -696,7 +698,7 @@ async function ensureSocketDir(gid: number): Promise<void> {
  * `logto` unless `log` is true, so by default the vassal logs to the
  * emperor's log as the skeleton does.
  */
-export function vassalIni(s: { name: string; home: string; siteDir: string; venvDir: string; settingsPackage: string; processes?: number; log?: boolean }): string {
+export function vassalIni(s: { name: string; home: string; siteDir: string; venvDir: string; settingsPackage: string; processes?: number; log?: boolean; extra?: string[] }): string {
   return [
     '; Written by deployfile test/lab. Owner (site user) is the uid tyrant mode runs it as;',
     '; touching this file makes the emperor reload the app.',
@@ -714,6 +716,7 @@ export function vassalIni(s: { name: string; home: string; siteDir: string; venv
     // The emperor runs as root with root's HOME; give the app its own.
     `env = HOME=${s.home}`,
     `env = LANG=C.UTF-8`,
+    ...(s.extra ?? []),
     '',
   ].join('\n');
 }
@@ -759,7 +762,7 @@ export async function setupDjangoSite(name: string, opts: DjangoSiteOptions): Pr
 
   await ensureDir(VASSAL_DIR, 0o755);
   const vp = vassalPath(name);
-  await fsp.writeFile(vp, vassalIni({ name, home: user.home, siteDir, venvDir, settingsPackage: opts.settingsPackage, processes: opts.processes, log: opts.vassalLog }));
+  await fsp.writeFile(vp, vassalIni({ name, home: user.home, siteDir, venvDir, settingsPackage: opts.settingsPackage, processes: opts.processes, log: opts.vassalLog, extra: opts.extraIni }));
   // Tyrant mode runs the vassal as the file's owner and refuses uid/gid 0.
   await fsp.chown(vp, user.uid, gid);
   await fsp.chmod(vp, 0o644);
