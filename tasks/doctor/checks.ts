@@ -144,7 +144,8 @@ function loadChecks({ site, siteUser, info, ini }: DoctorInput, facts: SiteFacts
   if (!repro) {
     out.push(fail('wsgi import', `${target} not tried: the virtualenv's python is missing`, 'fix the virtualenv first'));
   } else if (repro.ok) {
-    out.push(pass('wsgi import', `${target} imports as ${siteUser}${settings ? ` with DJANGO_SETTINGS_MODULE=${settings}` : ''}`));
+    const production = facts.git.settingsIsProduction ? ` (${site.settings}/settings.py is settings_production.py, as deployed)` : '';
+    out.push(pass('wsgi import', `${target} imports as ${siteUser} in ${facts.venv.path}${settings ? ` with DJANGO_SETTINGS_MODULE=${settings}` : ''}${production}`));
   } else if (repro.error) {
     out.push(fail('wsgi import', `could not try ${target} as ${siteUser}: ${repro.error}`, `run it by hand as ${siteUser}: ${repro.command}`));
   } else {

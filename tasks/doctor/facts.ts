@@ -170,7 +170,19 @@ def requirement_names(path):
 
 def site():
     os.chdir('/')
+    # The slow, independent commands (pip check above all) run at once, in the background, while the rest is read.
+    from concurrent.futures import ThreadPoolExecutor
+    pool = ThreadPoolExecutor(max_workers=4)
     me = pwd.getpwuid(os.getuid())
+    code_dir = SPEC['codeDir']
+    genv = dict(os.environ, GIT_TERMINAL_PROMPT='0', GIT_SSH_COMMAND='ssh -o BatchMode=yes -o ConnectTimeout=10', LC_ALL='C')
+    home = SPEC.get('home') or SPEC['virtualenv']
+    python = os.path.join(home, 'bin', 'python')
+    pending_pip = pool.submit(run, [python, '-m', 'pip', 'check', '--disable-pip-version-check'], 60,
+                              dict(os.environ, PIP_NO_INPUT='1', PIP_DISABLE_PIP_VERSION_CHECK='1')) if os.path.exists(python) else None
+    pending_reach = pool.submit(run, ['git', '-C', code_dir, 'ls-remote', '--quiet', 'origin', 'HEAD'], 20, genv)
+    binary = emperor_binary()
+    pending_help = pool.submit(run, [binary, '--help'], 10) if binary else None
     out = {'user': {'name': me.pw_name, 'uid': me.pw_uid, 'gid': me.pw_gid, 'groups': groups_of(me.pw_name) or []}}
     out['ini'] = stat_of(SPEC['ini'])
     load = SPEC.get('load')
@@ -182,8 +194,6 @@ def site():
                 out['chdir']['error'] = 'not a directory'
             except OSError as e:
                 out['chdir']['error'] = e.strerror or str(e)
-    home = SPEC.get('home') or SPEC['virtualenv']
-    python = os.path.join(home, 'bin', 'python')
     venv = {'path': home, 'python': python, 'exists': os.path.exists(python), 'systemSitePackages': False}
     try:
         with open(os.path.join(home, 'pyvenv.cfg')) as f:
@@ -202,10 +212,9 @@ def site():
         venv['error'] = r.get('error') or r['out'].strip()[-500:] or 'exit %s' % r['code']
     out['venv'] = venv
 
-    binary = emperor_binary()
     uw = {'binary': binary}
     if binary:
-        h = run([binary, '--help'], timeout=10)
+        h = pending_help.result()
         if h['code'] is None:
             uw['error'] = h.get('error')
         else:
@@ -215,9 +224,6 @@ def site():
     if load and venv['exists']:
         A['load'] = json.dumps(load)
         out['repro'] = reproduce(False)
-    if venv['exists'] and 'error' not in venv:
-        out['pipCheck'] = run([python, '-m', 'pip', 'check', '--disable-pip-version-check'], timeout=60,
-                              env=dict(os.environ, PIP_NO_INPUT='1', PIP_DISABLE_PIP_VERSION_CHECK='1'))
 
     reqfile = os.path.join(SPEC['codeDir'], SPEC['requirements'])
     req = {'file': reqfile, 'names': [], 'missing': []}
@@ -274,9 +280,7 @@ def site():
             pass
         out['socketFile'] = sf
 
-    code_dir = SPEC['codeDir']
     g = {}
-    genv = dict(os.environ, GIT_TERMINAL_PROMPT='0', GIT_SSH_COMMAND='ssh -o BatchMode=yes -o ConnectTimeout=10', LC_ALL='C')
     head = run(['git', '-C', code_dir, 'rev-parse', 'HEAD'], env=genv)
     if head['code'] == 0:
         g['head'] = head['out'].strip()
@@ -289,7 +293,7 @@ def site():
         o = run(['git', '-C', code_dir, 'config', '--get', 'remote.origin.url'], env=genv)
         g['origin'] = o['out'].strip() if o['code'] == 0 else None
         if g['origin']:
-            g['reach'] = run(['git', '-C', code_dir, 'ls-remote', '--quiet', 'origin', 'HEAD'], timeout=20, env=genv)
+            g['reach'] = pending_reach.result()
         pkg = os.path.join(code_dir, SPEC['settings'])
         try:
             with open(os.path.join(pkg, 'settings.py'), 'rb') as a, open(os.path.join(pkg, 'settings_production.py'), 'rb') as b2:
@@ -329,7 +333,8 @@ def site():
 
     served = []
     try:
-        ini_uid = os.stat(SPEC['ini']).st_uid
+        # This user's: what tyrant mode runs the vassal as when its ini is right (and when it is not, the checks say so).
+        ini_uid = os.getuid()
         hz = os.sysconf('SC_CLK_TCK')
         bt = boot_time()
         for pid, (start, ppid) in vassal_procs(ini_uid, os.path.basename(SPEC['ini'])).items():
@@ -337,6 +342,9 @@ def site():
     except OSError:
         pass
     out['served'] = sorted(served, key=lambda p: p['startedAt'])
+    if pending_pip is not None and 'error' not in venv:
+        out['pipCheck'] = pending_pip.result()
+    pool.shutdown(wait=False)
     print(json.dumps(out))
 
 def nginx_masters():
