@@ -218,6 +218,7 @@ ${EXIT_CODES_HELP}`,
     .option('-p, --parallel <n>', 'sites checked at once (default 5) (env DEPLOY_PARALLEL)')
     .option('--json', 'one JSON event per line on stdout, one "check" event per check; see docs/events.md (env DEPLOY_JSON)')
     .option('-v, --verbose', 'also stream the output of the commands doctor runs')
+    .option('-n, --dry-run', 'print the commands doctor would run first, as which user; connect to nothing')
     .addHelpText(
       'after',
       `
