@@ -72,20 +72,8 @@ export function parseVassalIni(text: string, iniPath: string): VassalInfo {
   const load: VassalLoad = { env: [], pythonpath: [] };
   let mount: string | undefined;
   const placeholders = new Map<string, string>();
-  let section = 'uwsgi';
-  for (const rawLine of text.split(/\r?\n/)) {
-    const line = rawLine.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
-    const header = /^\[(.*)\]$/.exec(line);
-    if (header) {
-      section = (header[1] as string).trim();
-      continue;
-    }
-    if (section !== 'uwsgi') continue;
-    const eq = line.indexOf('=');
-    if (eq < 0) continue;
-    const key = line.slice(0, eq).trim();
-    const value = expandMagic(line.slice(eq + 1).trim(), iniPath, placeholders);
+  for (const [key, written] of iniDirectives(text)) {
+    const value = expandMagic(written, iniPath, placeholders);
     if (value === undefined) continue;
     placeholders.set(key, value);
     const protocol = SOCKET_KEYS[key];
