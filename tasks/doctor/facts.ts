@@ -170,12 +170,14 @@ def requirement_names(path):
 
 def site():
     os.chdir('/')
+    # Read-only, really: no bytecode written by the imports below (the app's load, pip), no index refresh by git status.
+    os.environ['PYTHONDONTWRITEBYTECODE'] = '1'
     # The slow, independent commands (pip check above all) run at once, in the background, while the rest is read.
     from concurrent.futures import ThreadPoolExecutor
     pool = ThreadPoolExecutor(max_workers=4)
     me = pwd.getpwuid(os.getuid())
     code_dir = SPEC['codeDir']
-    genv = dict(os.environ, GIT_TERMINAL_PROMPT='0', GIT_SSH_COMMAND='ssh -o BatchMode=yes -o ConnectTimeout=10', LC_ALL='C')
+    genv = dict(os.environ, GIT_OPTIONAL_LOCKS='0', GIT_TERMINAL_PROMPT='0', GIT_SSH_COMMAND='ssh -o BatchMode=yes -o ConnectTimeout=10', LC_ALL='C')
     home = SPEC.get('home') or SPEC['virtualenv']
     python = os.path.join(home, 'bin', 'python')
     pending_pip = pool.submit(run, [python, '-m', 'pip', 'check', '--disable-pip-version-check'], 60,

@@ -48,7 +48,8 @@ export function doctor(options: SiteOptions = {}): TaskDefinition {
       const siteUser = typeof c.site.vars[SITE_USER] === 'string' ? (c.site.vars[SITE_USER] as string) : c.site.user;
       const viaAdmin = siteUser !== c.site.user;
       const site = resolveSite({ ...c.site, user: siteUser }, options);
-      const quiet = { quiet: true, warn: true } as const;
+      // The scripts bound their own commands (pip check 60s, git ls-remote 20s); this only catches a hung connection.
+      const quiet = { quiet: true, warn: true, timeout: '3m' } as const;
       const root = c.cd('/');
       // The site's own checks run as the site user: what uWSGI runs the app as.
       const asSite = (command: ShellCommand, opts: { stdin?: string; label?: string } = {}): Promise<Result> =>
