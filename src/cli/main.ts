@@ -223,8 +223,10 @@ ${EXIT_CODES_HELP}`,
       'after',
       `
 Per site, as the site user (what uWSGI runs the app as):
+  emperor           a running emperor watches the ini; tyrant mode or not
   vassal ini        exists; not owned by uid/gid 0 (tyrant mode refuses it);
-                    owner the site user, group uwsgi; mode; no uid=/gid= lines
+                    owner the site user, group uwsgi; mode; no uid=/gid=
+                    lines (tyrant), or uid= the site user (not tyrant)
   chdir, virtualenv the ini's chdir exists; its home's python runs
   uwsgi plugin      a plugin = python3 line where the uWSGI binary needs one
   wsgi import       module:callable imports in the virtualenv with the ini's

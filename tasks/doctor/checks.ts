@@ -80,6 +80,20 @@ export function evaluate(input: DoctorInput): CheckResult[] {
   return out;
 }
 
+function emperorCheck(site: ResolvedSiteOptions, facts: SiteFacts | undefined): CheckResult | undefined {
+  if (!facts) return undefined;
+  const dir = site.vassal.slice(0, site.vassal.lastIndexOf('/')) || '/';
+  const e = facts.emperor;
+  if (!e) {
+    return warn(
+      'emperor',
+      `no running uWSGI emperor found watching ${dir} (judged as for tyrant mode, the blog post's setup)`,
+      `start one (as root: uwsgi --emperor ${dir} --emperor-tyrant), or set the site's vassal var to an ini the running emperor watches`,
+    );
+  }
+  return pass('emperor', `pid ${e.pid} (${e.binary}) watches ${e.watches}, ${e.tyrant ? 'in tyrant mode: a vassal runs as its ini\'s owner and group' : 'not in tyrant mode: a vassal runs as its uid=/gid= lines say'}`);
+}
+
 function iniChecks({ site, siteUser, ini, facts }: DoctorInput): CheckResult[] {
   const path = site.vassal;
   const chown = `as root: chown ${siteUser}:uwsgi ${path} && chmod 644 ${path}`;
@@ -87,8 +101,14 @@ function iniChecks({ site, siteUser, ini, facts }: DoctorInput): CheckResult[] {
     return [fail('vassal ini', `cannot read ${path} as ${siteUser}: ${ini.error}`, `as root: cp <emperor dir>/app.skel ${path}, then chown ${siteUser}:uwsgi ${path} (or set the site's vassal var to its ini)`)];
   }
   const out: CheckResult[] = [pass('vassal ini', `${path} exists and ${siteUser} can read it`)];
+  const emperor = emperorCheck(site, facts);
+  if (emperor) out.push(emperor);
+  // An emperor not found is judged as the stack's usual one: a tyrant.
+  const tyrant = facts?.emperor?.tyrant ?? true;
   const f = facts?.ini;
-  if (f && !f.error) {
+  if (f && !f.error && !tyrant) {
+    out.push(pass('vassal ini owner', `${path} is ${owner(f)}: not tyrant mode, so its uid=/gid= lines, not its owner, decide whom the app runs as`));
+  } else if (f && !f.error) {
     const described = `${path} is ${owner(f)}`;
     if (f.uid === 0 || f.gid === 0) {
       out.push(fail('vassal ini owner', `${described}: a tyrant-mode emperor refuses a vassal owned by uid or gid 0 ("invalid permissions"), so the app is not run`, chown));
@@ -105,7 +125,12 @@ function iniChecks({ site, siteUser, ini, facts }: DoctorInput): CheckResult[] {
   }
   const directives = iniDirectives(ini.text);
   const privileged = directives.filter(([key]) => key === 'uid' || key === 'gid');
-  if (privileged.length > 0) {
+  if (!tyrant) {
+    const uid = directives.find(([key]) => key === 'uid')?.[1];
+    if (uid === undefined) out.push(fail('vassal ini uid/gid', `${path} has no uid = line, and the emperor is not in tyrant mode: the app runs as the emperor's user, root`, `add uid = ${siteUser} and gid = uwsgi to ${path}`));
+    else if (uid !== siteUser) out.push(fail('vassal ini uid/gid', `${path} says uid = ${uid}: the app runs as ${uid}, not ${siteUser}`, `set uid = ${siteUser} in ${path}`));
+    else out.push(pass('vassal ini uid/gid', `uid = ${uid} (not tyrant mode: the emperor drops to it)`));
+  } else if (privileged.length > 0) {
     const lines = privileged.map(([key, value]) => `${key} = ${value}`).join(', ');
     out.push(
       fail('vassal ini uid/gid', `${path} sets ${lines}: a tyrant vassal already runs as the ini's owner and may not change its uid or gid, so it fails to start`, `remove the ${privileged.map(([key]) => `${key} =`).join(' and ')} line(s) from ${path}; ownership (${siteUser}:uwsgi) decides`),

@@ -62,6 +62,12 @@ export interface SiteFacts {
     systemSitePackages: boolean;
     sitePackages?: string;
   };
+  /**
+   * The running emperor that watches the ini's directory (or glob), from its
+   * command line and the ini files it names: whether it runs in tyrant mode.
+   * Absent when none was found.
+   */
+  emperor?: { pid: number; binary: string; watches: string; tyrant: boolean };
   /** The uWSGI binary the emperor runs (or the one on PATH), and whether it needs a python plugin line. */
   uwsgi: { binary?: string; pythonBuiltin?: boolean; error?: string };
   repro?: Reproduction;
@@ -138,12 +144,72 @@ def cmdline(pid):
     except OSError:
         return []
 
-def emperor_binary():
+TRUE = ('', 'true', '1', 'yes', 'on', 'y')
+
+def emperor_settings(argv):
+    """The emperor's watched paths and tyrant flag, from its command line and the ini files it names."""
+    watched, tyrant = [], None
+    def take(key, value):
+        nonlocal tyrant
+        if key == 'emperor' and value:
+            watched.append(value)
+        if key == 'emperor-tyrant':
+            tyrant = value.lower() in TRUE
+    def read_ini(path):
+        try:
+            section = 'uwsgi'
+            with open(path) as f:
+                for line in f:
+                    line = line.strip()
+                    if line.startswith('['):
+                        section = line.strip('[]').strip()
+                    elif section == 'uwsgi' and '=' in line and not line.startswith((';', '#')):
+                        k, _, v = line.partition('=')
+                        take(k.strip(), v.strip())
+        except OSError:
+            pass
+    i = 1
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith('--'):
+            key, eq, value = a[2:].partition('=')
+            if not eq and i + 1 < len(argv) and not argv[i + 1].startswith('-'):
+                value = argv[i + 1]
+                i += 1
+            elif not eq:
+                value = ''
+            if key in ('ini', 'config') and value.endswith('.ini'):
+                read_ini(value)
+            take(key, value)
+        elif a.endswith('.ini'):
+            # uwsgi /etc/uwsgi/emperor.ini: a config file given without an option.
+            read_ini(a)
+        i += 1
+    return watched, tyrant
+
+def find_emperor(ini):
+    """The running emperor whose vassal directory (or glob) holds the ini: its binary and whether it is a tyrant."""
+    import fnmatch
+    found = []
     for d in os.listdir('/proc'):
-        if d.isdigit():
-            argv = cmdline(d)
-            if argv and any(a == '--emperor' or a.startswith('--emperor=') for a in argv) and 'uwsgi' in os.path.basename(argv[0]):
-                return argv[0]
+        if not d.isdigit():
+            continue
+        argv = cmdline(d)
+        if not argv or 'uwsgi' not in os.path.basename(argv[0]):
+            continue
+        watched, tyrant = emperor_settings(argv)
+        if not watched:
+            continue
+        found.append(argv[0])
+        for w in watched:
+            w = w.rstrip('/')
+            if os.path.dirname(ini) == w or fnmatch.fnmatch(ini, w):
+                return {'pid': int(d), 'binary': argv[0], 'watches': w, 'tyrant': bool(tyrant)}
+    return {'binary': found[0]} if found else None
+
+def emperor_binary(emperor):
+    if emperor:
+        return emperor['binary']
     for d in os.environ.get('PATH', '/usr/bin:/bin').split(':') + ['/usr/bin', '/usr/local/bin']:
         if os.access(os.path.join(d, 'uwsgi'), os.X_OK):
             return os.path.join(d, 'uwsgi')
@@ -183,7 +249,8 @@ def site():
     pending_pip = pool.submit(run, [python, '-m', 'pip', 'check', '--disable-pip-version-check'], 60,
                               dict(os.environ, PIP_NO_INPUT='1', PIP_DISABLE_PIP_VERSION_CHECK='1')) if os.path.exists(python) else None
     pending_reach = pool.submit(run, ['git', '-C', code_dir, 'ls-remote', '--quiet', 'origin', 'HEAD'], 20, genv)
-    binary = emperor_binary()
+    emperor = find_emperor(SPEC['ini'])
+    binary = emperor_binary(emperor)
     pending_help = pool.submit(run, [binary, '--help'], 10) if binary else None
     out = {'user': {'name': me.pw_name, 'uid': me.pw_uid, 'gid': me.pw_gid, 'groups': groups_of(me.pw_name) or []}}
     out['ini'] = stat_of(SPEC['ini'])
@@ -222,6 +289,8 @@ def site():
         else:
             uw['pythonBuiltin'] = '--wsgi-file' in h['out']
     out['uwsgi'] = uw
+    if emperor and 'pid' in emperor:
+        out['emperor'] = emperor
 
     if load and venv['exists']:
         A['load'] = json.dumps(load)

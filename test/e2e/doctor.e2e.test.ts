@@ -138,10 +138,11 @@ export default defineDeployfile<DjangoVars>({
     const before = fs.readFileSync(history, 'utf8');
     const result = await doctor(OK, 'healthy (admin)');
     expect(result.code, result.output).toBe(0);
-    for (const name of ['vassal ini owner', 'vassal ini uid/gid', 'uwsgi plugin', 'wsgi import', 'packages visible', 'socket dir', 'socket', 'nginx uwsgi_pass', 'git origin', 'git work tree', 'git revision', 'serving']) {
+    for (const name of ['emperor', 'vassal ini owner', 'vassal ini uid/gid', 'uwsgi plugin', 'wsgi import', 'packages visible', 'socket dir', 'socket', 'nginx uwsgi_pass', 'git origin', 'git work tree', 'git revision', 'serving']) {
       expect(result.output, `no pass for ${name}`).toContain(`[${OK}] ✔ pass ${name}: `);
     }
     expect(result.output).toContain(`accepts a connection from nginx's user www-data`);
+    expect(result.output).toMatch(new RegExp(`\\[${OK}\\] ✔ pass emperor: pid \\d+ \\(/usr/bin/uwsgi\\) watches ${lab.VASSAL_DIR}, in tyrant mode`));
     expect(result.output).toContain('(example_site/settings.py is settings_production.py, as deployed)');
     // Debian's python3-gi lacks pycairo: a conflict among system packages, outside REQUIREMENTS, is a warning at most.
     expect(result.output).toMatch(new RegExp(`\\[${OK}\\] (✔ pass pip check: |! warn pip check: .*outside the app's requirements)`));

@@ -26,6 +26,7 @@ function healthyFacts(): SiteFacts {
     ini: { path: VASSAL, uid: 1001, gid: 995, user: 'shop', group: 'uwsgi', mode: '0644' },
     chdir: { path: '/home/shop/Sites/shop', isDir: true },
     venv: { path: '/home/shop/virtualenvs/shop', python: '/home/shop/virtualenvs/shop/bin/python', exists: true, version: '3.11.2', systemSitePackages: true, sitePackages: '/home/shop/virtualenvs/shop/lib/python3.11/site-packages' },
+    emperor: { pid: 7, binary: '/usr/bin/uwsgi', watches: '/etc/uwsgi/emperor.d', tyrant: true },
     uwsgi: { binary: '/usr/bin/uwsgi', pythonBuiltin: false },
     repro: { ok: true, loaded: true, command: "cd /home/shop/Sites/shop; python -c 'import shop.wsgi'" },
     pipCheck: { code: 0, out: 'No broken requirements found.\n' },
@@ -105,6 +106,18 @@ describe('doctor verdicts', () => {
     expect(c.status).toBe('fail');
     expect(c.detail).toContain('sets uid = shop, gid = uwsgi');
     expect(c.fix).toContain('remove the uid = and gid = line(s)');
+  });
+
+  it('no emperor watching the ini warns; a non-tyrant emperor wants uid= and accepts a root-owned ini', () => {
+    expect(check(evaluate(input({ facts: (f) => delete f.emperor })), 'emperor')).toMatchObject({ status: 'warn' });
+    const rootOwned = (f: SiteFacts) => {
+      (f.emperor as { tyrant: boolean }).tyrant = false;
+      Object.assign(f.ini, { uid: 0, gid: 0, user: 'root', group: 'root' });
+    };
+    const withUid = evaluate(input({ ini: `${INI}uid = shop\ngid = uwsgi\n`, facts: rootOwned }));
+    expect(withUid.filter((r) => r.status !== 'pass')).toEqual([]);
+    expect(check(withUid, 'emperor').detail).toContain('not in tyrant mode');
+    expect(check(evaluate(input({ facts: rootOwned })), 'vassal ini uid/gid')).toMatchObject({ status: 'fail', fix: `add uid = shop and gid = uwsgi to ${VASSAL}` });
   });
 
   it('a modular uWSGI without a python plugin line fails; with Python built in it passes', () => {

@@ -21,6 +21,7 @@ function facts(change: (f: SiteFacts) => void = () => {}): string {
     ini: { path: '/etc/uwsgi/emperor.d/shop.ini', uid: 1001, gid: 995, user: 'shop', group: 'uwsgi', mode: '0644' },
     chdir: { path: '/home/shop/Sites/shop', isDir: true },
     venv: { path: '/home/shop/virtualenvs/shop', python: '/home/shop/virtualenvs/shop/bin/python', exists: true, version: '3.11.2', systemSitePackages: false },
+    emperor: { pid: 7, binary: '/usr/bin/uwsgi', watches: '/etc/uwsgi/emperor.d', tyrant: true },
     uwsgi: { binary: '/usr/bin/uwsgi', pythonBuiltin: false },
     repro: { ok: true, command: '' },
     pipCheck: { code: 0, out: '' },
