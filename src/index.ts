@@ -6,7 +6,7 @@
  */
 export { defineDeployfile, task } from './config/define.ts';
 export type { DeployfileConfig, SiteConfig, TaskDefinition, TaskFn } from './config/define.ts';
-export type { CommandFn, ConfirmOptions, Context, RunOptions, SiteInfo, SudoOptions } from './core/context.ts';
+export type { CheckResult, CommandFn, ConfirmOptions, Context, RunOptions, SiteInfo, SudoOptions } from './core/context.ts';
 export { quote, quotePath, raw, sh } from './core/quote.ts';
 export type { CommandInput, ShellCommand, ShellValue } from './core/quote.ts';
 export { secret } from './core/secret.ts';

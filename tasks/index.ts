@@ -22,6 +22,7 @@ import { releases } from './releases/list.ts';
 import { rollback } from './releases/rollback.ts';
 import { copyProductionSettings } from './copy-production-settings.ts';
 import { deploy, type DeployOptions } from './deploy.ts';
+import { doctor } from './doctor/index.ts';
 import { installRequirements, type InstallRequirementsOptions } from './install-requirements.ts';
 import { pull } from './pull.ts';
 import { push, type PushOptions } from './push.ts';
@@ -33,6 +34,7 @@ export { collectstatic, DEFAULT_SITE_DIRS, type CollectstaticOptions } from './c
 export { fetch, fetchedFor, type Fetched } from './fetch.ts';
 export { copyProductionSettings } from './copy-production-settings.ts';
 export { deploy, DEPLOY_STEPS, RELEASE_STEPS, type DeployOptions } from './deploy.ts';
+export { doctor, DoctorFailedError } from './doctor/index.ts';
 export { activateRelease } from './releases/activate.ts';
 export { buildRelease } from './releases/build.ts';
 export type { ReleaseOptions } from './releases/layout.ts';
@@ -78,6 +80,7 @@ export type DjangoTasks = {
   activateRelease: TaskDefinition;
   rollback: TaskDefinition;
   releases: TaskDefinition;
+  doctor: TaskDefinition;
   deploy: TaskDefinition;
 };
 
@@ -109,6 +112,7 @@ export function djangoTasks(options: DjangoTasksOptions = {}): DjangoTasks {
     activateRelease: activateRelease(options),
     rollback: rollback(options),
     releases: releases(options),
+    doctor: doctor(options),
     deploy: deploy(options),
   };
 }

@@ -72,20 +72,8 @@ export function parseVassalIni(text: string, iniPath: string): VassalInfo {
   const load: VassalLoad = { env: [], pythonpath: [] };
   let mount: string | undefined;
   const placeholders = new Map<string, string>();
-  let section = 'uwsgi';
-  for (const rawLine of text.split(/\r?\n/)) {
-    const line = rawLine.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
-    const header = /^\[(.*)\]$/.exec(line);
-    if (header) {
-      section = (header[1] as string).trim();
-      continue;
-    }
-    if (section !== 'uwsgi') continue;
-    const eq = line.indexOf('=');
-    if (eq < 0) continue;
-    const key = line.slice(0, eq).trim();
-    const value = expandMagic(line.slice(eq + 1).trim(), iniPath, placeholders);
+  for (const [key, written] of iniDirectives(text)) {
+    const value = expandMagic(written, iniPath, placeholders);
     if (value === undefined) continue;
     placeholders.set(key, value);
     const protocol = SOCKET_KEYS[key];
@@ -127,6 +115,31 @@ export function parseVassalIni(text: string, iniPath: string): VassalInfo {
 /** uWSGI's booleans: `true`, `1`, `yes`, `on` (and an empty value, as a bare flag). */
 function isTrue(value: string): boolean {
   return ['', 'true', '1', 'yes', 'on', 'y'].includes(value.toLowerCase());
+}
+
+/**
+ * Every `key = value` of an ini's `[uwsgi]` section, in order, values as
+ * written (placeholders not expanded): for checks on the lines themselves,
+ * such as a `uid =` that tyrant mode refuses or a missing `plugin =`.
+ *
+ * @example
+ * iniDirectives('[uwsgi]\nplugin = python3\nuid = shop\n') // [['plugin', 'python3'], ['uid', 'shop']]
+ */
+export function iniDirectives(text: string): [string, string][] {
+  const out: [string, string][] = [];
+  let section = 'uwsgi';
+  for (const rawLine of text.split(/\r?\n/)) {
+    const line = rawLine.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const header = /^\[(.*)\]$/.exec(line);
+    if (header) {
+      section = (header[1] as string).trim();
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (section === 'uwsgi' && eq > 0) out.push([line.slice(0, eq).trim(), line.slice(eq + 1).trim()]);
+  }
+  return out;
 }
 
 function setModule(load: VassalLoad, value: string): void {
@@ -262,7 +275,7 @@ export function explainUwsgiLog(text: string, max = 20): string[] {
  * app answered 5xx, call it for a GET of the probed path, catching the
  * exception (Django's `got_request_exception` too). It prints one JSON line.
  */
-export const PROBE_SCRIPT = String.raw`
+export const PROBE_LIBRARY = String.raw`
 import json, os, socket, struct, subprocess, sys, time
 
 def args():
@@ -706,7 +719,15 @@ def wait():
                 return finish(False, 'timeout', 'the new instance did not answer within %gs' % timeout)
             return finish(False, 'timeout-no-restart', 'no sign of a restart within %gs (was the ini touched? is the emperor watching it?)' % timeout)
         time.sleep(interval)
+`;
 
+/**
+ * The program `touchVassalIni` runs on the server (`python3 - snapshot|wait
+ * --key value ...`, the program on stdin): {@link PROBE_LIBRARY} and its
+ * entry points. `deploy doctor` runs the same library with entry points of
+ * its own, so the app's load is reproduced by one piece of code.
+ */
+export const PROBE_SCRIPT = PROBE_LIBRARY + String.raw`
 {'snapshot': snapshot, 'wait': wait}[sys.argv[1]]()
 `;
 
@@ -891,12 +912,13 @@ function describe(facts: FileFacts | undefined): string {
   return `${facts.user}:${facts.group} ${facts.mode}`;
 }
 
-function exceptionText(repro: Reproduction): string {
+/** `Type: message` of a failed reproduction. */
+export function exceptionText(repro: Reproduction): string {
   return repro.message ? `${repro.type}: ${repro.message}` : `${repro.type}`;
 }
 
 /** The last frame and the exception, the way Python prints them. */
-function traceLines(repro: Reproduction): string[] {
+export function traceLines(repro: Reproduction): string[] {
   const out: string[] = [];
   if (repro.syntax?.file) {
     const { file, line, offset, code } = repro.syntax;

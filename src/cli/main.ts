@@ -211,6 +211,59 @@ ${EXIT_CODES_HELP}`,
     });
 
   program
+    .command('doctor')
+    .description('check sites for the pitfalls of uWSGI, nginx and git, changing nothing; each check passes, warns or fails with its fix')
+    .option('-s, --site <names>', "comma-separated sites, groups or globs like 'shop-*' (default: all sites; env DEPLOY_SITE)")
+    .option('-x, --exclude <names>', 'comma-separated sites, groups or globs to leave out (env DEPLOY_EXCLUDE)')
+    .option('-p, --parallel <n>', 'sites checked at once (default 5) (env DEPLOY_PARALLEL)')
+    .option('--json', 'one JSON event per line on stdout, one "check" event per check; see docs/events.md (env DEPLOY_JSON)')
+    .option('-v, --verbose', 'also stream the output of the commands doctor runs')
+    .option('-n, --dry-run', 'print the commands doctor would run first, as which user; connect to nothing')
+    .addHelpText(
+      'after',
+      `
+Per site, as the site user (what uWSGI runs the app as):
+  emperor           a running emperor watches the ini; tyrant mode or not
+  vassal ini        exists; not owned by uid/gid 0 (tyrant mode refuses it);
+                    owner the site user, group uwsgi; mode; no uid=/gid=
+                    lines (tyrant), or uid= the site user (not tyrant)
+  chdir, virtualenv the ini's chdir exists; its home's python runs
+  uwsgi plugin      a plugin = python3 line where the uWSGI binary needs one
+  wsgi import       module:callable imports in the virtualenv with the ini's
+                    env (the production settings), else the traceback
+  pip check         conflicts touching the app's requirements fail; others warn
+  packages visible  REQUIREMENTS found, nothing in site-packages unreadable
+  socket dir        group uwsgi, setgid, group-writable
+  socket            exists, and nginx's user can connect to it
+  nginx uwsgi_pass  a running nginx passes to this socket (nginx -T)
+  git               origin reachable, work tree clean (the production
+                    settings.py aside), HEAD = the last deployed revision
+  disk space, serving  free space; the revision served and since when
+
+Read-only: no lock is taken, nothing is written on the server (no history).
+Through the site's admin account (admin: 'root' on the site, or admins:
+{ host: user } in the deployfile) doctor connects as the admin, runs the
+site checks with sudo -u <site> -H and the privileged ones as root (nginx -T,
+connecting to the socket as nginx's user). Without one it connects as the
+site user and reasons from permissions, or warns what it could not check.
+The deployfile's own doctor task wins (djangoTasks() includes one with its
+options). Needs python3 on the server. See docs/doctor.md.
+
+Exit codes: 0 when no check failed (warnings allowed), 1 when a check failed
+on some site (or a site could not be reached), 2 usage error; 129/130/143
+when stopped by a signal, as for deploy run.
+
+Examples:
+  $ deploy doctor                  every site
+  $ deploy doctor -s shop --json   one site, one JSON event per check
+`,
+    )
+    .action(async (options: Record<string, unknown>, command: Command) => {
+      const { doctorCommand } = await import('./doctor.ts');
+      process.exitCode = await doctorCommand({ ...command.optsWithGlobals(), ...options });
+    });
+
+  program
     .command('demo')
     .description('deploy the example Django site to a throwaway local target (no server of yours needed)')
     .option('--keep', 'keep the temporary target after the demo')

@@ -40,6 +40,20 @@ export interface ConfirmOptions {
 }
 
 /**
+ * A check's verdict, as `c.check` reports it: what was checked, what was
+ * found, and for a warn or fail the fix in one line.
+ */
+export interface CheckResult {
+  /** Short and stable, e.g. `vassal ini owner`. */
+  name: string;
+  status: 'pass' | 'warn' | 'fail';
+  /** What was found, one line (a traceback may follow on further lines). */
+  detail: string;
+  /** What to do about a warn or fail, one line. */
+  fix?: string;
+}
+
+/**
  * A command runner that takes either a string, an `sh` command, or a tagged
  * template whose values are quoted: ``c.run`git checkout ${ref}` ``.
  */
@@ -130,4 +144,13 @@ export interface Context<V = Record<string, unknown>> {
    * c.report(`bf23819 from ~/src/shop`);
    */
   report(note: string): void;
+  /**
+   * Report the verdict of one read-only check (a `check` event: one line in
+   * the views, one event in `--json`, a row in the run's checks table). It
+   * does not fail the task: throw or `c.abort` for that.
+   *
+   * @example
+   * c.check({ name: 'disk space', status: 'warn', detail: '180 MiB free on /home', fix: 'free some space' });
+   */
+  check(result: CheckResult): void;
 }

@@ -113,6 +113,24 @@ export const LogEvent = z.object({
   level: z.enum(['info', 'warn', 'error']),
   message: z.string(),
 });
+/** pass / warn / fail: a check's verdict (`deploy doctor`). */
+export const CheckStatus = z.enum(['pass', 'warn', 'fail']);
+export type CheckStatus = z.infer<typeof CheckStatus>;
+/**
+ * One verdict of a read-only check a task made (`c.check`), e.g. one line of
+ * `deploy doctor`. Views show one line per check; a failing check does not by
+ * itself fail the task: the task decides (doctor fails the site when any did).
+ */
+export const CheckEvent = z.object({
+  ...base,
+  type: z.literal('check'),
+  site,
+  task: z.string(),
+  name: z.string(),
+  status: CheckStatus,
+  detail: z.string(),
+  fix: z.string().optional(),
+});
 export const SiteEndEvent = z.object({ ...base, type: z.literal('site:end'), ...SiteSummary.shape });
 export const RunEndEvent = z.object({
   ...base,
@@ -133,6 +151,7 @@ export const DeployEvent = z.discriminatedUnion('type', [
   CommandEndEvent,
   PromptEvent,
   LogEvent,
+  CheckEvent,
   SiteEndEvent,
   RunEndEvent,
 ]);

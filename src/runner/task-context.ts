@@ -5,7 +5,7 @@ import { checkEnv, compose, EMPTY_SCOPE, joinCwd, sudoAsksNothing, wrapSudo, typ
 import { shellCommand, toShellCommand, type CommandInput, type ShellValue } from '../core/quote.ts';
 import { showPath } from '../core/show-path.ts';
 import { isSecret, type Secret } from '../core/secret.ts';
-import type { CommandFn, ConfirmOptions, Context, RunOptions, SiteInfo, SudoOptions } from '../core/context.ts';
+import type { CheckResult, CommandFn, ConfirmOptions, Context, RunOptions, SiteInfo, SudoOptions } from '../core/context.ts';
 import type { Result } from '../core/result.ts';
 import { runCommand } from './run-command.ts';
 import { siteFacts, type SiteRuntime, type TaskFrameRef } from './site-runtime.ts';
@@ -205,5 +205,18 @@ export class TaskContext implements Context {
 
   report(note: string): void {
     this.rt.report(this.rt.redactor.redact(note));
+  }
+
+  check(result: CheckResult): void {
+    const redact = (text: string) => this.rt.redactor.redact(text);
+    this.rt.bus.emit({
+      type: 'check',
+      site: this.rt.siteName,
+      task: this.frame.task,
+      name: redact(result.name),
+      status: result.status,
+      detail: redact(result.detail),
+      ...(result.fix ? { fix: redact(result.fix) } : {}),
+    });
   }
 }

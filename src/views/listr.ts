@@ -1,6 +1,7 @@
 import { Listr, PRESET_TIMER, type DefaultRenderer, type ListrTask, type ListrTaskWrapper, type SimpleRenderer } from 'listr2';
 import { formatDuration } from '../core/duration.ts';
 import type { DeployEvent, EventOf } from '../core/events.ts';
+import { checkLines, renderChecks } from './checks.ts';
 import { style, useColor, type Style } from './style.ts';
 import { renderSummary } from './summary.ts';
 
@@ -55,6 +56,8 @@ export class ListrView {
   private readonly lanes = new Map<string, Lane>();
   private listr: Promise<void> | undefined;
   private dryRun = false;
+  /** Shown after the last frame: a check's line would scroll out of a row's three output lines. */
+  private readonly checks: EventOf<'check'>[] = [];
   private readonly s: Style;
 
   constructor(private readonly out: NodeJS.WriteStream = process.stdout) {
@@ -223,6 +226,14 @@ export class ListrView {
         this.refresh(lane);
         break;
       }
+      case 'check': {
+        this.checks.push(event);
+        const lane = this.laneOf(event.site);
+        if (!lane) break;
+        lane.lines = [...lane.lines, `${event.status} ${event.name}`].slice(-OUTPUT_LINES);
+        this.refresh(lane);
+        break;
+      }
       case 'site:end': {
         const lane = this.laneOf(event.site);
         if (!lane) break;
@@ -246,6 +257,15 @@ export class ListrView {
   async finish(run: EventOf<'run:end'> | undefined): Promise<void> {
     await this.listr;
     if (!run) return;
+    if (this.checks.length > 0) {
+      // Every check, grouped by site, as the plain view prints them as they come.
+      const sites = [...new Set(this.checks.map((check) => check.site))];
+      for (const site of sites) {
+        this.out.write(`\n${this.s.bold(site ?? 'this machine')}\n`);
+        for (const check of this.checks.filter((c) => c.site === site)) this.out.write(`${checkLines(check, this.s).map((line) => `  ${line}`).join('\n')}\n`);
+      }
+      this.out.write(`\n${renderChecks(this.checks, this.s)}\n`);
+    }
     const table = renderSummary(run.summary, this.s);
     if (table) this.out.write(`\n${table}\n`);
     const verdict = run.status === 'ok' ? this.s.green('done') : run.status === 'interrupted' ? this.s.yellow('interrupted') : this.s.red('failed');

@@ -1,6 +1,7 @@
 import { formatDuration } from '../core/duration.ts';
-import type { DeployEvent } from '../core/events.ts';
+import type { DeployEvent, EventOf } from '../core/events.ts';
 import { style, type Style } from './style.ts';
+import { checkLines, renderChecks } from './checks.ts';
 import { renderSummary } from './summary.ts';
 
 export interface PlainViewOptions {
@@ -22,6 +23,7 @@ export class PlainView {
   private readonly partial = new Map<string, string>();
   private readonly commandSite = new Map<string, string | null>();
   private dryRun = false;
+  private readonly checks: EventOf<'check'>[] = [];
 
   constructor(private readonly options: PlainViewOptions) {
     this.s = style(options.color);
@@ -92,10 +94,16 @@ export class PlainView {
       case 'log':
         this.write(event.site, event.level === 'info' ? event.message : event.level === 'warn' ? s.yellow(`warning: ${event.message}`) : s.red(event.message));
         break;
+      case 'check':
+        this.checks.push(event);
+        this.write(event.site, checkLines(event, s).join('\n'));
+        break;
       case 'site:end':
         if (event.status === 'not-started') this.write(event.site, s.dim('not started'));
         break;
       case 'run:end': {
+        const checks = renderChecks(this.checks, s);
+        if (checks) this.options.out.write(`\n${checks}\n`);
         const table = renderSummary(event.summary, s);
         if (table) this.options.out.write(`\n${table}\n`);
         const verdict = event.status === 'ok' ? s.green('done') : event.status === 'interrupted' ? s.yellow('interrupted') : s.red('failed');

@@ -80,6 +80,8 @@ export class Recorder {
   readonly invoked: string[] = [];
   /** c.report notes, in order. */
   readonly reports: string[] = [];
+  /** c.check verdicts, as their `check` events carry them. */
+  readonly checks: { name: string; status: string; detail: string; fix?: string }[] = [];
   /** put and get, in order: `put <local> <remote>`, `get <remote> <local>`. */
   readonly transfers: string[] = [];
   readonly rules: Rule[] = [];
@@ -192,6 +194,7 @@ function scriptedRuntime(options: ScriptedOptions, recorder: Recorder, shared: M
       if (command) command.output += event.chunk;
     }
     if (event.type === 'log') (event.level === 'warn' ? recorder.warnings : recorder.logs).push(event.message);
+    if (event.type === 'check') recorder.checks.push({ name: event.name, status: event.status, detail: event.detail, ...(event.fix ? { fix: event.fix } : {}) });
   });
   const rt: SiteRuntime = {
     site,

@@ -24,6 +24,35 @@ describe('the listr view (its non-TTY renderer)', () => {
     await view.finish(undefined);
     expect(view.rowFor('web1')).toBeUndefined();
   });
+
+  it('after the last frame, every check grouped by site with its fix, then the checks table, then the summary', async () => {
+    const out = new PassThrough();
+    let text = '';
+    out.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+    const view = new ListrView(out as unknown as NodeJS.WriteStream);
+    const bus = new EventBus('r');
+    bus.on(view.handle);
+    let end: Parameters<typeof view.finish>[0];
+    bus.on((event) => {
+      if (event.type === 'run:end') end = event;
+    });
+    bus.emit({ type: 'run:start', tasks: ['doctor'], sites: [{ site: 'shop', target: 'root@web1:22' }], dryRun: false, deployfile: 'deployfile.ts' });
+    bus.emit({ type: 'task:start', site: 'shop', task: 'doctor', taskId: 't1', parentTaskId: null, once: false });
+    bus.emit({ type: 'check', site: 'shop', task: 'doctor', name: 'socket', status: 'pass', detail: '/run/uwsgi/shop.sock' });
+    bus.emit({ type: 'check', site: 'shop', task: 'doctor', name: 'socket dir', status: 'fail', detail: '/run/uwsgi is root:root 0755', fix: 'chmod 2775 /run/uwsgi' });
+    bus.emit({ type: 'task:end', site: 'shop', task: 'doctor', taskId: 't1', status: 'failed', durationMs: 5, error: 'shop: 1 check failed: socket dir' });
+    const row = { site: 'shop', target: 'root@web1:22', status: 'failed' as const, durationMs: 10, failedTask: 'doctor', error: 'shop: 1 check failed: socket dir' };
+    bus.emit({ type: 'site:end', ...row });
+    bus.emit({ type: 'run:end', status: 'failed', exitCode: 1, durationMs: 10, summary: [row] });
+    await view.finish(end);
+    // The listr view always colours (it runs on a TTY); read it without.
+    const plain = text.replace(/\x1b\[[0-9;]*m/g, '');
+    const after = plain.slice(plain.indexOf('\nshop\n'));
+    expect(after).toContain('✖ fail socket dir: /run/uwsgi is root:root 0755');
+    expect(after).toContain('fix: chmod 2775 /run/uwsgi');
+    expect(after.indexOf('✔ pass socket:')).toBeLessThan(after.indexOf('Checks: 1 site, 1 with failures'));
+    expect(after.indexOf('Checks: 1 site')).toBeLessThan(after.indexOf('Summary:'));
+  });
 });
 
 describe('the listr view on a terminal', () => {
