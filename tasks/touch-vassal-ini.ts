@@ -78,7 +78,14 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       const vassal = shellPath(site.vassal);
       const vars = c.site.vars as { reload?: unknown };
       const strategy = reloadStrategyOf(vars.reload ?? (typeof options.reload === 'function' ? options.reload(c.site) : options.reload), c.site.name);
-      const trigger = (plan: ReturnType<typeof planReload>) => (plan.sudo ? c.sudo(plan.command, { label: plan.label }) : c.run(plan.command, { label: plan.label }));
+      // A reload that could not even be asked for is explained here, with what to do, not as a bare failed command.
+      const trigger = async (plan: ReturnType<typeof planReload>): Promise<void> => {
+        const done = await c.warnOnly().run(plan.command, { label: plan.label });
+        if (done.failed) {
+          const why = (done.stderr || done.stdout).trim().split('\n').slice(-3).join('; ') || `exit code ${done.exitCode}`;
+          c.abort(`${site.site}: could not reload (${plan.label}): ${why}. ${plan.hint}`);
+        }
+      };
       if ((options.verify === false || c.dryRun) && strategy === 'touch') {
         await c.run(sh`touch ${vassal}`);
         if (c.dryRun && options.verify !== false) c.log(`would wait up to ${timeoutMs / 1000}s for ${site.site} to answer`);
@@ -131,6 +138,7 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
           headline,
           'Tyrant mode runs a vassal as its ini\'s owner and group and refuses uid or gid 0: it has stopped this vassal, or never started it.',
           `Not touched. As root: chown ${c.site.user}:uwsgi ${site.vassal}`,
+          "If this emperor is not in tyrant mode (a root-owned vassal with uid/gid in it), reload it another way: reload: 'touch-reload' or 'sudo-touch' (README: Choosing how a site reloads).",
         ].join('\n');
         throw new AppNotBackError(message, site.site, 'the vassal ini is owned by root', [], headline, null, 'ini-owner');
       }
@@ -140,8 +148,9 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       const url = site.healthUrl ? new URL(site.healthUrl) : undefined;
       const path = url ? `${url.pathname}${url.search}` : '/';
       const wait: string[] = [...args, '--log-offset', String(before.logSize ?? 0), '--procs', before.procs];
-      // Not a touch of the ini: the reload started when the snapshot was taken, at the latest.
-      if (!plan.touchesIni) wait.push('--start', String(before.now));
+      // The clock starts at the mark the reload left (a file's mtime), else when the snapshot was taken.
+      if (plan.marker && plan.marker !== site.vassal) wait.push('--marker', plan.marker);
+      if (!plan.marker) wait.push('--start', String(before.now));
       if (info.socket) wait.push('--socket', info.socket.address, '--protocol', info.socket.protocol);
       if (site.healthUrl) wait.push('--url', site.healthUrl, '--path', path, '--host', url?.hostname ?? 'localhost');
       if (info.load) wait.push('--load', JSON.stringify(info.load));

@@ -612,16 +612,18 @@ def wait():
     started = time.time()
     ini = A['ini']
     try:
-        touched = os.stat(ini).st_mtime
         uid = procs_uid(os.stat(ini))
     except OSError:
-        touched, uid = started, os.getuid()
-    # The touch is the start: the ini's mtime is its time on this clock.
-    if not (started - 10 < touched <= started + 1):
+        uid = os.getuid()
+    # The reload's start is the mtime of what it touched or wrote (the ini,
+    # a touch-reload file, the master FIFO: writing a FIFO updates its mtime).
+    try:
+        touched = os.stat(A.get('marker') or ini).st_mtime
+    except OSError:
         touched = started
-    # Another trigger (master FIFO, touch-reload, a command): the snapshot's clock, taken just before it.
-    if A.get('start'):
-        touched = float(A['start'])
+    if not (started - 10 < touched <= started + 1):
+        # A command that leaves no mark: the snapshot's clock, taken just before it.
+        touched = float(A['start']) if A.get('start') else started
     deadline = started + timeout
     log, offset = A.get('log'), int(A.get('log-offset') or 0)
     addr, proto, url = A.get('socket'), A.get('protocol', 'uwsgi'), A.get('url')

@@ -18,8 +18,11 @@ import type { VassalInfo } from '../uwsgi.ts';
  *   gracefully at once, without waiting for the emperor's scan.
  * - `chain`: write `c` to the `master-fifo`: one worker at a time, so the
  *   others keep serving; needs `lazy-apps` and at least two workers.
- * - `sudo-touch`: touch the vassal ini through sudo, where the site user may
- *   (a root-owned vassal of a non-tyrant emperor).
+ * - `sudo-touch`: `sudo -n touch` the vassal ini, for a root-owned vassal
+ *   of a non-tyrant emperor where sudoers lets the site user run exactly
+ *   that without a password (`shop ALL=(root) NOPASSWD: /usr/bin/touch
+ *   /etc/uwsgi/emperor.d/shop.ini`): a rule that narrow cannot allow the
+ *   `sh -c` that `c.sudo` runs, so this is a plain `sudo -n`.
  * - `{ command }`: any command run as the site user, e.g. a reload script.
  *
  * @example
@@ -38,8 +41,10 @@ export interface ReloadPlan {
   label: string;
   /** In explanations: `the touch`, `the reload`. */
   since: string;
-  /** Run through sudo (`sudo-touch`). */
-  sudo: boolean;
+  /** When the command fails: what to do about it, after its own error. */
+  hint: string;
+  /** A file whose mtime the reload sets (the ini, the touch-reload file, the FIFO): the verdict's clock starts there. */
+  marker?: string;
   /** The vassal ini is the reload's trigger: a tyrant emperor runs it as its owner, who must not be root. */
   touchesIni: boolean;
 }
@@ -71,17 +76,24 @@ export function reloadStrategyOf(value: unknown, site: string): ReloadStrategy {
  * planReload('fifo', parseVassalIni(text, ini), ini).label // 'write r to the master FIFO /home/shop/uwsgi.fifo'
  */
 export function planReload(strategy: ReloadStrategy, info: VassalInfo, vassal: string): ReloadPlan {
-  const base = { strategy, sudo: false, touchesIni: false, since: 'the reload' };
-  if (typeof strategy === 'object') return { ...base, command: strategy.command, label: strategy.command };
+  const base = { strategy, touchesIni: false, since: 'the reload', hint: '' };
+  if (typeof strategy === 'object') return { ...base, command: strategy.command, label: strategy.command, hint: 'The reload command failed; nothing else was tried.' };
   switch (strategy) {
     case 'touch':
-      return { ...base, command: sh`touch ${shellPath(vassal)}`, label: `touch ${vassal}`, since: 'the touch', touchesIni: true };
+      return { ...base, command: sh`touch ${shellPath(vassal)}`, label: `touch ${vassal}`, since: 'the touch', touchesIni: true, marker: vassal, hint: 'Is the vassal ini writable by the site user (tyrant mode: owned by it)?' };
     case 'sudo-touch':
-      return { ...base, command: sh`touch ${vassal}`, label: `sudo touch ${vassal}`, since: 'the touch', sudo: true };
+      return {
+        ...base,
+        command: sh`sudo -n touch ${vassal}`,
+        label: `sudo -n touch ${vassal}`,
+        since: 'the touch',
+        marker: vassal,
+        hint: `sudo must let the site user run exactly this without a password; as root, in /etc/sudoers.d/: <site> ALL=(root) NOPASSWD: /usr/bin/touch ${vassal}`,
+      };
     case 'touch-reload': {
       const file = info.touchReload?.[0];
       if (!file) throw new ReloadRefused(`reload 'touch-reload': ${vassal} has no touch-reload line. Add one naming a file the site user owns (touch-reload = /home/<site>/reload), or choose another reload.`);
-      return { ...base, command: sh`touch ${file}`, label: `touch ${file} (the vassal's touch-reload)`, since: 'the touch' };
+      return { ...base, command: sh`touch ${file}`, label: `touch ${file} (the vassal's touch-reload)`, since: 'the touch', marker: file, hint: `The site user must own ${file} (or be allowed to write it).` };
     }
     case 'fifo':
     case 'chain': {
@@ -101,7 +113,13 @@ export function planReload(strategy: ReloadStrategy, info: VassalInfo, vassal: s
       const letter = strategy === 'fifo' ? 'r' : 'c';
       // `> fifo` would create a plain file where none exists, and block forever without a reader: check, and bound it.
       const command = sh`test -p ${fifo} || { echo ${`${fifo} is not a FIFO: is the vassal running with this master-fifo?`} >&2; exit 3; }; timeout 5 sh -c 'printf ${letter} > "$1"' sh ${fifo} || { echo ${`no uWSGI master read ${fifo} within 5s: is the vassal running?`} >&2; exit 4; }`;
-      return { ...base, command, label: `write ${letter} to the master FIFO ${fifo} (${strategy === 'fifo' ? 'graceful reload' : 'chain reload'})` };
+      return {
+        ...base,
+        command,
+        label: `write ${letter} to the master FIFO ${fifo} (${strategy === 'fifo' ? 'graceful reload' : 'chain reload'})`,
+        hint: 'The vassal was not reloaded; the site serves what it served before.',
+        marker: fifo,
+      };
     }
   }
 }

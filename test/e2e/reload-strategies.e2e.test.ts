@@ -21,8 +21,11 @@ import { operatorHome } from '../lab/operator-home.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const EXAMPLE = path.join(ROOT, 'examples', 'django-site');
-/** rsfifo: two lazy workers, a master FIFO and a touch-reload file; rsone: one worker. */
-const SITES = ['rsfifo', 'rsone'] as const;
+/**
+ * rsfifo: two lazy workers, a master FIFO and a touch-reload file; rsone: one worker;
+ * rsroot: a vassal root owns, run by an emperor not in tyrant mode (uid/gid in the ini).
+ */
+const SITES = ['rsfifo', 'rsone', 'rsroot'] as const;
 type SiteName = (typeof SITES)[number];
 const ORIGIN = 'e2e-strategies';
 const RUN_MS = 90_000;
@@ -34,6 +37,10 @@ describe.skipIf(skipReason !== undefined)(`reload strategies: master FIFO, touch
   let origin: lab.OriginRepo;
   let sshd: lab.Sshd | undefined;
   let emperor: lab.Emperor | undefined;
+  let rootEmperor: lab.Emperor | undefined;
+  let rootIni: string;
+  /** Lets rsroot run exactly `touch <its root-owned ini>` as root, and nothing else. */
+  const SUDOERS = '/etc/sudoers.d/deployfile-e2e-rsroot';
   let nginx: lab.Nginx | undefined;
   let home: string | undefined;
   let project: string | undefined;
@@ -54,14 +61,17 @@ describe.skipIf(skipReason !== undefined)(`reload strategies: master FIFO, touch
       sites[name] = await lab.setupDjangoSite(name, {
         origin,
         settingsPackage: 'example_site',
-        processes: name === 'rsfifo' ? 2 : 1,
+        processes: name === 'rsone' ? 1 : 2,
         // The master runs as the site user (tyrant mode), so it makes the FIFO in the site's home.
         extraIni: [`master-fifo = ${fifoOf(name)}`, 'lazy-apps = true', `touch-reload = ${touchFileOf(name)}`],
       });
     }
+    rootIni = await lab.useRootVassal(sites.rsroot, 'example_site', [`touch-reload = ${touchFileOf('rsroot')}`]);
+    fs.writeFileSync(SUDOERS, `rsroot ALL=(root) NOPASSWD: /usr/bin/touch ${rootIni}\n`, { mode: 0o440 });
     sshd = await lab.startSshd();
     emperor = await lab.startEmperor();
     refuseOtherEmperors(emperor.pid);
+    rootEmperor = await lab.startRootEmperor();
     nginx = await lab.startNginx(SITES.map((name) => ({ name, socket: sites[name].socketPath })));
     for (const name of SITES) await lab.waitForHttp(revisionUrl(name), (body, status) => status === 200 && body === origin.initialRevision, 60_000);
 
@@ -80,6 +90,7 @@ export default defineDeployfile<DjangoVars>({
   sites: {
     rsfifo: { ...server, vars: { settings: 'example_site', vassal: ${JSON.stringify(lab.vassalPath('rsfifo'))}, reload } },
     rsone: { ...server, vars: { settings: 'example_site', vassal: ${JSON.stringify(lab.vassalPath('rsone'))}, reload } },
+    rsroot: { ...server, vars: { settings: 'example_site', vassal: ${JSON.stringify(lab.rootVassalPath('rsroot'))}, reload } },
   },
   tasks: { ...djangoTasks() },
 });
@@ -89,7 +100,9 @@ export default defineDeployfile<DjangoVars>({
 
   afterAll(async () => {
     await nginx?.stop();
+    await rootEmperor?.stop();
     await emperor?.stop();
+    fs.rmSync(SUDOERS, { force: true });
     await sshd?.stop();
     if (home) fs.rmSync(home, { recursive: true, force: true });
     if (project) fs.rmSync(project, { recursive: true, force: true });
@@ -201,5 +214,45 @@ export default defineDeployfile<DjangoVars>({
     // Reported, not asserted: timings belong in bench/ (printed with the other verdicts after the run).
     timings.push(`touch ${verdict(touched.output)}s vs fifo ${verdict(fifo.output)}s`);
     expect(Number.isFinite(verdict(touched.output)) && Number.isFinite(verdict(fifo.output))).toBe(true);
+  });
+
+  describe('a vassal root owns, under an emperor not in tyrant mode', () => {
+    it("reload: 'touch-reload' reloads it through the file the site user owns; the ini stays untouched", async () => {
+      const ini = fs.statSync(rootIni).mtimeMs;
+      const revision = await ship('A change for the root-owned vassal', () => editWsgi((py) => `${py}\n# root vassal, touch-reload\n`), 'rsroot');
+      const result = await reload('root vassal: touch-reload', { RELOAD: 'touch-reload' }, 'rsroot');
+      expectExit(result, 0);
+      expect(result.output).toMatch(/\[rsroot\] rsroot is back after [\d.]+s: new uWSGI processes/);
+      await served('rsroot', revision);
+      expect(fs.statSync(rootIni).mtimeMs).toBe(ini);
+    });
+
+    it("reload: 'sudo-touch' touches the ini through a sudoers rule for exactly that; without the rule, it says what to add", async () => {
+      const revision = await ship('A change for sudo-touch', () => editWsgi((py) => `${py}\n# root vassal, sudo-touch\n`), 'rsroot');
+      const result = await reload('root vassal: sudo-touch', { RELOAD: 'sudo-touch' }, 'rsroot');
+      expectExit(result, 0);
+      expect(result.output).toContain(`[rsroot] $ sudo -n touch ${rootIni}`);
+      await served('rsroot', revision);
+
+      const rule = fs.readFileSync(SUDOERS, 'utf8');
+      fs.rmSync(SUDOERS);
+      try {
+        const refused = await reload('root vassal: sudo-touch, no rule', { RELOAD: 'sudo-touch' }, 'rsroot');
+        expectExit(refused, 1);
+        expect(refused.output).toContain(`rsroot: could not reload (sudo -n touch ${rootIni}): sudo: a password is required.`);
+        expect(refused.output).toContain(`<site> ALL=(root) NOPASSWD: /usr/bin/touch ${rootIni}`);
+      } finally {
+        fs.writeFileSync(SUDOERS, rule, { mode: 0o440 });
+      }
+    });
+
+    it("the default touch on a root-owned ini is refused, untouched, naming the strategies that work", async () => {
+      const ini = fs.statSync(rootIni).mtimeMs;
+      const result = await reload('root vassal: touch', { RELOAD: 'touch' }, 'rsroot');
+      expectExit(result, 1);
+      expect(result.output).toContain(`it is owned by root:root (uid/gid 0)`);
+      expect(result.output).toContain("reload it another way: reload: 'touch-reload' or 'sudo-touch'");
+      expect(fs.statSync(rootIni).mtimeMs).toBe(ini);
+    });
   });
 });

@@ -802,7 +802,7 @@ function childPids(parent: number): number[] {
 /** One lab emperor at a time: a second one would start every vassal again on the same sockets. */
 export async function startEmperor(): Promise<Emperor> {
   await ensureLabDir();
-  for (const rec of await records('emperor')) await stopEmperorRecord(rec);
+  for (const rec of await records('emperor')) if (rec.id === 'main') await stopEmperorRecord(rec);
   await ensureDir(VASSAL_DIR, 0o755);
   await ensureSocketDir(await ensureUwsgiGroup());
   const logPath = emperorLogPath();
@@ -831,7 +831,7 @@ async function stopEmperorRecord(rec: ProcRecord): Promise<void> {
   const st = procStat(rec.pid);
   const before = st && st.starttime === rec.starttime ? childPids(rec.pid) : [];
   await stopRecord(rec, 'SIGINT');
-  await fsp.rm(path.join(p.run(), 'emperor.pid'), { force: true });
+  await fsp.rm(path.join(p.run(), rec.id === 'main' ? 'emperor.pid' : `emperor-${rec.id}.pid`), { force: true });
   // Vassals quit when the emperor's pipe closes; make sure, so sockets are free for the next emperor.
   for (const pid of before) {
     if (!(await waitGone(pid, 10_000))) {
@@ -842,6 +842,56 @@ async function stopEmperorRecord(rec: ProcRecord): Promise<void> {
       }
     }
   }
+}
+
+/**
+ * The vassal directory of the lab's second emperor, not in tyrant mode: as
+ * on servers where root owns every vassal and each names its `uid`/`gid`,
+ * so a site user can neither touch its ini nor be refused for owning it.
+ */
+export function rootVassalDir(): string {
+  return `${VASSAL_DIR}-root`;
+}
+export function rootVassalPath(site: string): string {
+  return path.join(rootVassalDir(), `${site}.ini`);
+}
+export function rootEmperorLogPath(): string {
+  return path.join(p.logs(), 'emperor-root.log');
+}
+
+/** Starts the non-tyrant emperor on rootVassalDir(), beside the main one (replacing an earlier one of its own). */
+export async function startRootEmperor(): Promise<Emperor> {
+  await ensureLabDir();
+  for (const rec of await records('emperor')) if (rec.id === 'root') await stopEmperorRecord(rec);
+  await ensureDir(rootVassalDir(), 0o755);
+  await ensureSocketDir(await ensureUwsgiGroup());
+  const logPath = rootEmperorLogPath();
+  await ensureDir(path.dirname(logPath), 0o755);
+  fs.closeSync(fs.openSync(logPath, 'a', 0o600));
+  await fsp.chmod(logPath, 0o600);
+  const d = await spawnDaemon('emperor', 'root', UWSGI, ['--emperor', rootVassalDir(), '--die-on-term', '--pidfile', path.join(p.run(), 'emperor-root.pid')], logPath);
+  await sleep(300);
+  if (d.exited()) {
+    await fsp.rm(recordFile('emperor', 'root'), { force: true });
+    throw new Error(`uwsgi emperor (not tyrant) exited at once; log ${logPath}:\n${tail(logPath)}`);
+  }
+  return { pid: d.pid, logPath, stop: () => stopEmperorRecord(d.rec) };
+}
+
+/**
+ * Moves a site's vassal from the tyrant emperor to the root one: root:root
+ * 0644, running as the site user through `uid`, with group uwsgi for the
+ * socket directory. `extra` lines follow (e.g. a touch-reload file).
+ */
+export async function useRootVassal(site: DjangoSite, settingsPackage: string, extra: string[] = []): Promise<string> {
+  await fsp.rm(site.vassalPath, { force: true });
+  await ensureDir(rootVassalDir(), 0o755);
+  const ini = rootVassalPath(site.name);
+  const text = vassalIni({ name: site.name, home: site.user.home, siteDir: site.siteDir, venvDir: site.venvDir, settingsPackage, extra: [`uid = ${site.name}`, `gid = ${UWSGI_GROUP}`, ...extra] });
+  await fsp.writeFile(ini, text.replace('; Written by deployfile test/lab.', '; Written by deployfile test/lab (root emperor, not tyrant).'));
+  await fsp.chown(ini, 0, 0);
+  await fsp.chmod(ini, 0o644);
+  return ini;
 }
 
 /** Socket accepts connections: the vassal is up (not necessarily the latest code; use waitForHttp for that). */
@@ -995,6 +1045,7 @@ export async function purgeLab(): Promise<void> {
   await teardown();
   for (const name of await readCreatedUsers()) {
     await fsp.rm(vassalPath(name), { force: true });
+    await fsp.rm(rootVassalPath(name), { force: true });
     if (await lookupUser(name)) await run('userdel', ['-r', name]).catch(() => undefined);
   }
   const createdGroup = path.join(labDir(), 'created-group');

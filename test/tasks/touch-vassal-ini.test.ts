@@ -243,10 +243,24 @@ describe('touchVassalIni', () => {
         `alleged: the uWSGI emperor (tyrant mode) will not run ${INI}: it is owned by root:root (uid/gid 0)`,
         "Tyrant mode runs a vassal as its ini's owner and group and refuses uid or gid 0: it has stopped this vassal, or never started it.",
         `Not touched. As root: chown alleged:uwsgi ${INI}`,
+        "If this emperor is not in tyrant mode (a root-owned vassal with uid/gid in it), reload it another way: reload: 'touch-reload' or 'sudo-touch' (README: Choosing how a site reloads).",
       ].join('\n'),
     );
     expect(error).toMatchObject({ kind: 'ini-owner', seconds: null });
     expect(c.recorder.lines.some((line) => line.startsWith('touch'))).toBe(false);
+  });
+
+  it("a reload that could not be asked for (sudo refused) says why and what to set up, and does not wait for a verdict", async () => {
+    const c = scriptedContext({ site: { vars: { reload: 'sudo-touch' } } });
+    c.script(`cat ${INI}`, { stdout: VASSAL });
+    c.script('python3 - snapshot', { stdout: JSON.stringify({ ...JSON.parse(SNAPSHOT), ini: { ...INI_FACTS, uid: 0, gid: 0, user: 'root', group: 'root' } }) });
+    c.script(`sudo -n touch ${INI}`, { exitCode: 1, stderr: 'sudo: a password is required' });
+    const error = await errorOf(touchVassalIni().run(c));
+    expect(error).toBeInstanceOf(AbortError);
+    expect(error.message).toBe(
+      `alleged: could not reload (sudo -n touch ${INI}): sudo: a password is required. sudo must let the site user run exactly this without a password; as root, in /etc/sudoers.d/: <site> ALL=(root) NOPASSWD: /usr/bin/touch ${INI}`,
+    );
+    expect(c.recorder.lines.some((line) => line.startsWith('python3 - wait'))).toBe(false);
   });
 
   it('does not touch a vassal ini it cannot read (touch would create an empty vassal)', async () => {

@@ -31,8 +31,12 @@ describe('reload strategies', () => {
   });
 
   it('touch and sudo-touch touch the vassal ini; touch-reload the file the ini names', () => {
-    expect(planReload('touch', vassal([]), INI)).toMatchObject({ label: `touch ${INI}`, touchesIni: true, sudo: false, since: 'the touch' });
-    expect(planReload('sudo-touch', vassal([]), INI)).toMatchObject({ label: `sudo touch ${INI}`, touchesIni: false, sudo: true });
+    expect(planReload('touch', vassal([]), INI)).toMatchObject({ label: `touch ${INI}`, touchesIni: true, since: 'the touch' });
+    // A plain sudo -n: a sudoers rule for exactly this touch cannot allow c.sudo's sh -c.
+    const sudo = planReload('sudo-touch', vassal([]), INI);
+    expect(sudo).toMatchObject({ label: `sudo -n touch ${INI}`, touchesIni: false });
+    expect(String(sudo.command)).toBe(`sudo -n touch ${INI}`);
+    expect(sudo.hint).toContain(`<site> ALL=(root) NOPASSWD: /usr/bin/touch ${INI}`);
     const plan = planReload('touch-reload', vassal(['touch-reload = /home/%n/reload']), INI);
     expect(String(plan.command)).toBe('touch /home/shop/reload');
     expect(refusal(() => planReload('touch-reload', vassal([]), INI))).toContain(`${INI} has no touch-reload line`);
