@@ -94,13 +94,7 @@ export default defineDeployfile<DjangoVars>({
     return `${nginx!.urls[name]}revision`;
   }
 
-  function editWsgi(change: (text: string) => string): void {
-    const file = path.join(origin.workDir, 'example_site', 'wsgi.py');
-    const before = fs.readFileSync(file, 'utf8');
-    const after = change(before);
-    if (after === before) throw new Error('editing wsgi.py changed nothing');
-    fs.writeFileSync(file, after);
-  }
+  const editWsgi = (change: (text: string) => string): void => lab.editOriginFile(origin, 'example_site/wsgi.py', change);
 
   /** Push a change to the origin and pull it on the sites, as a deploy's pull would. */
   async function ship(message: string, edit: () => void, names: readonly SiteName[] = SITES): Promise<string> {

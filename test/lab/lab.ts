@@ -647,6 +647,20 @@ export async function commitAndPush(origin: OriginRepo, message: string): Promis
 // ---------------------------------------------------------------------------
 // Django site under uWSGI
 
+/**
+ * Edit a file of the origin's working copy (commit it with commitAndPush);
+ * throws when the edit changes nothing, so a test never ships a no-op.
+ *
+ * @example editOriginFile(origin, 'example_site/wsgi.py', (py) => `${py}\n# changed\n`)
+ */
+export function editOriginFile(origin: OriginRepo, file: string, change: (text: string) => string): void {
+  const full = path.join(origin.workDir, file);
+  const before = fs.readFileSync(full, 'utf8');
+  const after = change(before);
+  if (after === before) throw new Error(`editing ${file} changed nothing`);
+  fs.writeFileSync(full, after);
+}
+
 export interface DjangoSiteOptions {
   origin: OriginRepo | string;
   /** Python package holding settings.py and wsgi.py, e.g. "example_site". */
