@@ -231,6 +231,13 @@ export class ListrView {
     wrapper.output = this.tail(lane);
   }
 
+  /** A new task or command: nothing of the last one's command and output stays under the row. */
+  private clearTail(lane: Lane, command?: string): void {
+    lane.command = command;
+    lane.lines = [];
+    lane.partial = {};
+  }
+
   /** Under a running row: its command and the last lines of output, a line still being written last. */
   private tail(lane: Lane): string {
     const writing = [lane.partial.stdout ?? '', lane.partial.stderr ?? ''].map(lastDraw).filter((line) => line.trim() !== '');
@@ -249,9 +256,7 @@ export class ListrView {
           // Run-once tasks appear in the operator's lane as they happen.
           lane.rows.push({ name: event.task, done: deferred(), started: true });
           lane.current = lane.rows.length - 1;
-          lane.command = undefined;
-          lane.lines = [];
-          lane.partial = {};
+          this.clearTail(lane);
           this.refresh(lane);
           break;
         }
@@ -267,9 +272,7 @@ export class ListrView {
         lane.current = index;
         (lane.rows[index] as TaskRow).started = true;
         lane.nested = [];
-        lane.lines = [];
-        lane.command = undefined;
-        lane.partial = {};
+        this.clearTail(lane);
         this.refresh(lane);
         break;
       }
@@ -286,9 +289,7 @@ export class ListrView {
         if (row && row.name === event.task) {
           const note = event.status === 'skipped' ? event.note : event.error?.split('\n').slice(0, 4).join('\n');
           row.done.resolve({ status: event.status, note, durationMs: event.durationMs });
-          lane.command = undefined;
-          lane.lines = [];
-          lane.partial = {};
+          this.clearTail(lane);
           if (lane === this.lanes.get(ONCE)) {
             const mark = event.status === 'ok' ? '✔' : event.status === 'skipped' ? '↓' : '✖';
             lane.finished = [...(lane.finished ?? []), `${event.task} ${mark} ${formatDuration(event.durationMs)}`];
@@ -301,9 +302,7 @@ export class ListrView {
       case 'command:start': {
         const lane = this.laneOf(event.site);
         if (!lane) break;
-        lane.command = this.dryRun ? event.composed : event.command;
-        lane.lines = [];
-        lane.partial = {};
+        this.clearTail(lane, this.dryRun ? event.composed : event.command);
         this.refresh(lane);
         break;
       }
