@@ -36,9 +36,10 @@ interface Lane {
   rows: TaskRow[];
   /** The run-once lane has one listr row for all its tasks. */
   wrapper?: Wrapper;
+  /** The run-once row: its tasks that ended, as lines (`✔ build 1.2s`). */
   finished?: string[];
-  /** A run-once task failed: the run-once row ends failed, with this first line. */
-  failure?: string;
+  /** A run-once task failed: the run-once row ends failed. */
+  failed?: boolean;
   current: number;
   nested: string[];
   lines: string[];
@@ -154,14 +155,15 @@ export class ListrView {
       // A blank title draws nothing: the row appears with the first run-once task. (Not '': listr2
       // takes that for no title, and an untitled row's output goes under the tree, with the questions.)
       title: ' ',
-      rendererOptions: { outputBar: 1, persistentOutput: false },
+      // Its output lists the run-once tasks that ended, one a line: it stays when the row ends.
+      rendererOptions: { outputBar: 1, persistentOutput: true },
       task: async (_ctx, wrapper) => {
         onceLane.wrapper = wrapper as Wrapper;
         this.refresh(onceLane);
         await onceLane.done.promise;
         this.refresh(onceLane);
         if (onceLane.rows.length === 0) wrapper.skip();
-        if (onceLane.failure !== undefined) throw new Error(onceLane.failure);
+        if (onceLane.failed) throw new Error('');
       },
     });
     for (const site of event.sites) {
@@ -218,10 +220,9 @@ export class ListrView {
     const waiting = lane.asking ? ` ${this.s.yellow('? waiting for your answer below')}` : '';
     if (lane.wrapper) {
       const running = lane.rows[lane.current];
-      const done = lane.finished ?? [];
-      const tasks = [...done, ...(running && !running.done.settled ? [`${running.name}…`] : [])].join(', ');
-      lane.wrapper.title = tasks ? `this machine: ${tasks}${waiting}` : ' ';
-      lane.wrapper.output = this.tail(lane);
+      const title = running && !running.done.settled ? `this machine: ${running.name}…${waiting}` : 'this machine';
+      lane.wrapper.title = lane.rows.length > 0 ? title : ' ';
+      lane.wrapper.output = [...(lane.finished ?? []), this.tail(lane)].filter(Boolean).join('\n');
       return;
     }
     const row = lane.rows[lane.current];
@@ -292,8 +293,11 @@ export class ListrView {
           this.clearTail(lane);
           if (lane === this.lanes.get(ONCE)) {
             const mark = event.status === 'ok' ? '✔' : event.status === 'skipped' ? '↓' : '✖';
-            lane.finished = [...(lane.finished ?? []), `${event.task} ${mark} ${formatDuration(event.durationMs)}`];
-            if (event.status === 'failed') lane.failure ??= note ?? 'failed';
+            const how = event.status === 'skipped' ? `skipped: ${event.note ?? ''}` : formatDuration(event.durationMs);
+            // A failed one carries its error under it; the row itself then fails with no message of its own.
+            const error = event.status === 'failed' ? (note ?? 'failed').split('\n').map((line) => `\n  ${line}`).join('') : '';
+            lane.finished = [...(lane.finished ?? []), `${mark} ${event.task} ${this.s.dim(how)}${error}`];
+            if (event.status === 'failed') lane.failed = true;
             this.refresh(lane);
           }
         }
@@ -361,7 +365,7 @@ export class ListrView {
   private settleAll(): void {
     for (const lane of this.lanes.values()) {
       for (const row of lane.rows) row.done.resolve({ status: 'not-run' });
-      lane.done.resolve({ status: lane.failure === undefined ? 'ok' : 'failed' });
+      lane.done.resolve({ status: lane.failed ? 'failed' : 'ok' });
     }
     this.boardDone.resolve({ status: 'ok' });
   }
