@@ -44,6 +44,7 @@ export default defineDeployfile({
     restart: task('Restart', async (c) => { await c.local('true'); }, { lock: false }),
     build: task({ description: 'Build once', once: true, lock: false, run: async (c) => { await c.local('echo building; exit 4'); } }),
     ship: task('Ship', async (c) => { await c.invoke('build'); await c.local('echo shipped'); }, { lock: false }),
+    slow: task('Takes a while', async (c) => { await c.local('echo slow; sleep 5'); }, { lock: false }),
     stubborn: task('Ignores Ctrl-C', async (c) => { await c.local('trap "" INT TERM; echo stubborn; sleep 8'); }, { lock: false }),
   },
 });
@@ -123,6 +124,21 @@ describe.skipIf(tmuxMissing)(`the live view in a real terminal${tmuxMissing ? ` 
     expect(end).toContain('Summary: 0 ok, 2 failed (2 sites)');
     expect(matching(end, /^ {2}(alpha|bravo) {2}failed at build/), end).toHaveLength(2);
     expect(end).toMatch(/^failed in .* \(exit 1\)$/m);
+  });
+
+  it('after a Ctrl-C the tree, the summary and the exit code all say interrupted', SLOW, async () => {
+    term = await TmuxTerminal.start(dir, ['run', 'slow', '-s', 'alpha,bravo']);
+    await term.waitFor((screen) => matching(screen, /^ {6}slow$/).length === 2, 'both sites running');
+    term.keys('C-c');
+    const code = await term.exitCode();
+    const end = term.screen();
+    expect(code, end).toBe(130);
+    for (const site of ['alpha', 'bravo']) expect(end, end).toMatch(new RegExp(`^✖ ${site} ${site}@127\\.0\\.0\\.1:1 interrupted ${DURATION}$`, 'm'));
+    expect(matching(end, /^ {4}› interrupted during: echo slow; sleep 5$/), end).toHaveLength(2);
+    expect(end).not.toMatch(/failed/);
+    expect(end).toContain('Summary: 0 ok, 2 interrupted (2 sites)');
+    expect(end).toMatch(/^interrupted in .* \(exit 130\)$/m);
+    expect(term.cursorVisible()).toBe(true);
   });
 
   it('the cursor is visible again after a double Ctrl-C', SLOW, async () => {
