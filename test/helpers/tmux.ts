@@ -8,11 +8,12 @@ import { DEPLOY_BIN } from './cli.ts';
 export const tmuxMissing: string | undefined =
   spawnSync('tmux', ['-V'], { encoding: 'utf8' }).status === 0 ? undefined : 'tmux is not installed (CI installs it: .ci/install-lab-packages)';
 
+/** Terminals started by this test file, for unique socket and script names. */
 let servers = 0;
 
 /**
  * The built `deploy` binary in a real terminal: a tmux pane of a private tmux
- * server (its own socket, no config), read back with capture-pane, typed
+ * server (its socket in `dir`, no config), read back with capture-pane, typed
  * into with send-keys. The pane runs bash, which prints `EXIT=<code>` when
  * deploy ends and stays, so the last screen can still be read.
  *
@@ -41,14 +42,15 @@ echo "EXIT=$?"
 exec sleep 600
 `,
     );
-    const term = new TmuxTerminal(`deployfile-test-${process.pid}-${servers}`, size.columns);
+    // The server's socket in `dir` too: removing the temp dirs leaves nothing of it behind.
+    const term = new TmuxTerminal(join(dir, `tmux-${servers}.sock`), size.columns);
     term.tmux('-f', '/dev/null', 'new-session', '-d', '-s', 'run', '-x', String(size.columns), '-y', String(size.rows), `bash ${JSON.stringify(script)}`);
     return term;
   }
 
   private tmux(...args: string[]): string {
     // -u: UTF-8 whatever the locale says (CI may have none); the glyphs are what the test reads.
-    return execFileSync('tmux', ['-u', '-L', this.socket, ...args], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8' } });
+    return execFileSync('tmux', ['-u', '-S', this.socket, ...args], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8' } });
   }
 
   /** What the terminal shows now (with `history`, the lines scrolled off the top too), trailing blank lines dropped. */
