@@ -14,6 +14,10 @@ export interface PlainViewOptions {
 /** Longest unfinished output line held back waiting for its newline. */
 const MAX_PARTIAL_LINE = 64 * 1024;
 
+function partialKey(commandId: string, stream: 'stdout' | 'stderr'): string {
+  return `${commandId}\0${stream}`;
+}
+
 /**
  * One line per thing that happened, each prefixed with `[site]`: the view for
  * CI logs, pipes and `--verbose`. No spinners, no cursor movement.
@@ -34,10 +38,19 @@ export class PlainView {
     for (const line of text.split('\n')) this.options.out.write(`${tag} ${line}\n`);
   }
 
+  /** An output line as printed: indented under its command, stderr in yellow. */
+  private outputLine(stream: 'stdout' | 'stderr', line: string): string {
+    return `  ${stream === 'stderr' ? this.s.yellow(line) : line}`;
+  }
+
+  /** At the command's end, what it printed after its last newline, stdout then stderr. */
   private flush(commandId: string): void {
-    const rest = this.partial.get(commandId);
-    if (rest) this.write(this.commandSite.get(commandId) ?? null, `  ${rest}`);
-    this.partial.delete(commandId);
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const key = partialKey(commandId, stream);
+      const rest = this.partial.get(key);
+      if (rest) this.write(this.commandSite.get(commandId) ?? null, this.outputLine(stream, rest));
+      this.partial.delete(key);
+    }
   }
 
   readonly handle = (event: DeployEvent): void => {
@@ -63,7 +76,10 @@ export class PlainView {
         break;
       case 'output': {
         if (!this.options.showOutput) break;
-        const text = (this.partial.get(event.commandId) ?? '') + event.chunk;
+        // A chunk may end mid-line: hold the rest until its newline, per command and stream
+        // (a command's stdout and stderr interleave, and each site's commands run at once).
+        const key = partialKey(event.commandId, event.stream);
+        const text = (this.partial.get(key) ?? '') + event.chunk;
         const lines = text.split('\n');
         let rest = lines.pop() ?? '';
         // Output with no newline for megabytes must not pile up here: print it in pieces.
@@ -71,8 +87,8 @@ export class PlainView {
           lines.push(rest);
           rest = '';
         }
-        this.partial.set(event.commandId, rest);
-        for (const line of lines) this.write(event.site, `  ${event.stream === 'stderr' ? s.yellow(line) : line}`);
+        this.partial.set(key, rest);
+        for (const line of lines) this.write(event.site, this.outputLine(event.stream, line));
         break;
       }
       case 'command:end':
@@ -102,9 +118,11 @@ export class PlainView {
         if (event.status === 'not-started') this.write(event.site, s.dim('not started'));
         break;
       case 'run:end': {
+        // Output of a command that never ended (given up on): print what was held back.
+        for (const key of [...this.partial.keys()]) this.flush(key.slice(0, key.indexOf('\0')));
         const checks = renderChecks(this.checks, s);
         if (checks) this.options.out.write(`\n${checks}\n`);
-        const table = renderSummary(event.summary, s);
+        const table = renderSummary(event.summary, s, this.options.out.isTTY ? (this.options.out as { columns?: number }).columns : undefined);
         if (table) this.options.out.write(`\n${table}\n`);
         const verdict = event.status === 'ok' ? s.green('done') : event.status === 'interrupted' ? s.yellow('interrupted') : s.red('failed');
         this.options.out.write(`${verdict} in ${formatDuration(event.durationMs)} (exit ${event.exitCode})\n`);

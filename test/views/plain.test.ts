@@ -65,6 +65,25 @@ describe('the plain view', () => {
     expect(all.at(-1)).toBe('failed in 1.5s (exit 1)');
   });
 
+  it('a line split across chunks prints whole, once, per site and stream; the rest at the command\'s end', () => {
+    const { out, lines } = capture();
+    const bus = new EventBus('r');
+    bus.on(new PlainView({ out, color: false, showOutput: true }).handle);
+    bus.emit({ type: 'command:start', site: 'web1', taskId: 't1', commandId: 'c1', command: 'make', composed: 'make', where: 'remote' });
+    bus.emit({ type: 'command:start', site: 'web2', taskId: 't2', commandId: 'c2', command: 'make', composed: 'make', where: 'remote' });
+    const chunk = (site: string, commandId: string, stream: 'stdout' | 'stderr', text: string) =>
+      bus.emit({ type: 'output', site, commandId, stream, chunk: text });
+    chunk('web1', 'c1', 'stdout', 'compil');
+    chunk('web1', 'c1', 'stderr', 'warn');
+    chunk('web2', 'c2', 'stdout', 'link');
+    chunk('web1', 'c1', 'stderr', 'ing: deprecated\n');
+    chunk('web1', 'c1', 'stdout', 'ing main.c\nlinking');
+    chunk('web2', 'c2', 'stdout', 'ed\n');
+    expect(lines().filter((line) => !line.includes('$'))).toEqual(['[web1]   warning: deprecated', '[web1]   compiling main.c', '[web2]   linked']);
+    bus.emit({ type: 'command:end', site: 'web1', commandId: 'c1', exitCode: 0, signal: null, timedOut: false, ok: true, durationMs: 1 });
+    expect(lines().at(-1)).toBe('[web1]   linking');
+  });
+
   it('a dry run shows the composed line, as it would be sent', () => {
     const { out, lines } = capture();
     const bus = new EventBus('r');

@@ -31,7 +31,7 @@ describe('the end-of-run summary', () => {
   });
 
   it('renders a table: a row per site in order, with durations ("-" for sites never started)', () => {
-    const text = renderSummary(rows, style(false));
+    const text = renderSummary(rows, style(false), 120);
     const lines = text.split('\n');
     expect(lines[0]).toBe('Summary: 1 ok, 2 failed, 1 interrupted, 1 skipped, 1 not started (6 sites)');
     expect(lines[1]).toMatch(/^ {2}site {5}result +duration$/);
@@ -39,6 +39,30 @@ describe('the end-of-run summary', () => {
     expect(lines[2]).toMatch(/alleged\s+ok\s+12\.3s$/);
     expect(lines[3]).toMatch(/bravo\s+failed at deploy: git pull --ff-only\s+4\.1s$/);
     expect(lines[6]).toMatch(/echo\s+not started\s+-$/);
+  });
+
+  it('a result too long for the width keeps its words in the column and its detail on a line of its own', () => {
+    const long = 'git push --force-with-lease origin HEAD:refs/heads/release-candidate-2026-12-01 && git push --tags origin';
+    const table = [
+      rows[0]!,
+      { site: 'bravo', target: 'bravo@web1:22', status: 'failed' as const, durationMs: 4_100, failedTask: 'push', failedCommand: long },
+      { site: 'charlie', target: 'charlie@web1:22', status: 'ok' as const, durationMs: 900, failuresSkipped: [`${long} (failed with exit code 1)`] },
+    ];
+    const lines = renderSummary(table, style(false), 80).split('\n');
+    expect(lines).toEqual([
+      'Summary: 2 ok, 1 failed (3 sites)',
+      expect.stringMatching(/^ {2}site {5}result {17}duration$/),
+      expect.stringMatching(/^ {2}alleged {2}ok {21}12\.3s$/),
+      expect.stringMatching(/^ {2}bravo {4}failed at push {9}4\.1s$/),
+      `           ${long}`,
+      expect.stringMatching(/^ {2}charlie {2}ok, 1 failure skipped  900ms$/),
+      `           ${long} (failed with exit code 1)`,
+    ]);
+    // The durations stay in one column; the detail lines start under the results.
+    const durationAt = lines.slice(2).filter((line) => /\d(ms|s)$/.test(line)).map((line) => line.search(/\S+$/));
+    expect(new Set(durationAt).size).toBe(1);
+    // A result that fits stays on its row.
+    expect(renderSummary([table[1]!], style(false), 200).split('\n')[2]).toMatch(/bravo\s+failed at push: git push --force-with-lease .* 4\.1s$/);
   });
 
   it('has nothing to say about a run without sites', () => {
