@@ -5,14 +5,14 @@
  * site user's: its keys, git config, checkout, virtualenv. A failed step
  * stops the rest, and the error says what was done and what was not.
  */
-import { sh, type Context, type Result, type ShellCommand } from '../../src/index.ts';
+import { sh, type Context, type Result, type RunOptions, type ShellCommand } from '../../src/index.ts';
 import { NGINX_SCRIPT, VASSAL_SCRIPT } from './nginx.ts';
 import type { Plan, Step } from './plan.ts';
 
 /** Runs commands as root and as the site user through the admin account. */
 export interface As {
-  root(command: ShellCommand, options?: { stdin?: string; label?: string }): Promise<Result>;
-  user(user: string, command: ShellCommand, options?: { stdin?: string; label?: string }): Promise<Result>;
+  root(command: ShellCommand, options?: RunOptions): Promise<Result>;
+  user(user: string, command: ShellCommand, options?: RunOptions): Promise<Result>;
 }
 
 /**
@@ -63,7 +63,7 @@ function stepCommand(step: Step, as: As): Promise<Result> {
         ? as.root(sh`install -d -o root -g ${step.group} -m 2775 ${step.dir}`)
         : as.root(sh`chgrp ${step.group} ${step.dir} && chmod g+ws ${step.dir}`);
     case 'vassal':
-      return step.diff === undefined
+      return !step.write
         ? as.root(sh`chown ${`${step.owner}:${step.group}`} ${step.path} && chmod 0644 ${step.path}`)
         : as.root(sh`sh -c ${VASSAL_SCRIPT} vassal ${step.path} ${`${step.owner}:${step.group}`}`, { stdin: step.content, label: `write ${step.path} atomically (${step.owner}:${step.group} 0644)` });
     case 'nginx':
@@ -95,24 +95,52 @@ export async function applyPlan(c: Context, plan: Plan, nginx: NginxCommands): P
       step.kind === 'nginx'
         ? await as.root(sh`sh -c ${NGINX_SCRIPT} nginx ${step.file} ${step.link ?? ''} ${nginx.test} ${nginx.reload} ${step.writeFile ? '1' : '0'}`, {
             stdin: step.writeFile ? step.content : '',
+            // What it says is logged once below, or is the failure's message.
+            quiet: true,
             label: `write ${step.file}${step.link ? ` and link ${step.link}` : ''}, nginx -t (the previous file back if it fails), reload`,
           })
         : await stepCommand(step, as);
     if (result.failed) {
       const output = (step.kind === 'nginx' ? result.stdout : result.stderr || result.stdout).trim();
-      const notDone = plan.steps.slice(index + 1).map((s) => s.title);
+      const notDone = plan.steps.slice(index + 1).map(shortName);
       c.abort(
         [
-          `${plan.site}: provision stopped at: ${step.title}`,
+          `${plan.site}: provision failed at the ${shortName(step)}:`,
           ...(output ? output.split('\n').slice(-15).map((line) => `  ${line}`) : [`  exit code ${result.exitCode}`]),
-          done.length > 0 ? `done: ${done.join('; ')}` : 'done: nothing',
-          notDone.length > 0 ? `not done: ${notDone.join('; ')}` : 'not done: nothing else',
+          `done: ${done.length > 0 ? done.join(', ') : 'nothing'}`,
+          `not done: ${notDone.length > 0 ? notDone.join(', ') : 'nothing else'}`,
           'Fix the cause and run deploy provision again: it starts from what exists.',
         ].join('\n'),
       );
     }
     if (step.kind === 'nginx') c.log(result.stdout.trim().split('\n').at(-1) ?? 'nginx reloaded');
     c.log(`done: ${step.title}`);
-    done.push(step.title);
+    done.push(shortName(step));
+  }
+}
+
+/** A step in a few words, for the lists of what was done and what was not. */
+export function shortName(step: Step): string {
+  switch (step.kind) {
+    case 'createUser':
+      return `user ${step.user}`;
+    case 'unlockPassword':
+      return "password field '*'";
+    case 'authorizedKeys':
+      return 'authorized_keys';
+    case 'safeDirectory':
+      return `safe.directory ${step.path}`;
+    case 'clone':
+      return `clone into ${step.codeDir}`;
+    case 'virtualenv':
+      return `virtualenv ${step.virtualenv}`;
+    case 'requirements':
+      return 'requirements';
+    case 'socketDir':
+      return `socket directory ${step.dir}`;
+    case 'vassal':
+      return `vassal ${step.path}`;
+    case 'nginx':
+      return `nginx server block ${step.file}`;
   }
 }

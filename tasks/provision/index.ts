@@ -56,7 +56,7 @@ function git(args: string[]): string | undefined {
 }
 
 async function inspect(c: Context, request: InspectRequest): Promise<Facts> {
-  const result = await asAdmin(c).root(sh`python3 - ${JSON.stringify(request)}`, { stdin: INSPECT_SCRIPT, label: `inspect what exists for ${request.user} (read-only)` });
+  const result = await asAdmin(c).root(sh`python3 - ${JSON.stringify(request)}`, { stdin: INSPECT_SCRIPT, quiet: true, label: `inspect what exists for ${request.user} (read-only)` });
   const facts = parseFacts(result.stdout);
   if (!facts) return c.abort(`${c.site.name}: could not inspect the server (python3 is needed there): ${(result.stderr || result.stdout).trim().split('\n').slice(-5).join('\n  ') || `exit code ${result.exitCode}`}. Nothing was changed.`);
   return facts;

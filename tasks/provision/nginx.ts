@@ -48,6 +48,7 @@ export const NGINX_SCRIPT = [
 export const VASSAL_SCRIPT = [
   "trap '' INT TERM HUP",
   'v="$1"; tmp="$1.deployfile-new"; umask 022',
-  'if cat > "$tmp" && chown "$2" "$tmp" && chmod 0644 "$tmp" && mv -f "$tmp" "$v"; then exit 0; fi',
-  'rc=$?; rm -f "$tmp"; exit $rc',
+  // $? after a failed `if` without else is 0: the status is taken in the else branch.
+  'if cat > "$tmp" && chown "$2" "$tmp" && chmod 0644 "$tmp" && mv -f "$tmp" "$v"; then exit 0; else rc=$?; fi',
+  'rm -f "$tmp"; exit $rc',
 ].join('\n');

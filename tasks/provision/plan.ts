@@ -20,7 +20,8 @@ export type Step =
   | { kind: 'virtualenv'; title: string; user: string; python: string; args: string[]; virtualenv: string }
   | { kind: 'requirements'; title: string; user: string; codeDir: string; virtualenv: string; requirements: string; installedCopy: string }
   | { kind: 'socketDir'; title: string; dir: string; group: string; create: boolean }
-  | { kind: 'vassal'; title: string; path: string; content: string; owner: string; group: string; diff?: string }
+  /** `write` false: the text is right, only the owner or mode is not. */
+  | { kind: 'vassal'; title: string; path: string; content: string; owner: string; group: string; write: boolean; diff?: string }
   | { kind: 'nginx'; title: string; file: string; content: string; link: string | undefined; writeFile: boolean; diff?: string };
 
 export interface Plan {
@@ -180,9 +181,9 @@ export function planSite(facts: Facts, wanted: Wanted): Plan {
     const rightOwner = vassal.owner === user && vassal.group === s.uwsgiGroup && vassal.mode === 0o644;
     if (vassal.kind === 'missing' || vassal.content !== wanted.vassal) {
       const what = vassal.kind === 'missing' ? 'write' : 'rewrite';
-      steps.push({ kind: 'vassal', title: `${what} the vassal ${s.vassal} from ${wanted.vassalSource} (${user}:${s.uwsgiGroup} 0644, atomically: the emperor starts it as ${user})`, path: s.vassal, content: wanted.vassal, owner: user, group: s.uwsgiGroup, diff: unifiedDiff(vassal.kind === 'missing' ? undefined : vassal.content, wanted.vassal, s.vassal) });
+      steps.push({ kind: 'vassal', title: `${what} the vassal ${s.vassal} from ${wanted.vassalSource} (${user}:${s.uwsgiGroup} 0644, atomically: the emperor starts it as ${user})`, path: s.vassal, content: wanted.vassal, owner: user, group: s.uwsgiGroup, write: true, diff: unifiedDiff(vassal.kind === 'missing' ? undefined : vassal.content, wanted.vassal, s.vassal) });
     } else if (!rightOwner) {
-      steps.push({ kind: 'vassal', title: `set the vassal ${s.vassal} to ${user}:${s.uwsgiGroup} 0644 (is ${ownership(vassal)}; tyrant mode runs it as its owner and refuses uid or gid 0)`, path: s.vassal, content: wanted.vassal, owner: user, group: s.uwsgiGroup });
+      steps.push({ kind: 'vassal', title: `set the vassal ${s.vassal} to ${user}:${s.uwsgiGroup} 0644 (is ${ownership(vassal)}; tyrant mode runs it as its owner and refuses uid or gid 0)`, path: s.vassal, content: wanted.vassal, owner: user, group: s.uwsgiGroup, write: false });
     } else {
       exists.push(`vassal ${s.vassal} (${ownership(vassal)})`);
     }
