@@ -31,6 +31,8 @@ const SUDOERS = `/etc/sudoers.d/deployfile-e2e-${ADMIN}`;
 /** Provisioned by the tests: they must not exist before. */
 const NEW = 'provnew';
 const BAD = 'provbad';
+/** Provisioned through root itself (no sudo): its admin is 'root'. */
+const ROOTED = 'provroot';
 /** Set up by the lab, served by nginx before and after. */
 const OTHER = 'provother';
 const RUN_MS = 240_000;
@@ -54,12 +56,19 @@ describe.skipIf(skipReason !== undefined)(`deploy provision${skipReason ? ` (ski
   let env: NodeJS.ProcessEnv;
   const confd = path.join(lab.labDir(), 'nginx', 'conf.d');
   const skeleton = path.join(lab.VASSAL_DIR, 'app.skel');
-  const ports = { [NEW]: 0, [BAD]: 0 };
+  const ports = { [NEW]: 0, [BAD]: 0, [ROOTED]: 0 };
+  /**
+   * root's authorized_keys for the lab's sshd only (a Match block): /root/.ssh
+   * is never touched. Not under the lab dir: sshd's StrictModes refuses a key
+   * file below a world-writable directory (/var/tmp).
+   */
+  const rootKeysDir = `/run/deployfile-e2e-${path.basename(lab.labDir())}`;
+  const rootKeys = path.join(rootKeysDir, 'root_authorized_keys');
 
   beforeAll(async () => {
     refuseOtherEmperors();
     // Left by an earlier run that died: these names are this spec's.
-    for (const name of [NEW, BAD]) {
+    for (const name of [NEW, BAD, ROOTED]) {
       await removeUser(name);
       fs.rmSync(lab.vassalPath(name), { force: true });
     }
@@ -101,13 +110,16 @@ describe.skipIf(skipReason !== undefined)(`deploy provision${skipReason ? ` (ski
       { mode: 0o644 },
     );
 
-    sshd = await lab.startSshd();
+    fs.mkdirSync(rootKeysDir, { recursive: true, mode: 0o755 });
+    fs.writeFileSync(rootKeys, `${key.publicKey}\n`, { mode: 0o600 });
+    sshd = await lab.startSshd({ extraConfig: `PermitRootLogin prohibit-password\nMatch User root\n  AuthorizedKeysFile ${rootKeys}\n` });
     emperor = await lab.startEmperor();
     refuseOtherEmperors(emperor.pid);
     nginx = await lab.startNginx([{ name: OTHER, socket: other.socketPath }], { includeDir: confd });
     await lab.waitForHttp(`${nginx.urls[OTHER]}revision`, (body, status) => status === 200 && body === otherOrigin.initialRevision, 60_000);
     ports[NEW] = await lab.freePort();
     ports[BAD] = await lab.freePort();
+    ports[ROOTED] = await lab.freePort();
 
     ({ home, env } = operatorHome(sshd, 'deployfile-prov-home-'));
     env.DEPLOY_SUDO_PASSWORD = ADMIN_PASSWORD;
@@ -119,20 +131,21 @@ describe.skipIf(skipReason !== undefined)(`deploy provision${skipReason ? ` (ski
     await nginx?.stop();
     await emperor?.stop();
     await sshd?.stop();
-    for (const name of [NEW, BAD, OTHER, ADMIN]) {
+    for (const name of [NEW, BAD, ROOTED, OTHER, ADMIN]) {
       fs.rmSync(lab.vassalPath(name), { force: true });
       await removeUser(name);
     }
     fs.rmSync(skeleton, { force: true });
     fs.rmSync(SUDOERS, { force: true });
+    fs.rmSync(rootKeysDir, { recursive: true, force: true });
     fs.rmSync(confd, { recursive: true, force: true });
     for (const dir of [home, ops]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   function deployfileText(): string {
     const server = { host: lab.LOOPBACK, port: sshd!.port, identityFile: key.privateKeyPath };
-    const site = (name: string, listen: string) =>
-      `    ${name}: { ...server, vars: { settings: 'example_site', localDir: ${JSON.stringify(origin.workDir)}, listen: ${JSON.stringify(listen)}, serverName: 'localhost' } },`;
+    const site = (name: string, listen: string, admin = '') =>
+      `    ${name}: { ...server, ${admin}vars: { settings: 'example_site', localDir: ${JSON.stringify(origin.workDir)}, listen: ${JSON.stringify(listen)}, serverName: 'localhost' } },`;
     return `// Written by test/e2e/provision.e2e.test.ts.
 import { defineDeployfile } from 'deployfile';
 import { djangoTasks, type DjangoVars } from 'deployfile/tasks';
@@ -145,6 +158,7 @@ export default defineDeployfile<DjangoVars>({
 ${site(NEW, `${lab.LOOPBACK}:${ports[NEW]}`)}
     // A typo'd port: nginx -t refuses the block.
 ${site(BAD, `${lab.LOOPBACK}:99999`)}
+${site(ROOTED, `${lab.LOOPBACK}:${ports[ROOTED]}`, "admin: 'root', ")}
   },
   tasks: djangoTasks({
     apps: ['pages'],
@@ -237,6 +251,17 @@ ${site(BAD, `${lab.LOOPBACK}:99999`)}
     expect(fs.readFileSync(path.join(user.home, '.deployfile', 'history.jsonl'), 'utf8')).toBe(history);
   });
 
+  it('through root itself (admin: root, no sudo): from nothing to serving its revision through nginx', async () => {
+    const result = await run(['provision', '-s', ROOTED, '--yes']);
+    expectExit(result, 0);
+    expect(result.output).toContain(`[${ROOTED}] plan for ${ROOTED} (${ROOTED} on ${lab.LOOPBACK}, through root):`);
+    expect(result.output).toContain(`done: create user ${ROOTED}`);
+    expect(result.output).not.toContain('sudo');
+    expect((await lab.waitForHttp(`http://${lab.LOOPBACK}:${ports[ROOTED]}/revision`, (body, status) => status === 200 && body === origin.initialRevision)).body).toBe(origin.initialRevision);
+    // The site user's files are its own (made through su), not root's.
+    expect((await lab.run('stat', ['-c', '%U', `/home/${ROOTED}/Sites/${ROOTED}`, `/home/${ROOTED}/.ssh/authorized_keys`, `/home/${ROOTED}/virtualenvs/${ROOTED}`])).stdout.trim().split('\n')).toEqual([ROOTED, ROOTED, ROOTED]);
+  });
+
   it('a provision that fails at the nginx step leaves nginx serving the other sites as before, with no broken file in its config', async () => {
     const nginxPid = nginx!.pid;
     const result = await run(['provision', '-s', BAD, '--yes']);
@@ -251,7 +276,7 @@ ${site(BAD, `${lab.LOOPBACK}:99999`)}
     expect(result.output).not.toContain('first deploy');
 
     // Nothing of the block is left in nginx's configuration, which still passes its test.
-    expect(fs.readdirSync(confd).sort()).toEqual([`${NEW}.conf`]);
+    expect(fs.readdirSync(confd).sort()).toEqual([`${NEW}.conf`, `${ROOTED}.conf`]);
     await lab.run('sh', ['-c', nginx!.testCommand]);
     // The same nginx, never reloaded with the broken block, serves the other sites as before.
     expect(lab.isAlive(nginxPid)).toBe(true);
