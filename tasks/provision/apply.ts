@@ -36,7 +36,7 @@ function stepCommand(step: Step, as: As): Promise<Result> {
   switch (step.kind) {
     case 'createUser':
       // '*', not useradd's '!': sshd with UsePAM no refuses a '!' account even with a key.
-      return as.root(sh`useradd --create-home --user-group --shell ${step.shell} --password '*' ${step.user}`);
+      return as.root(sh`useradd --create-home ${step.groupExists ? ['--gid', step.user] : ['--user-group']} --shell ${step.shell} --password '*' ${step.user}`);
     case 'unlockPassword':
       return as.root(sh`usermod --password '*' ${step.user}`);
     case 'authorizedKeys':

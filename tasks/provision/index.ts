@@ -64,7 +64,7 @@ async function inspect(c: Context, request: InspectRequest): Promise<Facts> {
 
 /** Inspect, then plan: what exists, and what would change. */
 async function planFor(c: Context, options: ProvisionOptions, settings: ProvisionSettings): Promise<Plan> {
-  const facts = await inspect(c, { user: settings.user, groups: [settings.uwsgiGroup], paths: inspectPaths(settings) });
+  const facts = await inspect(c, { user: settings.user, groups: [settings.uwsgiGroup, settings.user], paths: inspectPaths(settings) });
   const vars = (socket: string | undefined): ProvisionVars => ({
     site: settings.site,
     user: settings.user,

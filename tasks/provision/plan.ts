@@ -12,7 +12,8 @@ import { parseVassalIni } from '../uwsgi.ts';
 
 /** One change, in the order it is applied. */
 export type Step =
-  | { kind: 'createUser'; title: string; user: string; shell: string }
+  /** `groupExists`: a group of the user's name is there already (useradd --user-group would refuse it). */
+  | { kind: 'createUser'; title: string; user: string; shell: string; groupExists: boolean }
   | { kind: 'unlockPassword'; title: string; user: string }
   | { kind: 'authorizedKeys'; title: string; user: string; add: string[]; diff: string }
   | { kind: 'safeDirectory'; title: string; user: string; path: string }
@@ -100,7 +101,9 @@ export function planSite(facts: Facts, wanted: Wanted): Plan {
       steps.push({ kind: 'unlockPassword', title: `set ${user}'s password field from '!' to '*': sshd without PAM refuses a locked account even with a key (no password login either way)`, user });
     }
   } else {
-    steps.push({ kind: 'createUser', title: `create user ${user} and its group ${user} (home /home/${user}, shell ${s.shell}, password '*': key login only)`, user, shell: s.shell });
+    const groupExists = facts.groups[user] !== null && facts.groups[user] !== undefined;
+    const group = groupExists ? `in the existing group ${user}` : `and its group ${user}`;
+    steps.push({ kind: 'createUser', title: `create user ${user} ${group} (home /home/${user}, shell ${s.shell}, password '*': key login only)`, user, shell: s.shell, groupExists });
   }
 
   // The operator's keys.

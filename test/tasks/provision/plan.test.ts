@@ -86,6 +86,13 @@ describe('the provision plan', () => {
     expect(renderPlan(plan, 'x')).toMatch(/\n {2}nothing to change$/);
   });
 
+  it('creates the user in a group of its name that exists already (useradd --user-group would refuse)', () => {
+    const facts = nothing();
+    facts.groups.shop = 1005;
+    expect(planSite(facts, wantedFor()).steps[0]).toMatchObject({ kind: 'createUser', groupExists: true, title: expect.stringContaining('create user shop in the existing group shop') });
+    expect(planSite(nothing(), wantedFor()).steps[0]).toMatchObject({ kind: 'createUser', groupExists: false });
+  });
+
   it("a '!' password field (useradd's default) is set to '*': sshd without PAM refuses it even with a key", () => {
     const facts = provisioned();
     facts.user!.password = 'locked';
