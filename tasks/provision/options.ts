@@ -2,7 +2,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { SITE_USER_VAR, type SiteInfo } from '../../src/index.ts';
-import { expandSite, resolveSite, type PerSite, type ResolvedSiteOptions, type SiteOptions } from '../options.ts';
+import type { InstallRequirementsOptions } from '../install-requirements.ts';
+import { expandSite, resolveSite, type PerSite, type ResolvedSiteOptions } from '../options.ts';
 
 /** What a vassal or nginx template is given: where the site lives, with every default applied. */
 export interface ProvisionVars {
@@ -29,7 +30,7 @@ export interface ProvisionVars {
  * @example
  * tasks: { ...djangoTasks(), provision: provision({ virtualenvArgs: ['--system-site-packages'], nginxFile: '/etc/nginx/conf.d/{site}.conf', nginxEnabled: false }) }
  */
-export interface ProvisionOptions extends SiteOptions {
+export interface ProvisionOptions extends InstallRequirementsOptions {
   /** The repository the server clones. Default: `git remote get-url origin` in the site's local working copy (`localDir`). */
   origin?: PerSite<string>;
   /** The branch to clone. Default: the branch checked out in the local working copy. */
@@ -91,7 +92,7 @@ export interface ProvisionSettings extends ResolvedSiteOptions {
   serverName: string;
   listen: string;
   checkUrl: string;
-  /** Where installRequirements keeps the copy of the installed requirements (its default). */
+  /** Where installRequirements keeps the copy of the installed requirements (its `installedCopy`). */
   installedCopy: string;
 }
 
@@ -161,7 +162,7 @@ export function provisionSettings(site: SiteInfo, options: ProvisionOptions, loc
     serverName: text('serverName', site.name),
     listen,
     checkUrl: text('checkUrl', `http://127.0.0.1:${listenPort(listen)}/`),
-    installedCopy: `${base.virtualenv}/.deployfile/requirements.installed`,
+    installedCopy: expandSite(typeof options.installedCopy === 'function' ? options.installedCopy(site) : (options.installedCopy ?? `${base.virtualenv}/.deployfile/requirements.installed`), site.name),
   };
 }
 
