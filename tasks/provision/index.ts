@@ -47,9 +47,14 @@ function stateOf(c: Context): ProvisionState | undefined {
   return c.shared.get(PROVISION_STATE) as ProvisionState | undefined;
 }
 
-function git(args: string[]): string | undefined {
+/**
+ * A quick local question (`git remote get-url`, `ssh-add -L`): its output, or
+ * undefined when it fails. Not c.local: these are lookups for defaults, not
+ * work to show in the run.
+ */
+function ask(command: string, args: string[]): string | undefined {
   try {
-    return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || undefined;
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).trim() || undefined;
   } catch {
     return undefined;
   }
@@ -109,7 +114,7 @@ export function provision(options: ProvisionOptions = {}): TaskDefinition {
     run: async (c) => {
       const state = stateOf(c);
       const base = resolveSite(c.site, options);
-      const settings = provisionSettings(c.site, options, localFacts(base.localDir, state?.identityFiles.get(c.site.name), git));
+      const settings = provisionSettings(c.site, options, localFacts(base.localDir, state?.identityFiles.get(c.site.name), (args) => ask('git', args), () => (process.env.SSH_AUTH_SOCK ? ask('ssh-add', ['-L']) : undefined)));
       const plan = await planFor(c, options, settings);
       c.log(renderPlan(plan, `${settings.user} on ${c.site.host}, through ${c.site.user}`));
       if (plan.problems.length > 0) {

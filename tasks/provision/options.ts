@@ -37,7 +37,8 @@ export interface ProvisionOptions extends InstallRequirementsOptions {
   branch?: PerSite<string>;
   /**
    * Public key lines for the site user's `~/.ssh/authorized_keys`. Default:
-   * the `.pub` beside the site's `identityFile`, else `~/.ssh/id_*.pub`.
+   * the `.pub` beside the site's `identityFile`, else `~/.ssh/id_*.pub`, else
+   * the agent's keys (`ssh-add -L`).
    */
   authorizedKeys?: PerSite<string[]>;
   /** The new user's login shell. Default `/bin/bash`. */
@@ -168,13 +169,33 @@ export function provisionSettings(site: SiteInfo, options: ProvisionOptions, loc
 
 /**
  * The operator's side of the defaults: the working copy's origin URL and
- * branch (git), and the public keys to authorize (the `.pub` beside
- * `identityFile`, else every `~/.ssh/id_*.pub`).
+ * branch (`git`), and the public keys to authorize: the `.pub` beside
+ * `identityFile`, else every `~/.ssh/id_*.pub`, else the agent's
+ * (`agentKeys`, i.e. `ssh-add -L`).
  */
-export function localFacts(localDir: string, identityFile: string | undefined, git: (args: string[]) => string | undefined): LocalFacts {
-  const origin = existsSync(localDir) ? git(['-C', localDir, 'remote', 'get-url', 'origin']) : undefined;
-  const branch = existsSync(localDir) ? git(['-C', localDir, 'symbolic-ref', '--short', 'HEAD']) : undefined;
-  return { origin: resolveLocalPath(origin, localDir), branch, keys: operatorKeys(identityFile) };
+export function localFacts(localDir: string, identityFile: string | undefined, git: (args: string[]) => string | undefined, agentKeys: () => string | undefined = () => undefined): LocalFacts {
+  // Each is looked up only when read: a site whose vars give origin, branch and keys makes no local call.
+  const once = <T>(compute: () => T): (() => T) => {
+    let value: { v: T } | undefined;
+    return () => (value ??= { v: compute() }).v;
+  };
+  const origin = once(() => resolveLocalPath(existsSync(localDir) ? git(['-C', localDir, 'remote', 'get-url', 'origin']) : undefined, localDir));
+  const branch = once(() => (existsSync(localDir) ? git(['-C', localDir, 'symbolic-ref', '--short', 'HEAD']) : undefined));
+  const keys = once(() => {
+    const found = operatorKeys(identityFile);
+    return found.length > 0 ? found : (agentKeys() ?? '').split('\n').map((line) => line.trim()).filter((line) => /^(ssh-|ecdsa-|sk-)/.test(line));
+  });
+  return {
+    get origin() {
+      return origin();
+    },
+    get branch() {
+      return branch();
+    },
+    get keys() {
+      return keys();
+    },
+  };
 }
 
 /** A relative origin (`../shop.git`) is relative to the working copy; URLs and absolute paths stay. */

@@ -75,6 +75,22 @@ describe("the operator's side of the defaults", () => {
     };
     expect(localFacts(work, join(dir, 'id_deploy'), git)).toEqual({ origin: join(dir, 'shop.git'), branch: 'trunk', keys: [KEY] });
   });
+
+  it("falls back to the agent's keys when no .pub file is found", async () => {
+    const dir = await tempDir('deployfile-provision-local-');
+    const agent = () => `${KEY}\necdsa-sha2-nistp256 AAAAE2VjZHNh agent-key\n`;
+    // A HOME of the test's own (homedir() reads it): never the operator's ~/.ssh.
+    const home = process.env.HOME;
+    process.env.HOME = dir;
+    try {
+      expect(localFacts(dir, join(dir, 'id_missing'), () => undefined, agent).keys).toEqual([KEY, 'ecdsa-sha2-nistp256 AAAAE2VjZHNh agent-key']);
+      mkdirSync(join(dir, '.ssh'));
+      writeFileSync(join(dir, '.ssh', 'id_ed25519.pub'), `${KEY}\n`);
+      expect(localFacts(dir, undefined, () => undefined, agent).keys).toEqual([KEY]);
+    } finally {
+      process.env.HOME = home;
+    }
+  });
 });
 
 describe('the diffs in the plan', () => {
