@@ -87,6 +87,8 @@ export type DjangoVars = {
   origin?: string;
   branch?: string;
   authorizedKeys?: string[];
+  cloneAs?: 'site' | 'admin';
+  gitKnownHosts?: string[];
   shell?: string;
   python?: string;
   virtualenvArgs?: string[];

@@ -24,7 +24,7 @@ import { deployRun } from './run.ts';
  * @example process.exitCode = await provisionCommand({ site: 'shop', yes: true });
  */
 export async function provisionCommand(flags: Record<string, unknown>): Promise<number> {
-  const state: ProvisionState = { identityFiles: new Map(), sites: new Map() };
+  const state: ProvisionState = { reach: new Map(), sites: new Map() };
   const shared = { [PROVISION_STATE]: state };
   const withTasks = () => ({ provision: provision(), provisionCheck: provisionCheck() });
   // The plan and its diffs must be read whole before the question: plain lines, also on a terminal.
@@ -35,7 +35,7 @@ export async function provisionCommand(flags: Record<string, unknown>): Promise<
     },
     sites: (sites) =>
       sites.map((site) => {
-        state.identityFiles.set(site.name, site.identityFile);
+        state.reach.set(site.name, { identityFile: site.identityFile, forwardAgent: site.forwardAgent });
         return adminSite(site, 'provision');
       }),
   });

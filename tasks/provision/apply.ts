@@ -5,7 +5,7 @@
  * site user's: its keys, git config, checkout, virtualenv. A failed step
  * stops the rest, and the error says what was done and what was not.
  */
-import { sh, type Context, type Result, type RunOptions, type ShellCommand } from '../../src/index.ts';
+import { quote, sh, type Context, type Result, type RunOptions, type ShellCommand } from '../../src/index.ts';
 import { NGINX_SCRIPT, VASSAL_SCRIPT } from './nginx.ts';
 import type { Plan, Step } from './plan.ts';
 
@@ -40,16 +40,20 @@ function stepCommand(step: Step, as: As): Promise<Result> {
     case 'unlockPassword':
       return as.root(sh`usermod --password '*' ${step.user}`);
     case 'authorizedKeys':
+    case 'knownHosts':
       return as.user(
         step.user,
-        // A file whose last line has no newline gets one first, so the new key starts a line of its own.
-        sh`umask 077 && mkdir -p .ssh && f=.ssh/authorized_keys && if [ -s "$f" ] && [ -n "$(tail -c 1 "$f")" ]; then echo >> "$f"; fi && cat >> "$f"`,
+        // A file whose last line has no newline gets one first, so the new line starts a line of its own.
+        sh`umask 077 && mkdir -p .ssh && f=${`.ssh/${step.kind === 'knownHosts' ? 'known_hosts' : 'authorized_keys'}`} && if [ -s "$f" ] && [ -n "$(tail -c 1 "$f")" ]; then echo >> "$f"; fi && cat >> "$f"`,
         { stdin: step.add.map((line) => `${line}\n`).join('') },
       );
     case 'safeDirectory':
       return as.user(step.user, sh`git config --global --add safe.directory ${step.path}`);
-    case 'clone':
-      return as.user(step.user, sh`mkdir -p ${parentOf(step.codeDir)} && git clone --quiet ${step.branch ? ['--branch', step.branch] : []} ${step.origin} ${step.codeDir}`);
+    case 'clone': {
+      const branch = step.branch ? ['--branch', step.branch] : [];
+      if (step.as === 'site') return as.user(step.user, sh`mkdir -p ${parentOf(step.codeDir)} && git clone --quiet ${branch} ${step.origin} ${step.codeDir}`);
+      throw new Error('a clone as admin needs the agent socket; see applyPlan');
+    }
     case 'virtualenv':
       return as.user(step.user, sh`mkdir -p ${parentOf(step.virtualenv)} && ${step.python} -m venv ${step.args} ${step.virtualenv}`);
     case 'requirements':
@@ -92,31 +96,69 @@ export async function applyPlan(c: Context, plan: Plan, nginx: NginxCommands): P
   const done: string[] = [];
   for (const [index, step] of plan.steps.entries()) {
     const result =
-      step.kind === 'nginx'
-        ? await as.root(sh`sh -c ${NGINX_SCRIPT} nginx ${step.file} ${step.link ?? ''} ${nginx.test} ${nginx.reload} ${step.writeFile ? '1' : '0'}`, {
-            stdin: step.writeFile ? step.content : '',
-            // What it says is logged once below, or is the failure's message.
-            quiet: true,
-            label: `write ${step.file}${step.link ? ` and link ${step.link}` : ''}, nginx -t (the previous file back if it fails), reload`,
-          })
-        : await stepCommand(step, as);
+      step.kind === 'clone' && step.as === 'admin'
+        ? await cloneThroughAgent(c, as, step)
+        : step.kind === 'nginx'
+          ? outcomeOf(
+              await as.root(sh`sh -c ${NGINX_SCRIPT} nginx ${step.file} ${step.link ?? ''} ${nginx.test} ${nginx.reload} ${step.writeFile ? '1' : '0'}`, {
+                stdin: step.writeFile ? step.content : '',
+                // What it says is logged once below, or is the failure's message.
+                quiet: true,
+                label: `write ${step.file}${step.link ? ` and link ${step.link}` : ''}, nginx -t (the previous file back if it fails), reload`,
+              }),
+              'stdout',
+            )
+          : outcomeOf(await stepCommand(step, as));
     if (result.failed) {
-      const output = (step.kind === 'nginx' ? result.stdout : result.stderr || result.stdout).trim();
+      const output = result.output;
       const notDone = plan.steps.slice(index + 1).map(shortName);
       c.abort(
         [
           `${plan.site}: provision failed at the ${shortName(step)}:`,
-          ...(output ? output.split('\n').slice(-15).map((line) => `  ${line}`) : [`  exit code ${result.exitCode}`]),
+          ...output.split('\n').slice(-15).map((line) => `  ${line}`),
           `done: ${done.length > 0 ? done.join(', ') : 'nothing'}`,
           `not done: ${notDone.length > 0 ? notDone.join(', ') : 'nothing else'}`,
           'Fix the cause and run deploy provision again: it starts from what exists.',
         ].join('\n'),
       );
     }
-    if (step.kind === 'nginx') c.log(result.stdout.trim().split('\n').at(-1) ?? 'nginx reloaded');
+    if (step.kind === 'nginx') c.log(result.output.split('\n').at(-1) ?? 'nginx reloaded');
     c.log(`done: ${step.title}`);
     done.push(shortName(step));
   }
+}
+
+/**
+ * The clone through the admin's forwarded agent: root (who may use the
+ * admin's agent socket) clones beside the checkout, checking the git host
+ * against the site user's known_hosts, chowns it all to the site user and
+ * moves it into place, so the checkout is the site user's (no
+ * safe.directory needed) and a failed clone leaves nothing at codeDir.
+ */
+async function cloneThroughAgent(c: Context, as: As, step: Extract<Step, { kind: 'clone' }>): Promise<Outcome> {
+  const socket = (await c.warnOnly().run('printf %s "$SSH_AUTH_SOCK"', { quiet: true })).stdout.trim();
+  if (!socket) {
+    return { failed: true, output: "the admin's connection has no forwarded agent (SSH_AUTH_SOCK is empty): set forwardAgent: true on the site and run ssh-agent with a key the git host accepts, or set cloneAs: 'site'" };
+  }
+  const tmp = `${step.codeDir}.deployfile-clone`;
+  const ssh = `ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${quote(step.knownHostsFile)}`;
+  return outcomeOf(
+    await as.root(
+    sh`rm -rf ${tmp} && mkdir -p ${parentOf(step.codeDir)} && SSH_AUTH_SOCK=${socket} GIT_SSH_COMMAND=${ssh} git clone --quiet ${step.branch ? ['--branch', step.branch] : []} ${step.origin} ${tmp} && chown -R ${`${step.user}:`} ${tmp} && mv ${tmp} ${step.codeDir} || { rc=$?; rm -rf ${tmp}; exit $rc; }`,
+    { label: `git clone ${step.origin} into ${step.codeDir} as root through the forwarded agent, then chown -R ${step.user}` },
+    ),
+  );
+}
+
+/** How a step ended: failed or not, and what it said (the nginx script speaks on stdout, the rest on stderr). */
+interface Outcome {
+  failed: boolean;
+  output: string;
+}
+
+function outcomeOf(result: Result, stream: 'stdout' | 'stderr' = 'stderr'): Outcome {
+  const output = (stream === 'stdout' ? result.stdout : result.stderr || result.stdout).trim();
+  return { failed: result.failed, output: output || (result.failed ? `exit code ${result.exitCode}` : result.stdout.trim()) };
 }
 
 /** A step in a few words, for the lists of what was done and what was not. */
@@ -128,6 +170,8 @@ export function shortName(step: Step): string {
       return "password field '*'";
     case 'authorizedKeys':
       return 'authorized_keys';
+    case 'knownHosts':
+      return 'known_hosts';
     case 'safeDirectory':
       return `safe.directory ${step.path}`;
     case 'clone':

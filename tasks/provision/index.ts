@@ -35,8 +35,11 @@ export interface SiteProvision {
 
 /** Shared by the command's passes (one object, filled by the provision task). */
 export interface ProvisionState {
-  /** Each site's identityFile from the deployfile: its `.pub` is the default key to authorize. */
-  identityFiles: Map<string, string | undefined>;
+  /**
+   * How the deployfile reaches each site: its identityFile (whose `.pub` is
+   * the default key to authorize) and forwardAgent (the default for cloneAs).
+   */
+  reach: Map<string, { identityFile?: string; forwardAgent?: boolean }>;
   sites: Map<string, SiteProvision>;
 }
 
@@ -114,7 +117,7 @@ export function provision(options: ProvisionOptions = {}): TaskDefinition {
     run: async (c) => {
       const state = stateOf(c);
       const base = resolveSite(c.site, options);
-      const settings = provisionSettings(c.site, options, localFacts(base.localDir, state?.identityFiles.get(c.site.name), (args) => ask('git', args), () => (process.env.SSH_AUTH_SOCK ? ask('ssh-add', ['-L']) : undefined)));
+      const settings = provisionSettings(c.site, options, localFacts(base.localDir, state?.reach.get(c.site.name) ?? {}, (args) => ask('git', args), () => (process.env.SSH_AUTH_SOCK ? ask('ssh-add', ['-L']) : undefined)));
       const plan = await planFor(c, options, settings);
       c.log(renderPlan(plan, `${settings.user} on ${c.site.host}, through ${c.site.user}`));
       if (plan.problems.length > 0) {

@@ -41,6 +41,19 @@ export interface ProvisionOptions extends InstallRequirementsOptions {
    * the agent's keys (`ssh-add -L`).
    */
   authorizedKeys?: PerSite<string[]>;
+  /**
+   * Who clones the origin: `site` (the site user, with its own access: a path
+   * on the server, https, or a deploy key in its `~/.ssh`), or `admin` (root,
+   * through the admin's forwarded agent, then chowned to the site user).
+   * Default `admin` for a site with `forwardAgent`, else `site`.
+   */
+  cloneAs?: PerSite<'site' | 'admin'>;
+  /**
+   * `known_hosts` lines for the git host, added to the site user's
+   * `~/.ssh/known_hosts` (which the clone as `admin` checks the host with,
+   * and the site's own fetches later). Default none.
+   */
+  gitKnownHosts?: PerSite<string[]>;
   /** The new user's login shell. Default `/bin/bash`. */
   shell?: PerSite<string>;
   /** The python that creates the virtualenv. Default `python3`. */
@@ -80,6 +93,8 @@ export interface ProvisionSettings extends ResolvedSiteOptions {
   origin: string | undefined;
   branch: string | undefined;
   authorizedKeys: string[];
+  cloneAs: 'site' | 'admin';
+  gitKnownHosts: string[];
   shell: string;
   python: string;
   virtualenvArgs: string[];
@@ -102,6 +117,8 @@ export interface LocalFacts {
   origin?: string;
   branch?: string;
   keys: string[];
+  /** The deployfile forwards the agent to this site. */
+  forwardAgent?: boolean;
 }
 
 function pick<T>(site: SiteInfo, key: string, option: PerSite<T> | undefined, check: (value: unknown) => value is T, what: string): T | undefined {
@@ -119,6 +136,7 @@ function pick<T>(site: SiteInfo, key: string, option: PerSite<T> | undefined, ch
 
 const isString = (value: unknown): value is string => typeof value === 'string' && value !== '';
 const isStrings = (value: unknown): value is string[] => Array.isArray(value) && value.every((item) => typeof item === 'string');
+const isCloneAs = (value: unknown): value is 'site' | 'admin' => value === 'site' || value === 'admin';
 const isStringOrFalse = (value: unknown): value is string | false => value === false || isString(value);
 
 /** The port of a `listen` value (`80`, `127.0.0.1:8080`, `[::1]:80 default_server`). */
@@ -150,6 +168,8 @@ export function provisionSettings(site: SiteInfo, options: ProvisionOptions, loc
     origin: pick(site, 'origin', options.origin, isString, 'a repository URL') ?? local.origin,
     branch: pick(site, 'branch', options.branch, isString, 'a branch name') ?? local.branch,
     authorizedKeys: pick(site, 'authorizedKeys', options.authorizedKeys, isStrings, 'a list of public key lines') ?? local.keys,
+    cloneAs: pick(site, 'cloneAs', options.cloneAs, isCloneAs, "'site' or 'admin'") ?? (local.forwardAgent ? 'admin' : 'site'),
+    gitKnownHosts: pick(site, 'gitKnownHosts', options.gitKnownHosts, isStrings, 'a list of known_hosts lines') ?? [],
     shell: text('shell', '/bin/bash'),
     python: text('python', 'python3'),
     virtualenvArgs: pick(site, 'virtualenvArgs', options.virtualenvArgs, isStrings, 'a list of strings') ?? [],
@@ -173,7 +193,8 @@ export function provisionSettings(site: SiteInfo, options: ProvisionOptions, loc
  * `identityFile`, else every `~/.ssh/id_*.pub`, else the agent's
  * (`agentKeys`, i.e. `ssh-add -L`).
  */
-export function localFacts(localDir: string, identityFile: string | undefined, git: (args: string[]) => string | undefined, agentKeys: () => string | undefined = () => undefined): LocalFacts {
+export function localFacts(localDir: string, reach: { identityFile?: string; forwardAgent?: boolean }, git: (args: string[]) => string | undefined, agentKeys: () => string | undefined = () => undefined): LocalFacts {
+  const identityFile = reach.identityFile;
   // Each is looked up only when read: a site whose vars give origin, branch and keys makes no local call.
   const once = <T>(compute: () => T): (() => T) => {
     let value: { v: T } | undefined;
@@ -195,6 +216,7 @@ export function localFacts(localDir: string, identityFile: string | undefined, g
     get keys() {
       return keys();
     },
+    forwardAgent: reach.forwardAgent,
   };
 }
 

@@ -16,8 +16,10 @@ export type Step =
   | { kind: 'createUser'; title: string; user: string; shell: string; groupExists: boolean }
   | { kind: 'unlockPassword'; title: string; user: string }
   | { kind: 'authorizedKeys'; title: string; user: string; add: string[]; diff: string }
+  | { kind: 'knownHosts'; title: string; user: string; add: string[]; diff: string }
   | { kind: 'safeDirectory'; title: string; user: string; path: string }
-  | { kind: 'clone'; title: string; user: string; origin: string; branch: string | undefined; codeDir: string }
+  /** `as` admin: root clones through the admin's forwarded agent, checking the host against `knownHostsFile`, then chowns it to `user`. */
+  | { kind: 'clone'; title: string; user: string; origin: string; branch: string | undefined; codeDir: string; as: 'site' | 'admin'; knownHostsFile: string }
   | { kind: 'virtualenv'; title: string; user: string; python: string; args: string[]; virtualenv: string }
   | { kind: 'requirements'; title: string; user: string; codeDir: string; virtualenv: string; requirements: string; installedCopy: string }
   | { kind: 'socketDir'; title: string; dir: string; group: string; create: boolean }
@@ -47,12 +49,13 @@ export interface Wanted {
 }
 
 /** Path keys the inspection is asked for; see {@link inspectPaths}. */
-type Key = 'authorizedKeys' | 'origin' | 'codeDir' | 'git' | 'python' | 'virtualenv' | 'requirements' | 'installed' | 'vassal' | 'skeleton' | 'socketDir' | 'nginxFile' | 'nginxEnabled';
+type Key = 'authorizedKeys' | 'knownHosts' | 'origin' | 'codeDir' | 'git' | 'python' | 'virtualenv' | 'requirements' | 'installed' | 'vassal' | 'skeleton' | 'socketDir' | 'nginxFile' | 'nginxEnabled';
 
 /** What to inspect for a site (the socket directory is asked separately, once the vassal's text is known). */
 export function inspectPaths(s: ProvisionSettings): Record<string, { path: string; content?: boolean }> {
   const paths: Partial<Record<Key, { path: string; content?: boolean }>> = {
     authorizedKeys: { path: `~${s.user}/.ssh/authorized_keys`, content: true },
+    knownHosts: { path: `~${s.user}/.ssh/known_hosts`, content: true },
     codeDir: { path: s.codeDir },
     git: { path: `${s.codeDir}/.git` },
     virtualenv: { path: s.virtualenv },
@@ -119,12 +122,24 @@ export function planSite(facts: Facts, wanted: Wanted): Plan {
     exists.push(`${s.authorizedKeys.length === 1 ? 'the key' : `all ${s.authorizedKeys.length} keys`} in ${keysFile.path}`);
   }
 
+  // The git host's keys, for a clone or fetch over SSH.
+  const hostsFile = path('knownHosts');
+  const knownLines = new Set((hostsFile.content ?? '').split('\n').map((line) => line.trim()));
+  const hosts = s.gitKnownHosts.map((line) => line.trim()).filter((line) => line !== '' && !knownLines.has(line));
+  if (hosts.length > 0) {
+    const before = hostsFile.kind === 'file' ? (hostsFile.content ?? '') : undefined;
+    const after = `${before === undefined || before === '' || before.endsWith('\n') ? (before ?? '') : `${before}\n`}${hosts.map((line) => `${line}\n`).join('')}`;
+    steps.push({ kind: 'knownHosts', title: `add ${hosts.length} git host key${hosts.length === 1 ? '' : 's'} to ${hostsFile.path || `~${user}/.ssh/known_hosts`}`, user, add: hosts, diff: unifiedDiff(before, after, hostsFile.path) });
+  } else if (s.gitKnownHosts.length > 0) {
+    exists.push(`the git host keys in ${hostsFile.path}`);
+  }
+
   // git's ownership check: the origin (a path on this server) and the checkout, where owned by someone else.
   const origin = path('origin');
   const safe = new Set(facts.safeDirectories);
   const trusts = (dir: string): boolean => safe.has('*') || safe.has(dir);
   if (s.origin?.startsWith('/') && origin.kind === 'missing') problems.push(`the origin ${s.origin} does not exist on the server`);
-  if (origin.kind !== 'missing' && origin.owner !== user) {
+  if (origin.kind !== 'missing' && origin.owner !== user && s.cloneAs === 'site') {
     if (trusts(origin.path)) exists.push(`git safe.directory ${origin.path} for ${user}`);
     else steps.push({ kind: 'safeDirectory', title: `git config --global --add safe.directory ${origin.path} for ${user} (the origin is ${origin.owner}'s: git refuses a repository of another user)`, user, path: origin.path });
   }
@@ -133,7 +148,10 @@ export function planSite(facts: Facts, wanted: Wanted): Plan {
   const code = path('codeDir');
   if (code.kind === 'missing') {
     if (!s.origin) problems.push(`no origin to clone into ${s.codeDir}: set origin, or give the local working copy (localDir) an origin remote`);
-    else steps.push({ kind: 'clone', title: `clone ${s.origin}${s.branch ? ` (${s.branch})` : ''} into ${s.codeDir} as ${user}`, user, origin: s.origin, branch: s.branch, codeDir: s.codeDir });
+    else {
+      const how = s.cloneAs === 'admin' ? `as root through the admin's forwarded agent, then chown -R ${user}` : `as ${user}`;
+      steps.push({ kind: 'clone', title: `clone ${s.origin}${s.branch ? ` (${s.branch})` : ''} into ${s.codeDir} ${how}`, user, origin: s.origin, branch: s.branch, codeDir: s.codeDir, as: s.cloneAs, knownHostsFile: hostsFile.path || `/home/${user}/.ssh/known_hosts` });
+    }
   } else if (path('git').kind !== 'dir') {
     problems.push(`${s.codeDir} exists but is not a git checkout: move it away, or set codeDir`);
   } else {

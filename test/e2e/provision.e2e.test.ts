@@ -13,6 +13,7 @@
 // Run as root on Debian 12, in a lab of its own:
 //   DEPLOYFILE_LAB_DIR=/var/tmp/deployfile-lab-prov DEPLOYFILE_VASSAL_DIR=/etc/uwsgi/prov.d \
 //     npx vitest run --config vitest.e2e.config.ts test/e2e/provision.e2e.test.ts
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,8 +32,10 @@ const SUDOERS = `/etc/sudoers.d/deployfile-e2e-${ADMIN}`;
 /** Provisioned by the tests: they must not exist before. */
 const NEW = 'provnew';
 const BAD = 'provbad';
-/** Provisioned through root itself (no sudo): its admin is 'root'. */
+/** Provisioned through root itself (no sudo): its admin is 'root'; its code comes over SSH through the forwarded agent. */
 const ROOTED = 'provroot';
+/** Serves the origin over SSH, to the operator's key only. */
+const GIT = 'provgit';
 /** Set up by the lab, served by nginx before and after. */
 const OTHER = 'provother';
 const RUN_MS = 240_000;
@@ -54,6 +57,9 @@ describe.skipIf(skipReason !== undefined)(`deploy provision${skipReason ? ` (ski
   let home: string | undefined;
   let ops: string | undefined;
   let env: NodeJS.ProcessEnv;
+  let agent: ChildProcess | undefined;
+  let agentSocket: string;
+  let gitUrl: string;
   const confd = path.join(lab.labDir(), 'nginx', 'conf.d');
   const skeleton = path.join(lab.VASSAL_DIR, 'app.skel');
   const ports = { [NEW]: 0, [BAD]: 0, [ROOTED]: 0 };
@@ -121,17 +127,27 @@ describe.skipIf(skipReason !== undefined)(`deploy provision${skipReason ? ` (ski
     ports[BAD] = await lab.freePort();
     ports[ROOTED] = await lab.freePort();
 
+    // The origin over SSH, for the clone through the forwarded agent: only the agent holds a key it accepts.
+    await lab.createSiteUser(GIT, { authorizedKeys: [key.publicKey] });
+    await lab.runAs(GIT, 'git', ['clone', '-q', '--bare', origin.barePath, `/home/${GIT}/prov.git`]);
+    gitUrl = `ssh://${GIT}@${lab.LOOPBACK}:${sshd.port}/home/${GIT}/prov.git`;
+
     ({ home, env } = operatorHome(sshd, 'deployfile-prov-home-'));
+    agentSocket = path.join(home, 'agent.sock');
+    agent = spawn('ssh-agent', ['-D', '-a', agentSocket], { stdio: 'ignore' });
+    for (let i = 0; i < 100 && !fs.existsSync(agentSocket); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    await lab.run('ssh-add', ['-q', key.privateKeyPath], { env: { ...process.env, SSH_AUTH_SOCK: agentSocket } });
     env.DEPLOY_SUDO_PASSWORD = ADMIN_PASSWORD;
     ops = fs.mkdtempSync(path.join(os.tmpdir(), 'deployfile-prov-ops-'));
     fs.writeFileSync(path.join(ops, 'deployfile.ts'), deployfileText());
   });
 
   afterAll(async () => {
+    agent?.kill();
     await nginx?.stop();
     await emperor?.stop();
     await sshd?.stop();
-    for (const name of [NEW, BAD, ROOTED, OTHER, ADMIN]) {
+    for (const name of [NEW, BAD, ROOTED, OTHER, ADMIN, GIT]) {
       fs.rmSync(lab.vassalPath(name), { force: true });
       await removeUser(name);
     }
@@ -144,8 +160,8 @@ describe.skipIf(skipReason !== undefined)(`deploy provision${skipReason ? ` (ski
 
   function deployfileText(): string {
     const server = { host: lab.LOOPBACK, port: sshd!.port, identityFile: key.privateKeyPath };
-    const site = (name: string, listen: string, admin = '') =>
-      `    ${name}: { ...server, ${admin}vars: { settings: 'example_site', localDir: ${JSON.stringify(origin.workDir)}, listen: ${JSON.stringify(listen)}, serverName: 'localhost' } },`;
+    const site = (name: string, listen: string, more = '', vars = '') =>
+      `    ${name}: { ...server, ${more}vars: { settings: 'example_site', localDir: ${JSON.stringify(origin.workDir)}, listen: ${JSON.stringify(listen)}, serverName: 'localhost'${vars} } },`;
     return `// Written by test/e2e/provision.e2e.test.ts.
 import { defineDeployfile } from 'deployfile';
 import { djangoTasks, type DjangoVars } from 'deployfile/tasks';
@@ -158,7 +174,8 @@ export default defineDeployfile<DjangoVars>({
 ${site(NEW, `${lab.LOOPBACK}:${ports[NEW]}`)}
     // A typo'd port: nginx -t refuses the block.
 ${site(BAD, `${lab.LOOPBACK}:99999`)}
-${site(ROOTED, `${lab.LOOPBACK}:${ports[ROOTED]}`, "admin: 'root', ")}
+    // Through root, the code over SSH with the operator's forwarded agent.
+${site(ROOTED, `${lab.LOOPBACK}:${ports[ROOTED]}`, "admin: 'root', forwardAgent: true, ", `, origin: ${JSON.stringify(gitUrl)}, gitKnownHosts: ${JSON.stringify(sshd!.knownHostsLines)}`)}
   },
   tasks: djangoTasks({
     apps: ['pages'],
@@ -174,9 +191,9 @@ ${site(ROOTED, `${lab.LOOPBACK}:${ports[ROOTED]}`, "admin: 'root', ")}
 `;
   }
 
-  async function run(args: string[]): Promise<CliRun & { output: string; ms: number }> {
+  async function run(args: string[], more: NodeJS.ProcessEnv = {}): Promise<CliRun & { output: string; ms: number }> {
     const started = Date.now();
-    const result = await deploy(args, { cwd: ops, env, timeoutMs: RUN_MS });
+    const result = await deploy(args, { cwd: ops, env: { ...env, ...more }, timeoutMs: RUN_MS });
     if (process.env.DEPLOYFILE_E2E_OUTPUT) fs.appendFileSync(process.env.DEPLOYFILE_E2E_OUTPUT, `===== deploy ${args.join(' ')}: exit ${result.code}\n${result.stdout}${result.stderr}\n`);
     return { ...result, output: result.stdout + result.stderr, ms: Date.now() - started };
   }
@@ -251,12 +268,17 @@ ${site(ROOTED, `${lab.LOOPBACK}:${ports[ROOTED]}`, "admin: 'root', ")}
     expect(fs.readFileSync(path.join(user.home, '.deployfile', 'history.jsonl'), 'utf8')).toBe(history);
   });
 
-  it('through root itself (admin: root, no sudo): from nothing to serving its revision through nginx', async () => {
-    const result = await run(['provision', '-s', ROOTED, '--yes']);
+  it('through root itself (admin: root, no sudo), the code cloned over SSH through the forwarded agent: from nothing to serving its revision', async () => {
+    const result = await run(['provision', '-s', ROOTED, '--yes'], { SSH_AUTH_SOCK: agentSocket });
     expectExit(result, 0);
     expect(result.output).toContain(`[${ROOTED}] plan for ${ROOTED} (${ROOTED} on ${lab.LOOPBACK}, through root):`);
     expect(result.output).toContain(`done: create user ${ROOTED}`);
+    expect(result.output).toContain(`done: add 3 git host keys to /home/${ROOTED}/.ssh/known_hosts`);
+    expect(result.output).toContain(`done: clone ${gitUrl} (main) into /home/${ROOTED}/Sites/${ROOTED} as root through the admin's forwarded agent, then chown -R ${ROOTED}`);
+    // The checkout is the site user's own: git needs no safe.directory for it.
+    expect(result.output).not.toContain('safe.directory');
     expect(result.output).not.toContain('sudo');
+    expect((await lab.runAs(ROOTED, 'git', ['-C', `/home/${ROOTED}/Sites/${ROOTED}`, 'remote', 'get-url', 'origin'])).stdout.trim()).toBe(gitUrl);
     expect((await lab.waitForHttp(`http://${lab.LOOPBACK}:${ports[ROOTED]}/revision`, (body, status) => status === 200 && body === origin.initialRevision)).body).toBe(origin.initialRevision);
     // The site user's files are its own (made through su), not root's.
     expect((await lab.run('stat', ['-c', '%U', `/home/${ROOTED}/Sites/${ROOTED}`, `/home/${ROOTED}/.ssh/authorized_keys`, `/home/${ROOTED}/virtualenvs/${ROOTED}`])).stdout.trim().split('\n')).toEqual([ROOTED, ROOTED, ROOTED]);

@@ -43,6 +43,13 @@ describe('provision settings', () => {
     expect(s).toMatchObject({ nginxFile: '/etc/nginx/conf.d/shop.conf', nginxEnabled: undefined, serverName: 'shop.example.com', checkUrl: 'http://127.0.0.1:8081/', virtualenvArgs: ['--system-site-packages'] });
   });
 
+  it("clone as the site user, or through the admin's agent when the site forwards one", () => {
+    expect(provisionSettings(site(), {}, local).cloneAs).toBe('site');
+    expect(provisionSettings(site(), {}, { ...local, forwardAgent: true }).cloneAs).toBe('admin');
+    expect(provisionSettings(site({ cloneAs: 'site' }), {}, { ...local, forwardAgent: true }).cloneAs).toBe('site');
+    expect(() => provisionSettings(site({ cloneAs: 'root' }), {}, local)).toThrow("vars.cloneAs must be 'site' or 'admin'");
+  });
+
   it('refuse a wrong type in vars, naming it', () => {
     expect(() => provisionSettings(site({ virtualenvArgs: '--system-site-packages' }), {}, local)).toThrow('site "shop": vars.virtualenvArgs must be a list of strings, got "--system-site-packages"');
   });
@@ -73,7 +80,7 @@ describe("the operator's side of the defaults", () => {
         return undefined;
       }
     };
-    expect(localFacts(work, join(dir, 'id_deploy'), git)).toEqual({ origin: join(dir, 'shop.git'), branch: 'trunk', keys: [KEY] });
+    expect(localFacts(work, { identityFile: join(dir, 'id_deploy') }, git)).toEqual({ origin: join(dir, 'shop.git'), branch: 'trunk', keys: [KEY], forwardAgent: undefined });
   });
 
   it("falls back to the agent's keys when no .pub file is found", async () => {
@@ -83,10 +90,10 @@ describe("the operator's side of the defaults", () => {
     const home = process.env.HOME;
     process.env.HOME = dir;
     try {
-      expect(localFacts(dir, join(dir, 'id_missing'), () => undefined, agent).keys).toEqual([KEY, 'ecdsa-sha2-nistp256 AAAAE2VjZHNh agent-key']);
+      expect(localFacts(dir, { identityFile: join(dir, 'id_missing') }, () => undefined, agent).keys).toEqual([KEY, 'ecdsa-sha2-nistp256 AAAAE2VjZHNh agent-key']);
       mkdirSync(join(dir, '.ssh'));
       writeFileSync(join(dir, '.ssh', 'id_ed25519.pub'), `${KEY}\n`);
-      expect(localFacts(dir, undefined, () => undefined, agent).keys).toEqual([KEY]);
+      expect(localFacts(dir, {}, () => undefined, agent).keys).toEqual([KEY]);
     } finally {
       process.env.HOME = home;
     }

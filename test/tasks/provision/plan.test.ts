@@ -121,6 +121,19 @@ describe('the provision plan', () => {
     expect(planSite(facts, wantedFor(settings)).problems).toEqual(['the origin /srv/git/shop.git does not exist on the server']);
   });
 
+  it("clones through the admin's forwarded agent as root when told, after the git host's keys, with no safe.directory", () => {
+    const hostKey = '[git.example.com]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHost';
+    const settings = settingsOf({ cloneAs: 'admin', gitKnownHosts: [hostKey], origin: '/srv/git/shop.git' });
+    const facts = nothing();
+    facts.paths.origin = dir('/srv/git/shop.git', 'root', 'root');
+    facts.paths.knownHosts = missing('/home/shop/.ssh/known_hosts');
+    const plan = planSite(facts, wantedFor(settings));
+    expect(kinds(plan)).toEqual(['createUser', 'authorizedKeys', 'knownHosts', 'clone', 'virtualenv', 'requirements', 'vassal', 'nginx']);
+    expect(plan.steps[3]).toMatchObject({ as: 'admin', knownHostsFile: '/home/shop/.ssh/known_hosts', title: "clone /srv/git/shop.git (main) into /home/shop/Sites/shop as root through the admin's forwarded agent, then chown -R shop" });
+    facts.paths.knownHosts = file('/home/shop/.ssh/known_hosts', `${hostKey}\n`, 'shop', 'shop', 0o600);
+    expect(kinds(planSite(facts, wantedFor(settings)))).not.toContain('knownHosts');
+  });
+
   it('a vassal owned by root is only chowned (no rewrite, no diff: the emperor sees no new text)', () => {
     const facts = provisioned();
     facts.paths.vassal = file('/etc/uwsgi/emperor.d/shop.ini', SKEL, 'root', 'root');

@@ -35,7 +35,7 @@ function facts(provisioned: boolean, vassal = SKEL): Facts {
 }
 
 function server(state: Facts, check: { ok: boolean; answer: string }, answers: boolean[] = []) {
-  const shared = new Map<string, unknown>([[PROVISION_STATE, { identityFiles: new Map(), sites: new Map() } satisfies ProvisionState]]);
+  const shared = new Map<string, unknown>([[PROVISION_STATE, { reach: new Map(), sites: new Map() } satisfies ProvisionState]]);
   const c = scriptedContext({ site: { name: 'shop', user: 'ops', vars: VARS }, shared, answers });
   const socketDir = { path: '/run/uwsgi', kind: 'dir', owner: 'root', group: 'uwsgi', mode: 0o2775 };
   c.script(
