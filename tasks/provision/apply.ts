@@ -142,12 +142,12 @@ async function cloneThroughAgent(c: Context, as: As, step: Extract<Step, { kind:
   }
   const tmp = `${step.codeDir}.deployfile-clone`;
   const ssh = `ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${quote(step.knownHostsFile)}`;
-  return outcomeOf(
-    await as.root(
-    sh`rm -rf ${tmp} && mkdir -p ${parentOf(step.codeDir)} && SSH_AUTH_SOCK=${socket} GIT_SSH_COMMAND=${ssh} git clone --quiet ${step.branch ? ['--branch', step.branch] : []} ${step.origin} ${tmp} && chown -R ${`${step.user}:`} ${tmp} && mv ${tmp} ${step.codeDir} || { rc=$?; rm -rf ${tmp}; exit $rc; }`,
-    { label: `git clone ${step.origin} into ${step.codeDir} as root through the forwarded agent, then chown -R ${step.user}` },
-    ),
-  );
+  const branch = step.branch ? ['--branch', step.branch] : [];
+  const clone = sh`SSH_AUTH_SOCK=${socket} GIT_SSH_COMMAND=${ssh} git clone --quiet ${branch} ${step.origin} ${tmp}`;
+  const result = await as.root(sh`rm -rf ${tmp} && mkdir -p ${parentOf(step.codeDir)} && ${clone} && chown -R ${`${step.user}:`} ${tmp} && mv ${tmp} ${step.codeDir} || { rc=$?; rm -rf ${tmp}; exit $rc; }`, {
+    label: `git clone ${step.origin} into ${step.codeDir} as root through the forwarded agent, then chown -R ${step.user}`,
+  });
+  return outcomeOf(result);
 }
 
 /** How a step ended: failed or not, and what it said (the nginx script speaks on stdout, the rest on stderr). */

@@ -115,9 +115,7 @@ export function planSite(facts: Facts, wanted: Wanted): Plan {
   const add = s.authorizedKeys.map((line) => line.trim()).filter((line) => line !== '' && !present.has(keyBody(line)));
   if (s.authorizedKeys.length === 0) problems.push(`no public key to authorize for ${user}: set authorizedKeys, or identityFile with its .pub beside it`);
   if (add.length > 0) {
-    const before = keysFile.kind === 'file' ? (keysFile.content ?? '') : undefined;
-    const after = `${before === undefined || before === '' || before.endsWith('\n') ? (before ?? '') : `${before}\n`}${add.map((line) => `${line}\n`).join('')}`;
-    steps.push({ kind: 'authorizedKeys', title: `add ${add.length} key${add.length === 1 ? '' : 's'} to ${keysFile.path || `~${user}/.ssh/authorized_keys`}`, user, add, diff: unifiedDiff(before, after, keysFile.path) });
+    steps.push({ kind: 'authorizedKeys', title: `add ${add.length} key${add.length === 1 ? '' : 's'} to ${keysFile.path || `~${user}/.ssh/authorized_keys`}`, user, add, diff: appendDiff(keysFile, add) });
   } else if (s.authorizedKeys.length > 0) {
     exists.push(`${s.authorizedKeys.length === 1 ? 'the key' : `all ${s.authorizedKeys.length} keys`} in ${keysFile.path}`);
   }
@@ -127,9 +125,7 @@ export function planSite(facts: Facts, wanted: Wanted): Plan {
   const knownLines = new Set((hostsFile.content ?? '').split('\n').map((line) => line.trim()));
   const hosts = s.gitKnownHosts.map((line) => line.trim()).filter((line) => line !== '' && !knownLines.has(line));
   if (hosts.length > 0) {
-    const before = hostsFile.kind === 'file' ? (hostsFile.content ?? '') : undefined;
-    const after = `${before === undefined || before === '' || before.endsWith('\n') ? (before ?? '') : `${before}\n`}${hosts.map((line) => `${line}\n`).join('')}`;
-    steps.push({ kind: 'knownHosts', title: `add ${hosts.length} git host key${hosts.length === 1 ? '' : 's'} to ${hostsFile.path || `~${user}/.ssh/known_hosts`}`, user, add: hosts, diff: unifiedDiff(before, after, hostsFile.path) });
+    steps.push({ kind: 'knownHosts', title: `add ${hosts.length} git host key${hosts.length === 1 ? '' : 's'} to ${hostsFile.path || `~${user}/.ssh/known_hosts`}`, user, add: hosts, diff: appendDiff(hostsFile, hosts) });
   } else if (s.gitKnownHosts.length > 0) {
     exists.push(`the git host keys in ${hostsFile.path}`);
   }
@@ -235,6 +231,13 @@ export function planSite(facts: Facts, wanted: Wanted): Plan {
   }
 
   return { site: s.site, exists, steps, problems };
+}
+
+/** The diff of appending `lines` to a file, as the append step does it (a newline first when its last line lacks one). */
+function appendDiff(file: PathFact, lines: string[]): string {
+  const before = file.kind === 'file' ? (file.content ?? '') : undefined;
+  const kept = before === undefined || before === '' || before.endsWith('\n') ? (before ?? '') : `${before}\n`;
+  return unifiedDiff(before, `${kept}${lines.map((line) => `${line}\n`).join('')}`, file.path);
 }
 
 /** A public key line's type and base64 blob: the same key with another comment is the same key. */
