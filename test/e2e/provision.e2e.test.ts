@@ -74,7 +74,7 @@ describe.skipIf(skipReason !== undefined)(`deploy provision${skipReason ? ` (ski
   beforeAll(async () => {
     refuseOtherEmperors();
     // Left by an earlier run that died: these names are this spec's.
-    for (const name of [NEW, BAD, ROOTED]) {
+    for (const name of [NEW, BAD, ROOTED, GIT]) {
       await removeUser(name);
       fs.rmSync(lab.vassalPath(name), { force: true });
     }
