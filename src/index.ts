@@ -16,4 +16,6 @@ export type { Result } from './core/result.ts';
 export { AbortError, CommandError, ConnectionError, DeployfileError, InterruptedError } from './core/errors.ts';
 export { parseDuration } from './core/duration.ts';
 export { ROLLBACK_REQUEST, type RollbackRequest } from './core/rollback-request.ts';
+/** Where a task run through the admin account (deploy provision) finds the site's own user: `c.site.vars[SITE_USER_VAR]`. */
+export { SITE_USER_VAR } from './config/admin.ts';
 export { DeployEvent, EVENT_VERSION } from './core/events.ts';

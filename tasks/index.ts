@@ -29,6 +29,8 @@ import { push, type PushOptions } from './push.ts';
 import { test, type TestOptions } from './test.ts';
 import { touchVassalIni, type TouchVassalIniOptions } from './touch-vassal-ini.ts';
 import { updateRequirements, type UpdateRequirementsOptions } from './update-requirements.ts';
+import { provision } from './provision/index.ts';
+import type { ProvisionOptions } from './provision/options.ts';
 
 export { collectstatic, DEFAULT_SITE_DIRS, type CollectstaticOptions } from './collectstatic.ts';
 export { fetch, fetchedFor, type Fetched } from './fetch.ts';
@@ -49,6 +51,7 @@ export { test, type TestOptions } from './test.ts';
 export { AppNotBackError, touchVassalIni, type TouchVassalIniOptions } from './touch-vassal-ini.ts';
 export { planReload, ReloadRefused, RELOAD_STRATEGIES, type ReloadPlan, type ReloadStrategy } from './reload/strategy.ts';
 export { updateRequirements, type UpdateRequirementsOptions } from './update-requirements.ts';
+export { provision, provisionCheck, defaultNginxTemplate, PROVISION_STATE, type ProvisionOptions, type ProvisionState, type ProvisionVars } from './provision/index.ts';
 export { explainReload, parseVassalIni, type ProbeOutcome, type ReloadExplanation, type VassalInfo, type VassalLoad, type VassalSocket } from './uwsgi.ts';
 
 /**
@@ -63,6 +66,7 @@ export interface DjangoTasksOptions
     Omit<ReleaseOptions, keyof InstallRequirementsOptions>,
     Omit<TouchVassalIniOptions, keyof InstallRequirementsOptions>,
     Omit<UpdateRequirementsOptions, 'file' | 'localDir'>,
+    Omit<ProvisionOptions, keyof InstallRequirementsOptions>,
     DeployOptions {}
 
 /** The tasks {@link djangoTasks} returns, by name. */
@@ -82,6 +86,7 @@ export type DjangoTasks = {
   releases: TaskDefinition;
   doctor: TaskDefinition;
   deploy: TaskDefinition;
+  provision: TaskDefinition;
 };
 
 /**
@@ -114,5 +119,7 @@ export function djangoTasks(options: DjangoTasksOptions = {}): DjangoTasks {
     releases: releases(options),
     doctor: doctor(options),
     deploy: deploy(options),
+    // What deploy provision runs through the admin account, configured by the same options.
+    provision: provision(options),
   };
 }

@@ -83,6 +83,25 @@ export type DjangoVars = {
   releasesDir?: string;
   repoCache?: string;
   repository?: string;
+  /** Only for deploy provision: see ProvisionOptions. */
+  origin?: string;
+  branch?: string;
+  authorizedKeys?: string[];
+  cloneAs?: 'site' | 'admin';
+  gitKnownHosts?: string[];
+  shell?: string;
+  python?: string;
+  virtualenvArgs?: string[];
+  vassalSkeleton?: string;
+  uwsgiGroup?: string;
+  socketDir?: string;
+  nginxFile?: string;
+  nginxEnabled?: string | false;
+  nginxTest?: string;
+  nginxReload?: string;
+  serverName?: string;
+  listen?: string;
+  checkUrl?: string;
 };
 
 /** A site's settings with every default applied. */

@@ -264,6 +264,36 @@ Examples:
     });
 
   program
+    .command('provision')
+    .description("set sites up on their servers through their admin accounts (user, keys, code, virtualenv, vassal, nginx), then deploy them; see docs/provision.md")
+    .requiredOption('-s, --site <names>', 'comma-separated sites, groups or globs to provision (required: never every site by default)')
+    .option('-x, --exclude <names>', 'sites, groups or globs to leave out')
+    .option('-y, --yes', 'apply the plans without asking (needed without a TTY; env DEPLOY_YES=1)')
+    .option('-p, --parallel <n>', 'sites provisioned at once (default 5)')
+    .option('--json', 'print events as JSON lines on stdout (one run:end per pass)')
+    .option('--timeout <duration>', 'per-command timeout, e.g. 10m')
+    .addHelpText(
+      'after',
+      `
+For each site: inspects the server through the site's admin account (the
+site's admin, or the deployfile's admins[host]: root, or a user with sudo,
+whose password is DEPLOY_SUDO_PASSWORD or asked on a TTY), prints what
+exists, what it will do and the diff of every file it writes, asks (--yes
+in CI; without either nothing changes), applies. Then, as the site user,
+the first deploy (the deployfile's deploy task) and a check that the site
+answers through nginx. A second run finds nothing to change and says so.
+
+Examples:
+  $ deploy provision -s shop
+  $ deploy provision -s shop,blog --yes
+${EXIT_CODES_HELP}`,
+    )
+    .action(async (options: Record<string, unknown>, command: Command) => {
+      const { provisionCommand } = await import('./provision.ts');
+      process.exitCode = await provisionCommand({ ...command.optsWithGlobals(), ...options });
+    });
+
+  program
     .command('demo')
     .description('deploy the example Django site to a throwaway local target (no server of yours needed)')
     .option('--keep', 'keep the temporary target after the demo')

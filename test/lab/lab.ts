@@ -942,11 +942,23 @@ export interface Nginx {
   configPath: string;
   errorLogPath: string;
   accessLogPath: string;
+  /** `nginx -t` and `nginx -s reload` for this instance (its own -p, -e and -c), as shell lines. */
+  testCommand: string;
+  reloadCommand: string;
   stop(): Promise<void>;
 }
 
+export interface NginxOptions {
+  /**
+   * A directory whose `*.conf` server blocks the http block includes (a
+   * conf.d), with `uwsgi_params` beside nginx.conf as a packaged nginx has
+   * it, for blocks written by `deploy provision`.
+   */
+  includeDir?: string;
+}
+
 /** One lab nginx at a time; starting again replaces it with the new site list. */
-export async function startNginx(sites: NginxSite[]): Promise<Nginx> {
+export async function startNginx(sites: NginxSite[], opts: NginxOptions = {}): Promise<Nginx> {
   await ensureLabDir();
   for (const rec of await records('nginx')) await stopRecord(rec, 'SIGTERM');
   const dir = p.nginx();
@@ -973,6 +985,11 @@ export async function startNginx(sites: NginxSite[]): Promise<Nginx> {
         '  }',
       ].join('\n'),
     );
+  }
+  if (opts.includeDir) {
+    await ensureDir(opts.includeDir, 0o755);
+    await fsp.copyFile('/etc/nginx/uwsgi_params', path.join(dir, 'uwsgi_params'));
+    servers.push(`  include ${path.join(opts.includeDir, '*.conf')};`);
   }
   const errorLogPath = path.join(dir, 'error.log');
   const accessLogPath = path.join(dir, 'access.log');
@@ -1003,7 +1020,8 @@ export async function startNginx(sites: NginxSite[]): Promise<Nginx> {
   const d = await spawnDaemon('nginx', 'main', NGINX, [...base, '-g', 'daemon off;'], path.join(dir, 'nginx.out'));
   for (const port of Object.values(ports)) await waitForPort(port, d, errorLogPath);
   const urls = Object.fromEntries(Object.entries(ports).map(([n, port]) => [n, `http://${LOOPBACK}:${port}/`]));
-  return { pid: d.pid, ports, urls, configPath, errorLogPath, accessLogPath, stop: () => stopRecord(d.rec) };
+  const command = [NGINX, ...base].join(' ');
+  return { pid: d.pid, ports, urls, configPath, errorLogPath, accessLogPath, testCommand: `${command} -t`, reloadCommand: `${command} -s reload`, stop: () => stopRecord(d.rec) };
 }
 
 // ---------------------------------------------------------------------------

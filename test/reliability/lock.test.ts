@@ -230,6 +230,14 @@ describe('runs with the lock, over SSH', () => {
     }
   });
 
+  it('a run of lock: false tasks only (deploy provision through an admin account) writes no history', async () => {
+    const before = (await history()).length;
+    const { outcome } = await runDeployfile(fx, { sites: one(), tasks: { provision: task({ lock: false, run: async (c) => { await c.run('true'); } }) } }, ['provision']);
+    expect(outcome.exitCode).toBe(0);
+    expect((await history()).length).toBe(before);
+    expect(existsSync(lockDir())).toBe(false);
+  });
+
   it('a dry run takes no lock and writes no history', async () => {
     const before = (await history()).length;
     const { DryRunTransport } = await import('../../src/transports/dry-run.ts');
