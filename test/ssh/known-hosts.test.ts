@@ -4,8 +4,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { utils } from 'ssh2';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
 import { generateKeyPair } from '../../demo/embedded-ssh/server.ts';
+import {
   appendKnownHost,
   checkHostKey,
   checkHostKeyByName,
