@@ -122,7 +122,9 @@ export class PlainView {
         for (const key of [...this.partial.keys()]) this.flush(key.slice(0, key.indexOf('\0')));
         const checks = renderChecks(this.checks, s);
         if (checks) this.options.out.write(`\n${checks}\n`);
-        const table = renderSummary(event.summary, s, this.options.out.isTTY ? (this.options.out as { columns?: number }).columns : undefined);
+        // Fit a terminal's width; off a TTY (CI logs, files) there is no width to fit, and a row
+        // on one line stays greppable: "shop  failed at deploy: git pull ...".
+        const table = renderSummary(event.summary, s, this.options.out.isTTY ? (this.options.out as { columns?: number }).columns : Infinity);
         if (table) this.options.out.write(`\n${table}\n`);
         const verdict = event.status === 'ok' ? s.green('done') : event.status === 'interrupted' ? s.yellow('interrupted') : s.red('failed');
         this.options.out.write(`${verdict} in ${formatDuration(event.durationMs)} (exit ${event.exitCode})\n`);

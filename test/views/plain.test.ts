@@ -94,3 +94,30 @@ describe('the plain view', () => {
     expect(lines()).toEqual(['Dry run: deploy on 1 site (deployfile.ts)', '[web1] $ cd app && git pull']);
   });
 });
+
+describe('the plain view summary off a terminal', () => {
+  function summaryOf(isTTY: boolean): string[] {
+    const { out, lines } = capture();
+    Object.assign(out, { isTTY, columns: 80 });
+    const bus = new EventBus('r');
+    bus.on(new PlainView({ out, color: false, showOutput: true }).handle);
+    const failedCommand = `git push --force-with-lease origin ${'feature/'.repeat(12)}main`;
+    const summary = [
+      { site: 'web1', target: 'deploy@web1:22', status: 'ok' as const, durationMs: 1200 },
+      { site: 'web2', target: 'deploy@web2:22', status: 'failed' as const, durationMs: 4100, failedTask: 'push', failedCommand },
+    ];
+    bus.emit({ type: 'run:end', status: 'failed', exitCode: 1, durationMs: 4200, summary });
+    return lines();
+  }
+
+  it('keeps a long result on its row in a log (greppable), and under its row on an 80-column terminal', () => {
+    const log = summaryOf(false);
+    expect(log.find((line) => line.includes('web2'))).toMatch(/^ {2}web2\s+failed at push: git push --force-with-lease origin (feature\/){12}main\s+4\.1s$/);
+    const tty = summaryOf(true);
+    const row = tty.findIndex((line) => line.includes('web2'));
+    expect(tty[row]).toMatch(/^ {2}web2\s+failed at push\s+4\.1s$/);
+    expect(tty[row + 1]).toMatch(/^\s+git push --force-with-lease/);
+    // The row itself fits; the detail under it may wrap without pushing the duration column.
+    expect(tty[row]!.length).toBeLessThan(80);
+  });
+});
