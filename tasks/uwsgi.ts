@@ -6,8 +6,8 @@
 
 /** A socket a vassal listens on, as its ini declares it. */
 export interface VassalSocket {
-  /** `uwsgi` for `socket =`/`uwsgi-socket =`, `http` for `http-socket =`. */
-  protocol: 'uwsgi' | 'http';
+  /** `uwsgi` for `socket =`/`uwsgi-socket =`, `http` for `http-socket =`, `fastcgi` for `fastcgi-socket =`. */
+  protocol: 'uwsgi' | 'http' | 'fastcgi';
   /** A unix socket path, or `host:port` (`:port` meaning every interface). */
   address: string;
 }
@@ -50,7 +50,7 @@ export interface VassalInfo {
   processes?: number;
 }
 
-const SOCKET_KEYS: Record<string, VassalSocket['protocol']> = { socket: 'uwsgi', 'uwsgi-socket': 'uwsgi', 'http-socket': 'http' };
+const SOCKET_KEYS: Record<string, VassalSocket['protocol']> = { socket: 'uwsgi', 'uwsgi-socket': 'uwsgi', 'http-socket': 'http', 'fastcgi-socket': 'fastcgi' };
 const LOG_KEYS = new Set(['logto', 'logto2', 'daemonize', 'daemonize2']);
 const HOME_KEYS = new Set(['home', 'virtualenv', 'venv', 'pyhome']);
 const PYTHONPATH_KEYS = new Set(['pythonpath', 'python-path', 'pp']);
@@ -417,9 +417,60 @@ def read_response(s):
         return int(parts[1]), first, ctype, body
     return None, first or 'connection closed without a response', ctype, body
 
+# FastCGI (what nginx's fastcgi_pass and mod_fcgid speak): one GET as a
+# responder request, then the CGI-style answer of its STDOUT records
+# ("Status: 404 Not Found", headers, a blank line, the body).
+def fcgi_record(kind, content):
+    return struct.pack('>BBHHBB', 1, kind, 1, len(content), 0, 0) + content
+
+def fcgi_pairs(env):
+    out = b''
+    for k, v in env.items():
+        k, v = k.encode(), v.encode()
+        for n in (len(k), len(v)):
+            out += struct.pack('>B', n) if n < 128 else struct.pack('>I', n | 0x80000000)
+        out += k + v
+    return out
+
+def fcgi_get(s, env):
+    s.sendall(fcgi_record(1, struct.pack('>HB5x', 1, 0)) + fcgi_record(4, fcgi_pairs(env)) + fcgi_record(4, b'') + fcgi_record(5, b''))
+    data, out = b'', b''
+    while True:
+        while len(data) >= 8:
+            _, kind, _, clen, plen, _ = struct.unpack('>BBHHBB', data[:8])
+            if len(data) < 8 + clen + plen:
+                break
+            content, data = data[8:8 + clen], data[8 + clen + plen:]
+            if kind == 6:
+                out += content
+            elif kind == 3:
+                return fcgi_response(out)
+        chunk = s.recv(4096)
+        if not chunk or len(out) > 65536:
+            return fcgi_response(out) if out else (None, 'connection closed without a FastCGI response', '', b'')
+        data += chunk
+
+def fcgi_response(out):
+    ends = [(out.find(sep), sep) for sep in (b'\r\n\r\n', b'\n\n') if out.find(sep) >= 0]
+    at, sep = min(ends) if ends else (len(out), b'')
+    head, body = out[:at], out[at + len(sep):]
+    status, first, ctype = 200, 'FastCGI 200 (no Status header)', ''
+    for line in head.decode('latin-1').replace('\r', '').split('\n'):
+        name, _, value = line.partition(':')
+        if name.strip().lower() == 'status' and value.strip()[:3].isdigit():
+            status, first = int(value.strip()[:3]), 'FastCGI Status: %s' % value.strip()
+        elif name.strip().lower() == 'content-type':
+            ctype = value.strip()
+    return status, first, ctype, body
+
 def probe_socket(proto, addr, timeout, path, host):
     s = connect(addr, timeout)
     try:
+        if proto == 'fastcgi':
+            return fcgi_get(s, {'REQUEST_METHOD': 'GET', 'REQUEST_URI': path, 'SCRIPT_NAME': '', 'PATH_INFO': path,
+                                'QUERY_STRING': '', 'SERVER_NAME': host, 'SERVER_PORT': '80',
+                                'SERVER_PROTOCOL': 'HTTP/1.0', 'HTTP_HOST': host, 'REMOTE_ADDR': '127.0.0.1',
+                                'GATEWAY_INTERFACE': 'CGI/1.1'})
         if proto == 'http':
             s.sendall(('GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' % (path, host)).encode())
         else:

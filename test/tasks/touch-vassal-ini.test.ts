@@ -38,6 +38,10 @@ describe('parseVassalIni', () => {
     expect(parseVassalIni(text, INI)).toEqual({ socket: { protocol: 'http', address: '127.0.0.1:8001' }, log: '/var/log/a.log' });
   });
 
+  it('reads a fastcgi-socket (what nginx fastcgi_pass and mod_fcgid speak), probed over FastCGI', () => {
+    expect(parseVassalIni('[uwsgi]\nfastcgi-socket = /run/uwsgi/%n.sock\n', INI)).toEqual({ socket: { protocol: 'fastcgi', address: '/run/uwsgi/alleged.sock' } });
+  });
+
   it("reads how the blog post's skeleton loads the app: chdir, home, env, module:callable", () => {
     const skel = [
       '[uwsgi]',
