@@ -7,7 +7,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { PROBE_SCRIPT, type ProbeOutcome } from '../../tasks/uwsgi.ts';
+import type { ProbeOutcome } from '../../tasks/uwsgi.ts';
+import { runProbe } from '../helpers/probe.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp-dirs.ts';
 
 const UWSGI = '/usr/bin/uwsgi';
@@ -41,22 +42,7 @@ async function fastcgiVassal(app: string): Promise<string> {
 }
 
 function waitVerdict(sock: string): Promise<ProbeOutcome> {
-  const argv = ['-', 'wait', '--ini', '/nonexistent.ini', '--socket', sock, '--protocol', 'fastcgi', '--timeout', '20', '--interval', '0.2', '--grace', '0', '--settle', '30', '--path', '/revision'];
-  return new Promise((resolve, reject) => {
-    const child = spawn('python3', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('exit', () => {
-      try {
-        resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '') as ProbeOutcome);
-      } catch {
-        reject(new Error(`probe printed no verdict: ${out}\n${err}`));
-      }
-    });
-    child.stdin.end(PROBE_SCRIPT);
-  });
+  return runProbe<ProbeOutcome>('wait', { ini: '/nonexistent.ini', socket: sock, protocol: 'fastcgi', timeout: 20, interval: 0.2, grace: 0, settle: 30, path: '/revision' });
 }
 
 describe.skipIf(missing !== undefined)(`the reload probe over FastCGI${missing ? ` (skipped: ${missing})` : ''}`, () => {

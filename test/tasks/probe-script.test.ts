@@ -4,7 +4,8 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PROBE_SCRIPT, type ProbeOutcome, type ProbeSnapshot, type VassalLoad } from '../../tasks/uwsgi.ts';
+import { type ProbeOutcome, type ProbeSnapshot, type VassalLoad } from '../../tasks/uwsgi.ts';
+import { runProbe } from '../helpers/probe.ts';
 
 // The script touchVassalIni sends to the server, run here for real by python3
 // against stand-in vassals: a "uwsgi" master (argv[0] says so, as a tyrant
@@ -101,31 +102,12 @@ async function stop(child: ChildProcess): Promise<void> {
   await gone;
 }
 
-function probe<T>(mode: 'snapshot' | 'wait', args: Record<string, string | number | undefined>): Promise<T> {
-  const argv = ['-', mode, ...Object.entries(args).flatMap(([k, v]) => (v === undefined ? [] : [`--${k}`, String(v)]))];
-  return new Promise((resolve, reject) => {
-    const child = spawn('python3', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('exit', (code) => {
-      try {
-        resolve(JSON.parse(out.trim().split('\n').pop() as string) as T);
-      } catch {
-        reject(new Error(`probe ${mode} exited ${code}: ${err || out}`));
-      }
-    });
-    child.stdin.end(PROBE_SCRIPT);
-  });
-}
-
 /** What touchVassalIni does: snapshot, touch the ini, then wait. `reload` plays the emperor. */
 async function reloadAndWait(args: Record<string, string | number | undefined>, reload?: () => void): Promise<ProbeOutcome> {
-  const snap = await probe<ProbeSnapshot>('snapshot', { ini, log: args.log });
+  const snap = await runProbe<ProbeSnapshot>('snapshot', { ini, log: args.log });
   const now = new Date();
   utimesSync(ini, now, now);
-  const waiting = probe<ProbeOutcome>('wait', { ini, procs: snap.procs, 'log-offset': snap.logSize ?? 0, interval: 0.1, timeout: 10, ...args });
+  const waiting = runProbe<ProbeOutcome>('wait', { ini, procs: snap.procs, 'log-offset': snap.logSize ?? 0, interval: 0.1, timeout: 10, ...args });
   if (reload) await later(300, reload);
   return waiting;
 }
@@ -163,7 +145,7 @@ afterEach(async () => {
 describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', () => {
   it("snapshot records the log size, the vassal's master and workers, and the ini's owner", async () => {
     const vassal = await startVassal();
-    const snap = await probe<ProbeSnapshot>('snapshot', { ini, log });
+    const snap = await runProbe<ProbeSnapshot>('snapshot', { ini, log });
     expect(snap.logSize).toBe(readFileSync(log).length);
     expect(snap.logError).toBeNull();
     const procs = snap.procs.split(',').map((p) => p.split(':').map(Number));
@@ -175,14 +157,14 @@ describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', (
 
   it('snapshot leaves out uWSGI processes of other vassals, and itself (its arguments name the ini)', async () => {
     await startVassal(['--ini', 'other.ini']);
-    const snap = await probe<ProbeSnapshot>('snapshot', { ini });
+    const snap = await runProbe<ProbeSnapshot>('snapshot', { ini });
     expect(snap.procs).toBe('');
   });
 
   it("snapshot returns only once the clock's second is past the ini's mtime, so the touch that follows is seen", async () => {
     const now = Date.now() / 1000;
     utimesSync(ini, now, now);
-    const snap = await probe<ProbeSnapshot>('snapshot', { ini });
+    const snap = await runProbe<ProbeSnapshot>('snapshot', { ini });
     expect(Math.floor(snap.now)).toBeGreaterThan(Math.floor(snap.mtime));
   });
 
