@@ -137,13 +137,7 @@ export function serveSftp(sftp: SFTPWrapper, home: string, log?: (line: string) 
 
   sftp.on('SETSTAT', (reqid: number, p: string, attrs: Partial<Attributes>) =>
     respond(reqid, async () => {
-      const target = resolve(p);
-      await applyAttrs(attrs, {
-        truncate: (size) => fsp.truncate(target, size),
-        chmod: (mode) => fsp.chmod(target, mode),
-        utimes: (a, m) => fsp.utimes(target, a, m),
-        chown: (uid, gid) => fsp.chown(target, uid, gid),
-      });
+      await applyAttrs(attrs, pathOps(resolve(p)));
       ok(reqid);
     }),
   );
@@ -159,13 +153,7 @@ export function serveSftp(sftp: SFTPWrapper, home: string, log?: (line: string) 
           chown: (uid, gid) => fh.chown(uid, gid),
         });
       } else {
-        const target = entry.path;
-        await applyAttrs(attrs, {
-          truncate: (size) => fsp.truncate(target, size),
-          chmod: (mode) => fsp.chmod(target, mode),
-          utimes: (a, m) => fsp.utimes(target, a, m),
-          chown: (uid, gid) => fsp.chown(target, uid, gid),
-        });
+        await applyAttrs(attrs, pathOps(entry.path));
       }
       ok(reqid);
     }),
@@ -340,6 +328,16 @@ interface AttrOps {
   chmod(mode: number): Promise<void>;
   utimes(atime: number, mtime: number): Promise<void>;
   chown(uid: number, gid: number): Promise<void>;
+}
+
+/** SETSTAT's operations on a path (FSETSTAT on an open directory does the same). */
+function pathOps(target: string): AttrOps {
+  return {
+    truncate: (size) => fsp.truncate(target, size),
+    chmod: (mode) => fsp.chmod(target, mode),
+    utimes: (a, m) => fsp.utimes(target, a, m),
+    chown: (uid, gid) => fsp.chown(target, uid, gid),
+  };
 }
 
 /** Applies only the attributes the client sent, in sftp-server's order. */
