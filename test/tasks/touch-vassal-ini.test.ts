@@ -295,6 +295,57 @@ describe('touchVassalIni', () => {
     expect(error.message).toBe(`alleged: could not tell whether the app came back after touching ${INI}\nthe check failed: Traceback (most recent call last):\n  KeyError: timeout`);
   });
 
+  describe('an app server of vars.app (gunicorn under supervisor)', () => {
+    const APP = { program: 'gunicorn', socket: '/home/alleged/gunicorn.sock', module: 'alleged.wsgi:application' };
+    const APP_SNAPSHOT = JSON.stringify({ ...JSON.parse(SNAPSHOT), logSize: null, ini: null, mtime: null });
+    const appContext = (vars: Record<string, unknown>) => {
+      const c = scriptedContext({ site: { vars } });
+      c.script('python3 - snapshot', { stdout: `${APP_SNAPSHOT}\n` });
+      return c;
+    };
+
+    it('reads no vassal ini: restarts the program, and tells the new instance by its processes, asking its socket', async () => {
+      const c = appContext({ reload: { supervisor: 'alleged' }, app: APP });
+      c.script('python3 - wait', { stdout: `${waitOutcome({ evidence: 'new gunicorn processes (pids 20,21,22)' })}\n` });
+      await touchVassalIni().run(c);
+      const load = JSON.stringify({ chdir: '/home/alleged/Sites/alleged', home: '/home/alleged/virtualenvs/alleged', env: [], pythonpath: [], module: 'alleged.wsgi', callable: 'application' });
+      expect(c.recorder.lines).toEqual([
+        'python3 - snapshot --program gunicorn',
+        'supervisorctl restart alleged',
+        `python3 - wait --program gunicorn --log-offset 0 --procs 10:500:1,11:600:10 --start 1700000001.1 --socket /home/alleged/gunicorn.sock --protocol http --load '${load}' --timeout 30 --interval 0.5 --grace 5`,
+      ]);
+      expect(c.recorder.logs).toEqual(['alleged is back after 1.2s: new gunicorn processes (pids 20,21,22); HTTP/1.0 200 OK']);
+    });
+
+    it("a restart the supervisor reports failed still gets the explanation: the cause first, the supervisor's words last", async () => {
+      const c = appContext({ reload: { supervisor: 'alleged' }, app: APP });
+      c.script('supervisorctl restart alleged', { exitCode: 7, stdout: 'alleged: stopped\nalleged: ERROR (spawn error)\n' });
+      const repro = { ok: false, stage: 'import', type: 'ModuleNotFoundError', message: "No module named 'missing'", frames: [{ file: '/home/alleged/Sites/alleged/alleged/wsgi.py', line: 3, name: '<module>', code: 'import missing' }], command: 'cd ...' };
+      c.script('python3 - wait', {
+        stdout: waitOutcome({ ok: false, kind: 'dead', reason: 'the app server is not running: no gunicorn process of uid 1001 and /home/alleged/gunicorn.sock refuses connections', probe: 'FileNotFoundError: [Errno 2] No such file or directory', evidence: null, seconds: 7.1, ini: null, repro: repro as ProbeOutcome['repro'] }),
+      });
+      const error = (await errorOf(touchVassalIni().run(c))) as AppNotBackError;
+      const lines = error.message.split('\n');
+      expect(lines[0]).toBe("alleged: the new code does not load: ModuleNotFoundError: No module named 'missing'");
+      expect(lines[1]).toBe('the app server is not running: no gunicorn process of uid 1001 and /home/alleged/gunicorn.sock refuses connections (7.1s after the restart).');
+      expect(lines).toContain('  File "/home/alleged/Sites/alleged/alleged/wsgi.py", line 3, in <module>');
+      expect(lines.at(-1)).toBe('supervisorctl restart alleged said: alleged: stopped; alleged: ERROR (spawn error)');
+      expect(error.kind).toBe('dead');
+    });
+
+    it('refuses, before anything runs, a vassal reload for an app server and a service reload with no app to check', async () => {
+      const touch = scriptedContext({ site: { vars: { app: APP } } });
+      const refused = await errorOf(touchVassalIni().run(touch));
+      expect(refused).toBeInstanceOf(AbortError);
+      expect(refused.message).toContain("alleged: reload 'touch' acts on a uWSGI vassal ini, but vars.app says this site's app server is gunicorn");
+      expect(touch.recorder.lines).toEqual([]);
+      const bare = scriptedContext({ site: { vars: { reload: { runit: '/etc/service/alleged' } } } });
+      const unknown = await errorOf(touchVassalIni().run(bare));
+      expect(unknown.message).toContain('describe it in the site\'s vars.app (program, and socket, module)');
+      expect(bare.recorder.lines).toEqual([]);
+    });
+  });
+
   it('only touches under --dry-run or with verify: false', async () => {
     const dry = scriptedContext({ dryRun: true });
     await touchVassalIni().run(dry);
