@@ -107,4 +107,13 @@ describe('doctor', () => {
     await doctor().run(c);
     expect(c.recorder.checks).toEqual([]);
   });
+
+  it("a site whose app server is not a uWSGI vassal (vars.app) is not judged by the vassal's checks: it says so, reads nothing, and does not fail", async () => {
+    const c = scriptedContext({ site: { name: 'shop', user: 'shop', vars: { app: { program: 'gunicorn' } } } });
+    await doctor().run(c);
+    expect(c.recorder.lines).toEqual([]);
+    expect(c.recorder.checks).toEqual([
+      expect.objectContaining({ name: 'app server', status: 'warn', detail: "gunicorn (vars.app) is not a uWSGI vassal: doctor's checks are written for the emperor's stack and were not run" }),
+    ]);
+  });
 });
