@@ -1,0 +1,139 @@
+// The FastCGI + daemontools stack (test/lab/daemontools.ts): nginx's
+// fastcgi_pass to uWSGI's --fastcgi-socket, started by a daemontools `run`
+// script as the site user, restarted by the site user with `svc -t`.
+//
+// Run as root on Debian 12 (packages: .ci/install-lab-packages), with a lab
+// of its own:
+//   DEPLOYFILE_LAB_DIR=/var/tmp/deployfile-lab-dmt DEPLOYFILE_VASSAL_DIR=/etc/uwsgi/dmt.d \
+//     npx vitest run --config vitest.e2e.config.ts test/e2e/stack-daemontools.e2e.test.ts
+// Elsewhere it is skipped, saying why.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as dt from '../lab/daemontools.ts';
+import * as lab from '../lab/lab.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const EXAMPLE = path.join(ROOT, 'examples', 'django-site');
+const SITE = 'dtone';
+const ORIGIN = 'e2e-daemontools';
+
+const skipReason =
+  lab.labUnavailableReason() ??
+  (!fs.existsSync(dt.SVSCAN) ? `${dt.SVSCAN} is missing (run .ci/install-lab-packages)` : undefined) ??
+  (fs.existsSync(path.join(EXAMPLE, 'manage.py')) ? undefined : `${EXAMPLE} is missing`);
+
+describe.skipIf(skipReason !== undefined)(`a Django site over FastCGI, supervised by daemontools${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  let key: lab.OperatorKey;
+  let origin: lab.OriginRepo;
+  let site: lab.DjangoSite;
+  let svscan: dt.Svscan | undefined;
+  let nginx: lab.Nginx | undefined;
+  const timings: string[] = [];
+
+  beforeAll(async () => {
+    key = await lab.createOperatorKey();
+    origin = await lab.createOriginRepo(ORIGIN, EXAMPLE);
+    await lab.createSiteUser(SITE, { authorizedKeys: [key.publicKey] });
+    site = await lab.setupDjangoSite(SITE, { origin, settingsPackage: 'example_site' });
+    // daemontools runs this site, not an emperor: no vassal left for one to find.
+    fs.rmSync(site.vassalPath, { force: true });
+    svscan = await dt.startSvscan([{ site, settingsPackage: 'example_site' }]);
+    nginx = await lab.startNginx([{ name: SITE, socket: svscan.sites[SITE]!.socket, protocol: 'fastcgi' }]);
+    await lab.waitForHttp(url('revision'), (body, status) => status === 200 && body === origin.initialRevision, 60_000);
+  }, 240_000);
+
+  afterAll(async () => {
+    await nginx?.stop();
+    await svscan?.stop();
+    if (timings.length) console.log(`daemontools + FastCGI timings:\n  ${timings.join('\n  ')}`);
+  });
+
+  const url = (p = ''): string => `${nginx!.urls[SITE]}${p}`;
+  const serviceDir = (): string => svscan!.serviceDir(SITE);
+
+  /** `svc -t` as the site user, through the control FIFO it owns. */
+  const restart = () => lab.runAs(SITE, dt.SVC, ['-t', serviceDir()]);
+
+  /** Edits a file of the site's checkout as the site user, as someone fixing things on the server would. */
+  async function editCheckout(file: string, change: (text: string) => string): Promise<void> {
+    const full = path.join(site.siteDir, file);
+    const after = change(fs.readFileSync(full, 'utf8'));
+    await lab.runAs(SITE, 'tee', [full], { input: after });
+  }
+
+  async function status(p: string): Promise<{ status: number; body: string } | string> {
+    try {
+      const res = await fetch(url(p), { signal: AbortSignal.timeout(5_000), headers: { connection: 'close' } });
+      return { status: res.status, body: await res.text() };
+    } catch (e) {
+      return String((e as Error).cause ?? e);
+    }
+  }
+
+  /**
+   * Polls every 20 ms from `since` until the predicate holds: the
+   * milliseconds it took and what nginx answered meanwhile (status or error, counted).
+   */
+  async function until(since: number, p: string, pred: (r: { status: number; body: string }) => boolean, timeoutMs = 30_000): Promise<{ ms: number; seen: string }> {
+    let last: unknown;
+    const seen = new Map<string, number>();
+    while (Date.now() - since < timeoutMs) {
+      const r = await status(p);
+      if (typeof r !== 'string' && pred(r)) return { ms: Date.now() - since, seen: [...seen].map(([k, n]) => `${k} x${n}`).join(', ') || 'nothing else' };
+      const k = typeof r === 'string' ? r.replace(/^Error: /, '').slice(0, 60) : `${r.status}${r.status === 200 ? ' (old code)' : ''}`;
+      seen.set(k, (seen.get(k) ?? 0) + 1);
+      last = r;
+      await sleep(20);
+    }
+    throw new Error(`${url(p)}: not as expected ${timeoutMs} ms after the restart; last: ${JSON.stringify(last)}`);
+  }
+
+  it('serves the site through nginx fastcgi_pass, from uWSGI processes of the site user, and logs to a file the site user reads', async () => {
+    const r = await status('revision');
+    expect(r).toEqual({ status: 200, body: origin.initialRevision });
+    const uid = site.user.uid;
+    const pids = dt.appPids(site.user);
+    expect(pids.length).toBe(3); // master + 2 workers
+    for (const pid of pids) expect(fs.statSync(`/proc/${pid}`).uid).toBe(uid);
+    const { stdout } = await lab.runAs(SITE, 'cat', [path.join(svscan!.logDir(SITE), 'current')]);
+    expect(stdout).toContain('uwsgi socket 0 bound to TCP address');
+    const { stdout: stat } = await lab.runAs(SITE, 'svstat', [serviceDir()]);
+    expect(stat).toMatch(/: up \(pid \d+\) \d+ seconds/);
+  });
+
+  it('svc -t as the site user brings new uWSGI processes, which serve the edited checkout', async () => {
+    const before = dt.appPids(site.user);
+    await editCheckout('pages/views.py', (py) => py.replace('return HttpResponse(_revision(),', "return HttpResponse(_revision() + ' edited',"));
+    expect((await status('revision')) as { body: string }).toMatchObject({ body: origin.initialRevision });
+    const t0 = Date.now();
+    await restart();
+    const { ms, seen } = await until(t0, 'revision', (r) => r.status === 200 && r.body === `${origin.initialRevision} edited`);
+    timings.push(`svc -t to the first 200 with the new code: ${ms} ms; nginx answered meanwhile: ${seen}`);
+    const after = dt.appPids(site.user);
+    expect(after.length).toBe(3);
+    expect(after.filter((p) => before.includes(p))).toEqual([]);
+  });
+
+  it('a checkout that does not import is seen: nginx answers 500 and the log says why; restoring it and svc -t serves again', async () => {
+    await editCheckout('example_site/wsgi.py', (py) => `import missing_module_dmt\n${py}`);
+    const t0 = Date.now();
+    await restart();
+    const broken = await until(t0, 'revision', (r) => r.status === 500);
+    timings.push(`svc -t of a broken checkout to the first 500: ${broken.ms} ms; before it: ${broken.seen}`);
+    // Still up: supervise restarts nothing, uWSGI runs without an app.
+    const { stdout: stat } = await lab.runAs(SITE, 'svstat', [serviceDir()]);
+    expect(stat).toMatch(/: up \(pid \d+\)/);
+    const { stdout: log } = await lab.runAs(SITE, 'cat', [path.join(svscan!.logDir(SITE), 'current')]);
+    expect(log).toContain("ModuleNotFoundError: No module named 'missing_module_dmt'");
+    expect(log).toContain('no python application found');
+
+    await lab.runAs(SITE, 'git', ['-C', site.siteDir, 'checkout', '--', 'example_site/wsgi.py']);
+    const t1 = Date.now();
+    await restart();
+    const fixed = await until(t1, 'revision', (r) => r.status === 200);
+    timings.push(`svc -t after a fix to the first 200: ${fixed.ms} ms; nginx answered meanwhile: ${fixed.seen}`);
+  });
+});

@@ -1,0 +1,282 @@
+/**
+ * A Django site served over FastCGI by uWSGI, supervised by daemontools, as
+ * in "Deploying a Django Site using FastCGI" (Florenzano): svscan watches a
+ * service directory, each site has a `run` script that execs the FastCGI
+ * server as the site user, and nginx talks to it with fastcgi_pass. flup and
+ * `manage.py runfcgi` are gone, so the FastCGI server is uWSGI's
+ * `--fastcgi-socket`; like the article's `host=127.0.0.1 port=8080` it
+ * listens on loopback TCP, which also spares a socket directory the site
+ * user and nginx must share.
+ *
+ * svscan runs on a scan directory under labDir(), not /etc/service, so
+ * nothing else on the machine is supervised or disturbed.
+ *
+ * What the stack does (measured here, Debian 12: daemontools 0.76, uWSGI 2.0.21):
+ * - Logs: the run script's stdout/stderr are supervise's, i.e. svscan's
+ *   (under svscanboot that is readproctitle: the last bytes show in `ps`
+ *   and nowhere else). So each service has a `log/run` with multilog, which
+ *   svscan pipes the run script's output into; multilog runs as the site
+ *   user and writes logDir(site)/current (tai64n stamps), which the site
+ *   user can read. The run script does `exec 2>&1`: uWSGI logs to stderr.
+ * - `svc -t`: supervise sends SIGTERM to the run script's process (uWSGI's
+ *   master, the run script exec'd it). Without --die-on-term uWSGI 2.0 takes
+ *   TERM as a "brutal reload": it re-execs itself in place, same pid, with
+ *   its old argv (an edited run script is not read) and the listening
+ *   socket inherited; supervise sees nothing, svstat's uptime goes on, and
+ *   even `svc -d` (TERM, CONT) leaves it up; only `svc -k` or `svc -i` end it. With
+ *   --die-on-term the master kills its workers and exits; supervise starts
+ *   `run` again at once (it only waits 1 s if the previous start was less
+ *   than 1 s ago). The listening socket is closed in between: nginx gets
+ *   connection refused, answers 502, until the new master binds it.
+ * - An app that does not import: uWSGI (without --need-app) keeps running
+ *   with no app; over FastCGI it answers every request with 500 and logs
+ *   "--- no python application found, check your startup logs for errors ---".
+ *   supervise sees a healthy process, so nothing restarts it; nginx passes
+ *   the 500 on. With --need-app uWSGI exits instead, and supervise starts
+ *   it again about once a second (svstat: "up (pid N) 1 seconds", a new pid
+ *   each time; the log repeats the ImportError); nginx answers 502 when
+ *   nothing listens.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as lab from './lab.ts';
+
+export const SVSCAN = '/usr/bin/svscan';
+export const SVC = '/usr/bin/svc';
+
+export interface ServiceSiteOptions {
+  site: lab.DjangoSite;
+  /** Python package holding wsgi.py, e.g. "example_site". */
+  settingsPackage: string;
+  /** Loopback port of the FastCGI socket; a free one when omitted. */
+  port?: number;
+  processes?: number;
+}
+
+export interface ServiceSite {
+  name: string;
+  /** host:port, what nginx's fastcgi_pass and deployfile's app.socket name. */
+  socket: string;
+  /** The service directory svscan supervises (what `svc -t` is given). */
+  dir: string;
+  /** multilog's directory: `current` holds the app's log. */
+  logDir: string;
+}
+
+export interface Svscan {
+  pid: number;
+  scanDir: string;
+  sites: Record<string, ServiceSite>;
+  serviceDir(site: string): string;
+  logDir(site: string): string;
+  /** Ends svscan, every supervise, multilog and the apps' uWSGI processes. */
+  stop(): Promise<void>;
+}
+
+export function scanDir(): string {
+  return path.join(lab.labDir(), 'service');
+}
+
+function logDirOf(site: string): string {
+  return path.join(lab.labDir(), 'log', 'daemontools', site);
+}
+
+/** The run script as an operator writes it: the site user's uWSGI in the foreground, speaking FastCGI. */
+export function runScript(o: { user: lab.UnixUser; siteDir: string; venvDir: string; module: string; socket: string; processes: number }): string {
+  return [
+    '#!/bin/sh',
+    '# Written by deployfile test/lab/daemontools.ts: supervise runs this as root.',
+    '# uWSGI logs to stderr; log/run (multilog) reads stdout.',
+    'exec 2>&1',
+    // setuidgid changes the ids only; HOME and LANG are svscan's unless set.
+    // --die-on-term: otherwise `svc -t` is a reload in place supervise never sees.
+    `exec setuidgid ${o.user.name} env HOME=${o.user.home} LANG=C.UTF-8 /usr/bin/uwsgi --plugin python3 \\`,
+    `  --fastcgi-socket ${o.socket} --chdir ${o.siteDir} --virtualenv ${o.venvDir} \\`,
+    `  --module ${o.module} --master --processes ${o.processes} --die-on-term`,
+    '',
+  ].join('\n');
+}
+
+function logRunScript(user: string, dir: string): string {
+  return ['#!/bin/sh', '# The site user owns its log, so a deploy run as that user can read it.', `exec setuidgid ${user} multilog t s1000000 n5 ${dir}`, ''].join('\n');
+}
+
+async function writeExecutable(file: string, text: string): Promise<void> {
+  await fsp.writeFile(file, text, { mode: 0o755 });
+  await fsp.chmod(file, 0o755);
+}
+
+/**
+ * Lets the site user run `svc` and `svstat` on its own service, by making
+ * supervise's control and ok FIFOs its own (supervise keeps FIFOs that exist
+ * and makes missing ones root's, mode 600). Chosen over a sudoers rule
+ * (`<site> ALL=(root) NOPASSWD: /usr/bin/svc -t <dir>`): the site user can
+ * already kill its own uWSGI, so the FIFO grants it nothing over other
+ * services or root, and `svc -t <dir>` then works as written, with no sudo
+ * and no rule that breaks when the path is written with a trailing slash.
+ */
+async function delegateControl(dir: string, user: lab.UnixUser): Promise<void> {
+  const supervise = path.join(dir, 'supervise');
+  await fsp.mkdir(supervise, { recursive: true });
+  // 711: the site user reaches the FIFOs and status by name and lists nothing.
+  await fsp.chmod(supervise, 0o711);
+  for (const fifo of ['control', 'ok']) {
+    const f = path.join(supervise, fifo);
+    await fsp.rm(f, { force: true });
+    await lab.run('mkfifo', ['-m', '600', f]);
+    await fsp.chown(f, user.uid, user.gid);
+  }
+}
+
+/** The site user's uWSGI processes (master and workers), by /proc. */
+export function appPids(user: lab.UnixUser): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const status = fs.readFileSync(`/proc/${d}/status`, 'utf8');
+      const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
+      const name = /^Name:\s+(\S+)/m.exec(status)?.[1];
+      const state = /^State:\s+(\S)/m.exec(status)?.[1];
+      if (uid === user.uid && name === 'uwsgi' && state !== 'Z') out.push(Number(d));
+    } catch {
+      // Gone.
+    }
+  }
+  return out;
+}
+
+async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (cond()) return true;
+    await sleep(50);
+  }
+  return cond();
+}
+
+/**
+ * Starts svscan on scanDir() with one service per site (replacing the
+ * directory of an earlier run). Resolves once every site's uWSGI answers on
+ * its socket's port (not necessarily with a loaded app).
+ */
+export async function startSvscan(sites: ServiceSiteOptions[]): Promise<Svscan> {
+  const scan = scanDir();
+  await fsp.rm(scan, { recursive: true, force: true });
+  await fsp.mkdir(scan, { recursive: true, mode: 0o755 });
+  const out: Record<string, ServiceSite> = {};
+  for (const s of sites) {
+    const { name, user } = s.site;
+    const dir = path.join(scan, name);
+    const logDir = logDirOf(name);
+    const socket = `${lab.LOOPBACK}:${s.port ?? (await lab.freePort())}`;
+    await fsp.mkdir(path.join(dir, 'log'), { recursive: true, mode: 0o755 });
+    await fsp.mkdir(logDir, { recursive: true, mode: 0o755 });
+    await fsp.chown(logDir, user.uid, user.gid);
+    await writeExecutable(
+      path.join(dir, 'run'),
+      runScript({ user, siteDir: s.site.siteDir, venvDir: s.site.venvDir, module: `${s.settingsPackage}.wsgi:application`, socket, processes: s.processes ?? 2 }),
+    );
+    await writeExecutable(path.join(dir, 'log', 'run'), logRunScript(name, logDir));
+    await delegateControl(dir, user);
+    out[name] = { name, socket, dir, logDir };
+  }
+
+  const stderr = path.join(lab.labDir(), 'log', 'svscan.log');
+  const fd = fs.openSync(stderr, 'a');
+  // As svscanboot does: a bare environment, so the apps do not inherit root's.
+  const child = spawn(SVSCAN, [scan], { cwd: scan, detached: true, stdio: ['ignore', fd, fd], env: { PATH: '/usr/local/bin:/usr/bin:/bin' } });
+  fs.closeSync(fd);
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', reject);
+  });
+  child.unref();
+  const pid = child.pid!;
+  await fsp.writeFile(path.join(lab.labDir(), 'svscan.pid'), String(pid));
+
+  const svscan: Svscan = {
+    pid,
+    scanDir: scan,
+    sites: out,
+    serviceDir: (site) => out[site]!.dir,
+    logDir: (site) => out[site]!.logDir,
+    stop: () => stopSvscan(pid, Object.values(out), sites.map((s) => s.site.user)),
+  };
+  try {
+    for (const s of Object.values(out)) await waitForTcp(s.socket, 30_000);
+  } catch (e) {
+    await svscan.stop();
+    throw e;
+  }
+  return svscan;
+}
+
+async function waitForTcp(socket: string, timeoutMs: number): Promise<void> {
+  const [host, port] = socket.split(':');
+  const net = await import('node:net');
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = net.connect({ host, port: Number(port) });
+      c.once('connect', () => (c.destroy(), resolve(true)));
+      c.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listening on ${socket} after ${timeoutMs} ms`);
+}
+
+/**
+ * svscan first (it would start a supervise again), then `svc -dx` on each
+ * service and its log: supervise TERMs uWSGI (which exits, --die-on-term)
+ * and exits itself; multilog ends when its pipe closes.
+ */
+async function stopSvscan(pid: number, services: ServiceSite[], users: lab.UnixUser[]): Promise<void> {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    // Already gone.
+  }
+  await waitFor(() => !lab.isAlive(pid), 5_000);
+  for (const s of services) {
+    await lab.run(SVC, ['-dx', s.dir]).catch(() => undefined);
+    await lab.run(SVC, ['-dx', path.join(s.dir, 'log')]).catch(() => undefined);
+  }
+  for (const u of users) {
+    if (!(await waitFor(() => appPids(u).length === 0, 10_000))) {
+      for (const p of appPids(u)) {
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          // Gone.
+        }
+      }
+    }
+  }
+  const superviseGone = () => !superviseRunning(services);
+  if (!(await waitFor(superviseGone, 10_000))) throw new Error(`supervise still running for ${services.map((s) => s.dir).join(', ')}`);
+  await fsp.rm(path.join(lab.labDir(), 'svscan.pid'), { force: true });
+  await fsp.rm(scanDir(), { recursive: true, force: true });
+}
+
+/** A supervise (or multilog) still started from one of these service directories. */
+function superviseRunning(services: ServiceSite[]): boolean {
+  const dirs = new Set(services.flatMap((s) => [s.dir, path.join(s.dir, 'log')]));
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (argv[0] !== 'supervise') continue;
+      const cwd = fs.readlinkSync(`/proc/${d}/cwd`);
+      if (dirs.has(cwd) && lab.isAlive(Number(d))) return true;
+    } catch {
+      // Gone.
+    }
+  }
+  return false;
+}
