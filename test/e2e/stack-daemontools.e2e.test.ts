@@ -1,6 +1,7 @@
 // The FastCGI + daemontools stack (test/lab/daemontools.ts): nginx's
 // fastcgi_pass to uWSGI's --fastcgi-socket, started by a daemontools `run`
-// script as the site user, restarted by the site user with `svc -t`.
+// script as the site user, restarted by the site user with `svc -t`; and the
+// same under runit (runsvdir, `sv restart`).
 //
 // Run as root on Debian 12 (packages: .ci/install-lab-packages), with a lab
 // of its own:
@@ -17,15 +18,24 @@ import * as lab from '../lab/lab.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const EXAMPLE = path.join(ROOT, 'examples', 'django-site');
-const SITE = 'dtone';
 const ORIGIN = 'e2e-daemontools';
 
-const skipReason =
+/** How each suite is driven: its scanner, and the site user's restart and status commands. */
+const SUITES = {
+  daemontools: { site: 'dtone', scanner: dt.SVSCAN, start: dt.startSvscan, restart: (dir: string) => [dt.SVC, '-t', dir], status: (dir: string) => ['svstat', dir], up: /: up \(pid \d+\) \d+ seconds/ },
+  runit: { site: 'dttwo', scanner: dt.RUNSVDIR, start: dt.startRunsvdir, restart: (dir: string) => [dt.SV, 'restart', dir], status: (dir: string) => [dt.SV, 'status', dir], up: /^run: .*: \(pid \d+\) \d+s/ },
+} as const;
+
+const skipReasonFor = (scanner: string): string | undefined =>
   lab.labUnavailableReason() ??
-  (!fs.existsSync(dt.SVSCAN) ? `${dt.SVSCAN} is missing (run .ci/install-lab-packages)` : undefined) ??
+  (!fs.existsSync(scanner) ? `${scanner} is missing (run .ci/install-lab-packages)` : undefined) ??
   (fs.existsSync(path.join(EXAMPLE, 'manage.py')) ? undefined : `${EXAMPLE} is missing`);
 
-describe.skipIf(skipReason !== undefined)(`a Django site over FastCGI, supervised by daemontools${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+describe.each(Object.entries(SUITES).map(([suite, s]) => ({ toString: () => suite, suite, ...s, skipReason: skipReasonFor(s.scanner) })))('a Django site over FastCGI, supervised by %s', ({ suite, site: SITE, start, restart: restartArgv, status: statusArgv, up, skipReason }) => {
+  if (skipReason !== undefined) {
+    it.skip(`skipped: ${skipReason}`, () => undefined);
+    return;
+  }
   let key: lab.OperatorKey;
   let origin: lab.OriginRepo;
   let site: lab.DjangoSite;
@@ -40,7 +50,7 @@ describe.skipIf(skipReason !== undefined)(`a Django site over FastCGI, supervise
     site = await lab.setupDjangoSite(SITE, { origin, settingsPackage: 'example_site' });
     // daemontools runs this site, not an emperor: no vassal left for one to find.
     fs.rmSync(site.vassalPath, { force: true });
-    svscan = await dt.startSvscan([{ site, settingsPackage: 'example_site' }]);
+    svscan = await start([{ site, settingsPackage: 'example_site' }]);
     nginx = await lab.startNginx([{ name: SITE, socket: svscan.sites[SITE]!.socket, protocol: 'fastcgi' }]);
     await lab.waitForHttp(url('revision'), (body, status) => status === 200 && body === origin.initialRevision, 60_000);
   }, 240_000);
@@ -48,14 +58,21 @@ describe.skipIf(skipReason !== undefined)(`a Django site over FastCGI, supervise
   afterAll(async () => {
     await nginx?.stop();
     await svscan?.stop();
-    if (timings.length) console.log(`daemontools + FastCGI timings:\n  ${timings.join('\n  ')}`);
+    if (timings.length) console.log(`${suite} + FastCGI timings:\n  ${timings.join('\n  ')}`);
   });
 
   const url = (p = ''): string => `${nginx!.urls[SITE]}${p}`;
   const serviceDir = (): string => svscan!.serviceDir(SITE);
 
-  /** `svc -t` as the site user, through the control FIFO it owns. */
-  const restart = () => lab.runAs(SITE, dt.SVC, ['-t', serviceDir()]);
+  /** `svc -t` (runit: `sv restart`) as the site user, through the control FIFO it owns. */
+  const restart = () => {
+    const [cmd, ...args] = restartArgv(serviceDir());
+    return lab.runAs(SITE, cmd!, args);
+  };
+  const svStatus = async (): Promise<string> => {
+    const [cmd, ...args] = statusArgv(serviceDir());
+    return (await lab.runAs(SITE, cmd!, args)).stdout;
+  };
 
   /** Edits a file of the site's checkout as the site user, as someone fixing things on the server would. */
   async function editCheckout(file: string, change: (text: string) => string): Promise<void> {
@@ -100,32 +117,30 @@ describe.skipIf(skipReason !== undefined)(`a Django site over FastCGI, supervise
     for (const pid of pids) expect(fs.statSync(`/proc/${pid}`).uid).toBe(uid);
     const { stdout } = await lab.runAs(SITE, 'cat', [path.join(svscan!.logDir(SITE), 'current')]);
     expect(stdout).toContain('uwsgi socket 0 bound to TCP address');
-    const { stdout: stat } = await lab.runAs(SITE, 'svstat', [serviceDir()]);
-    expect(stat).toMatch(/: up \(pid \d+\) \d+ seconds/);
+    expect(await svStatus()).toMatch(up);
   });
 
-  it('svc -t as the site user brings new uWSGI processes, which serve the edited checkout', async () => {
+  it('a restart as the site user brings new uWSGI processes, which serve the edited checkout', async () => {
     const before = dt.appPids(site.user);
     await editCheckout('pages/views.py', (py) => py.replace('return HttpResponse(_revision(),', "return HttpResponse(_revision() + ' edited',"));
     expect((await status('revision')) as { body: string }).toMatchObject({ body: origin.initialRevision });
     const t0 = Date.now();
     await restart();
     const { ms, seen } = await until(t0, 'revision', (r) => r.status === 200 && r.body === `${origin.initialRevision} edited`);
-    timings.push(`svc -t to the first 200 with the new code: ${ms} ms; nginx answered meanwhile: ${seen}`);
+    timings.push(`restart to the first 200 with the new code: ${ms} ms; nginx answered meanwhile: ${seen}`);
     const after = dt.appPids(site.user);
     expect(after.length).toBe(3);
     expect(after.filter((p) => before.includes(p))).toEqual([]);
   });
 
-  it('a checkout that does not import is seen: nginx answers 500 and the log says why; restoring it and svc -t serves again', async () => {
+  it('a checkout that does not import is seen: nginx answers 500 and the log says why; restoring it and restarting serves again', async () => {
     await editCheckout('example_site/wsgi.py', (py) => `import missing_module_dmt\n${py}`);
     const t0 = Date.now();
     await restart();
     const broken = await until(t0, 'revision', (r) => r.status === 500);
-    timings.push(`svc -t of a broken checkout to the first 500: ${broken.ms} ms; before it: ${broken.seen}`);
+    timings.push(`restart of a broken checkout to the first 500: ${broken.ms} ms; before it: ${broken.seen}`);
     // Still up: supervise restarts nothing, uWSGI runs without an app.
-    const { stdout: stat } = await lab.runAs(SITE, 'svstat', [serviceDir()]);
-    expect(stat).toMatch(/: up \(pid \d+\)/);
+    expect(await svStatus()).toMatch(up);
     const { stdout: log } = await lab.runAs(SITE, 'cat', [path.join(svscan!.logDir(SITE), 'current')]);
     expect(log).toContain("ModuleNotFoundError: No module named 'missing_module_dmt'");
     expect(log).toContain('no python application found');
@@ -134,6 +149,6 @@ describe.skipIf(skipReason !== undefined)(`a Django site over FastCGI, supervise
     const t1 = Date.now();
     await restart();
     const fixed = await until(t1, 'revision', (r) => r.status === 200);
-    timings.push(`svc -t after a fix to the first 200: ${fixed.ms} ms; nginx answered meanwhile: ${fixed.seen}`);
+    timings.push(`restart after a fix to the first 200: ${fixed.ms} ms; nginx answered meanwhile: ${fixed.seen}`);
   });
 });

@@ -8,7 +8,15 @@
  * listens on loopback TCP, which also spares a socket directory the site
  * user and nginx must share.
  *
- * svscan runs on a scan directory under labDir(), not /etc/service, so
+ * runit (startRunsvdir) is the same shape with other names: runsvdir for
+ * svscan, runsv for supervise, `chpst -u` for setuidgid, svlogd for
+ * multilog, `sv restart` for `svc -t`. `sv restart` sends TERM, CONT and
+ * up, then waits (7 s at most) until runsv reports the service running
+ * again, i.e. the new uWSGI started, not that it loaded the app; it also
+ * reads the log service's state, so the site user needs that one too.
+ * runit's package (Debian 12, without runit-init) starts no runsvdir either.
+ *
+ * The scanner runs on a scan directory under labDir(), not /etc/service, so
  * nothing else on the machine is supervised or disturbed.
  *
  * What the stack does (measured here, Debian 12: daemontools 0.76, uWSGI 2.0.21):
@@ -46,6 +54,16 @@ import * as lab from './lab.ts';
 
 export const SVSCAN = '/usr/bin/svscan';
 export const SVC = '/usr/bin/svc';
+export const RUNSVDIR = '/usr/bin/runsvdir';
+export const SV = '/usr/bin/sv';
+
+/** Which supervision suite runs the services: daemontools (svscan) or runit (runsvdir). */
+export type Suite = 'daemontools' | 'runit';
+
+const suites = {
+  daemontools: { scanner: SVSCAN, supervise: 'supervise', asUser: 'setuidgid', logger: (dir: string) => `multilog t s1000000 n5 ${dir}` },
+  runit: { scanner: RUNSVDIR, supervise: 'runsv', asUser: 'chpst -u', logger: (dir: string) => `svlogd -tt ${dir}` },
+} as const;
 
 export interface ServiceSiteOptions {
   site: lab.DjangoSite;
@@ -67,6 +85,7 @@ export interface ServiceSite {
 }
 
 export interface Svscan {
+  suite: Suite;
   pid: number;
   scanDir: string;
   sites: Record<string, ServiceSite>;
@@ -76,32 +95,34 @@ export interface Svscan {
   stop(): Promise<void>;
 }
 
-export function scanDir(): string {
-  return path.join(lab.labDir(), 'service');
+export function scanDir(suite: Suite = 'daemontools'): string {
+  return path.join(lab.labDir(), suite === 'daemontools' ? 'service' : 'runit-service');
 }
 
-function logDirOf(site: string): string {
-  return path.join(lab.labDir(), 'log', 'daemontools', site);
+function logDirOf(suite: Suite, site: string): string {
+  return path.join(lab.labDir(), 'log', suite, site);
 }
 
 /** The run script as an operator writes it: the site user's uWSGI in the foreground, speaking FastCGI. */
-export function runScript(o: { user: lab.UnixUser; siteDir: string; venvDir: string; module: string; socket: string; processes: number }): string {
+export function runScript(o: { suite?: Suite; user: lab.UnixUser; siteDir: string; venvDir: string; module: string; socket: string; processes: number }): string {
+  const suite = suites[o.suite ?? 'daemontools'];
   return [
     '#!/bin/sh',
-    '# Written by deployfile test/lab/daemontools.ts: supervise runs this as root.',
-    '# uWSGI logs to stderr; log/run (multilog) reads stdout.',
+    `# Written by deployfile test/lab/daemontools.ts: ${suite.supervise} runs this as root.`,
+    '# uWSGI logs to stderr; log/run reads stdout.',
     'exec 2>&1',
-    // setuidgid changes the ids only; HOME and LANG are svscan's unless set.
+    // setuidgid/chpst change the ids only; HOME and LANG are the scanner's unless set.
     // --die-on-term: otherwise `svc -t` is a reload in place supervise never sees.
-    `exec setuidgid ${o.user.name} env HOME=${o.user.home} LANG=C.UTF-8 /usr/bin/uwsgi --plugin python3 \\`,
+    `exec ${suite.asUser} ${o.user.name} env HOME=${o.user.home} LANG=C.UTF-8 /usr/bin/uwsgi --plugin python3 \\`,
     `  --fastcgi-socket ${o.socket} --chdir ${o.siteDir} --virtualenv ${o.venvDir} \\`,
     `  --module ${o.module} --master --processes ${o.processes} --die-on-term`,
     '',
   ].join('\n');
 }
 
-function logRunScript(user: string, dir: string): string {
-  return ['#!/bin/sh', '# The site user owns its log, so a deploy run as that user can read it.', `exec setuidgid ${user} multilog t s1000000 n5 ${dir}`, ''].join('\n');
+function logRunScript(suite: Suite, user: string, dir: string): string {
+  const s = suites[suite];
+  return ['#!/bin/sh', '# The site user owns its log, so a deploy run as that user can read it.', `exec ${s.asUser} ${user} ${s.logger(dir)}`, ''].join('\n');
 }
 
 async function writeExecutable(file: string, text: string): Promise<void> {
@@ -110,9 +131,9 @@ async function writeExecutable(file: string, text: string): Promise<void> {
 }
 
 /**
- * Lets the site user run `svc` and `svstat` on its own service, by making
- * supervise's control and ok FIFOs its own (supervise keeps FIFOs that exist
- * and makes missing ones root's, mode 600). Chosen over a sudoers rule
+ * Lets the site user run `svc` and `svstat` (runit: `sv`) on its own service,
+ * by making supervise's control and ok FIFOs its own (supervise and runsv
+ * keep FIFOs that exist and make missing ones root's, mode 600). Chosen over a sudoers rule
  * (`<site> ALL=(root) NOPASSWD: /usr/bin/svc -t <dir>`): the site user can
  * already kill its own uWSGI, so the FIFO grants it nothing over other
  * services or root, and `svc -t <dir>` then works as written, with no sudo
@@ -163,32 +184,44 @@ async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean>
  * directory of an earlier run). Resolves once every site's uWSGI answers on
  * its socket's port (not necessarily with a loaded app).
  */
-export async function startSvscan(sites: ServiceSiteOptions[]): Promise<Svscan> {
-  const scan = scanDir();
+export function startSvscan(sites: ServiceSiteOptions[]): Promise<Svscan> {
+  return startScanner('daemontools', sites);
+}
+
+/** startSvscan with runit: runsvdir on scanDir('runit'); restart with `sv restart <dir>`. */
+export function startRunsvdir(sites: ServiceSiteOptions[]): Promise<Svscan> {
+  return startScanner('runit', sites);
+}
+
+async function startScanner(suite: Suite, sites: ServiceSiteOptions[]): Promise<Svscan> {
+  const scan = scanDir(suite);
   await fsp.rm(scan, { recursive: true, force: true });
   await fsp.mkdir(scan, { recursive: true, mode: 0o755 });
   const out: Record<string, ServiceSite> = {};
   for (const s of sites) {
     const { name, user } = s.site;
     const dir = path.join(scan, name);
-    const logDir = logDirOf(name);
+    const logDir = logDirOf(suite, name);
     const socket = `${lab.LOOPBACK}:${s.port ?? (await lab.freePort())}`;
     await fsp.mkdir(path.join(dir, 'log'), { recursive: true, mode: 0o755 });
     await fsp.mkdir(logDir, { recursive: true, mode: 0o755 });
     await fsp.chown(logDir, user.uid, user.gid);
     await writeExecutable(
       path.join(dir, 'run'),
-      runScript({ user, siteDir: s.site.siteDir, venvDir: s.site.venvDir, module: `${s.settingsPackage}.wsgi:application`, socket, processes: s.processes ?? 2 }),
+      runScript({ suite, user, siteDir: s.site.siteDir, venvDir: s.site.venvDir, module: `${s.settingsPackage}.wsgi:application`, socket, processes: s.processes ?? 2 }),
     );
-    await writeExecutable(path.join(dir, 'log', 'run'), logRunScript(name, logDir));
+    await writeExecutable(path.join(dir, 'log', 'run'), logRunScript(suite, name, logDir));
+    // The log service's too: `sv status` reports it and fails when it cannot read it.
     await delegateControl(dir, user);
+    await delegateControl(path.join(dir, 'log'), user);
     out[name] = { name, socket, dir, logDir };
   }
 
-  const stderr = path.join(lab.labDir(), 'log', 'svscan.log');
+  const scanner = suites[suite].scanner;
+  const stderr = path.join(lab.labDir(), 'log', `${path.basename(scanner)}.log`);
   const fd = fs.openSync(stderr, 'a');
   // As svscanboot does: a bare environment, so the apps do not inherit root's.
-  const child = spawn(SVSCAN, [scan], { cwd: scan, detached: true, stdio: ['ignore', fd, fd], env: { PATH: '/usr/local/bin:/usr/bin:/bin' } });
+  const child = spawn(scanner, [scan], { cwd: scan, detached: true, stdio: ['ignore', fd, fd], env: { PATH: '/usr/local/bin:/usr/bin:/bin' } });
   fs.closeSync(fd);
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
@@ -196,15 +229,17 @@ export async function startSvscan(sites: ServiceSiteOptions[]): Promise<Svscan> 
   });
   child.unref();
   const pid = child.pid!;
-  await fsp.writeFile(path.join(lab.labDir(), 'svscan.pid'), String(pid));
+  const pidFile = path.join(lab.labDir(), `${path.basename(scanner)}.pid`);
+  await fsp.writeFile(pidFile, String(pid));
 
   const svscan: Svscan = {
+    suite,
     pid,
     scanDir: scan,
     sites: out,
     serviceDir: (site) => out[site]!.dir,
     logDir: (site) => out[site]!.logDir,
-    stop: () => stopSvscan(pid, Object.values(out), sites.map((s) => s.site.user)),
+    stop: () => stopScanner(suite, pid, pidFile, Object.values(out), sites.map((s) => s.site.user)),
   };
   try {
     for (const s of Object.values(out)) await waitForTcp(s.socket, 30_000);
@@ -232,20 +267,24 @@ async function waitForTcp(socket: string, timeoutMs: number): Promise<void> {
 }
 
 /**
- * svscan first (it would start a supervise again), then `svc -dx` on each
- * service and its log: supervise TERMs uWSGI (which exits, --die-on-term)
- * and exits itself; multilog ends when its pipe closes.
+ * daemontools: svscan first (it would start a supervise again), then `svc
+ * -dx` on each service and its log: supervise TERMs uWSGI (which exits,
+ * --die-on-term) and exits itself; multilog ends when its pipe closes.
+ * runit: HUP makes runsvdir TERM every runsv and exit; a runsv on TERM
+ * stops its service, then its log service, and exits.
  */
-async function stopSvscan(pid: number, services: ServiceSite[], users: lab.UnixUser[]): Promise<void> {
+async function stopScanner(suite: Suite, pid: number, pidFile: string, services: ServiceSite[], users: lab.UnixUser[]): Promise<void> {
   try {
-    process.kill(pid, 'SIGTERM');
+    process.kill(pid, suite === 'runit' ? 'SIGHUP' : 'SIGTERM');
   } catch {
     // Already gone.
   }
   await waitFor(() => !lab.isAlive(pid), 5_000);
-  for (const s of services) {
-    await lab.run(SVC, ['-dx', s.dir]).catch(() => undefined);
-    await lab.run(SVC, ['-dx', path.join(s.dir, 'log')]).catch(() => undefined);
+  if (suite === 'daemontools') {
+    for (const s of services) {
+      await lab.run(SVC, ['-dx', s.dir]).catch(() => undefined);
+      await lab.run(SVC, ['-dx', path.join(s.dir, 'log')]).catch(() => undefined);
+    }
   }
   for (const u of users) {
     if (!(await waitFor(() => appPids(u).length === 0, 10_000))) {
@@ -258,20 +297,20 @@ async function stopSvscan(pid: number, services: ServiceSite[], users: lab.UnixU
       }
     }
   }
-  const superviseGone = () => !superviseRunning(services);
-  if (!(await waitFor(superviseGone, 10_000))) throw new Error(`supervise still running for ${services.map((s) => s.dir).join(', ')}`);
-  await fsp.rm(path.join(lab.labDir(), 'svscan.pid'), { force: true });
-  await fsp.rm(scanDir(), { recursive: true, force: true });
+  const superviseGone = () => !superviseRunning(suite, services);
+  if (!(await waitFor(superviseGone, 10_000))) throw new Error(`${suites[suite].supervise} still running for ${services.map((s) => s.dir).join(', ')}`);
+  await fsp.rm(pidFile, { force: true });
+  await fsp.rm(scanDir(suite), { recursive: true, force: true });
 }
 
-/** A supervise (or multilog) still started from one of these service directories. */
-function superviseRunning(services: ServiceSite[]): boolean {
+/** A supervise (runit: runsv) still running in one of these service directories. */
+function superviseRunning(suite: Suite, services: ServiceSite[]): boolean {
   const dirs = new Set(services.flatMap((s) => [s.dir, path.join(s.dir, 'log')]));
   for (const d of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
       const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (argv[0] !== 'supervise') continue;
+      if (argv[0] !== suites[suite].supervise) continue;
       const cwd = fs.readlinkSync(`/proc/${d}/cwd`);
       if (dirs.has(cwd) && lab.isAlive(Number(d))) return true;
     } catch {
