@@ -13,17 +13,21 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deploy, type CliRun } from '../helpers/cli.ts';
 import * as dt from '../lab/daemontools.ts';
 import * as lab from '../lab/lab.ts';
+import { operatorHome, type OperatorHome } from '../lab/operator-home.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const EXAMPLE = path.join(ROOT, 'examples', 'django-site');
 const ORIGIN = 'e2e-daemontools';
+/** A deploy runs the tests, pushes, pulls, collects static files and waits for the restart. */
+const DEPLOY_MS = 150_000;
 
 /** How each suite is driven: its scanner, and the site user's restart and status commands. */
 const SUITES = {
-  daemontools: { site: 'dtone', scanner: dt.SVSCAN, start: dt.startSvscan, restart: (dir: string) => [dt.SVC, '-t', dir], status: (dir: string) => ['svstat', dir], up: /: up \(pid \d+\) \d+ seconds/ },
-  runit: { site: 'dttwo', scanner: dt.RUNSVDIR, start: dt.startRunsvdir, restart: (dir: string) => [dt.SV, 'restart', dir], status: (dir: string) => [dt.SV, 'status', dir], up: /^run: .*: \(pid \d+\) \d+s/ },
+  daemontools: { site: 'dtone', reload: (dir: string) => ({ daemontools: dir }), scanner: dt.SVSCAN, start: dt.startSvscan, restart: (dir: string) => [dt.SVC, '-t', dir], status: (dir: string) => ['svstat', dir], up: /: up \(pid \d+\) \d+ seconds/ },
+  runit: { site: 'dttwo', reload: (dir: string) => ({ runit: dir }), scanner: dt.RUNSVDIR, start: dt.startRunsvdir, restart: (dir: string) => [dt.SV, 'restart', dir], status: (dir: string) => [dt.SV, 'status', dir], up: /^run: .*: \(pid \d+\) \d+s/ },
 } as const;
 
 const skipReasonFor = (scanner: string): string | undefined =>
@@ -31,7 +35,7 @@ const skipReasonFor = (scanner: string): string | undefined =>
   (!fs.existsSync(scanner) ? `${scanner} is missing (run .ci/install-lab-packages)` : undefined) ??
   (fs.existsSync(path.join(EXAMPLE, 'manage.py')) ? undefined : `${EXAMPLE} is missing`);
 
-describe.each(Object.entries(SUITES).map(([suite, s]) => ({ toString: () => suite, suite, ...s, skipReason: skipReasonFor(s.scanner) })))('a Django site over FastCGI, supervised by %s', ({ suite, site: SITE, start, restart: restartArgv, status: statusArgv, up, skipReason }) => {
+describe.each(Object.entries(SUITES).map(([suite, s]) => ({ toString: () => suite, suite, ...s, skipReason: skipReasonFor(s.scanner) })))('a Django site over FastCGI, supervised by %s', ({ suite, site: SITE, reload, start, restart: restartArgv, status: statusArgv, up, skipReason }) => {
   if (skipReason !== undefined) {
     it.skip(`skipped: ${skipReason}`, () => undefined);
     return;
@@ -41,6 +45,8 @@ describe.each(Object.entries(SUITES).map(([suite, s]) => ({ toString: () => suit
   let site: lab.DjangoSite;
   let svscan: dt.Svscan | undefined;
   let nginx: lab.Nginx | undefined;
+  let sshd: lab.Sshd | undefined;
+  let operator: OperatorHome | undefined;
   const timings: string[] = [];
 
   beforeAll(async () => {
@@ -53,11 +59,15 @@ describe.each(Object.entries(SUITES).map(([suite, s]) => ({ toString: () => suit
     svscan = await start([{ site, settingsPackage: 'example_site' }]);
     nginx = await lab.startNginx([{ name: SITE, socket: svscan.sites[SITE]!.socket, protocol: 'fastcgi' }]);
     await lab.waitForHttp(url('revision'), (body, status) => status === 200 && body === origin.initialRevision, 60_000);
+    sshd = await lab.startSshd();
+    operator = operatorHome(sshd, `deployfile-e2e-${suite}-home-`);
   }, 240_000);
 
   afterAll(async () => {
     await nginx?.stop();
     await svscan?.stop();
+    await sshd?.stop();
+    operator?.remove();
     if (timings.length) console.log(`${suite} + FastCGI timings:\n  ${timings.join('\n  ')}`);
   });
 
@@ -131,6 +141,8 @@ describe.each(Object.entries(SUITES).map(([suite, s]) => ({ toString: () => suit
     const after = dt.appPids(site.user);
     expect(after.length).toBe(3);
     expect(after.filter((p) => before.includes(p))).toEqual([]);
+    // Back as the origin has it, so the deploys below pull cleanly.
+    await lab.runAs(SITE, 'git', ['-C', site.siteDir, 'checkout', '--', 'pages/views.py']);
   });
 
   it('a checkout that does not import is seen: nginx answers 500 and the log says why; restoring it and restarting serves again', async () => {
@@ -150,5 +162,105 @@ describe.each(Object.entries(SUITES).map(([suite, s]) => ({ toString: () => suit
     await restart();
     const fixed = await until(t1, 'revision', (r) => r.status === 200);
     timings.push(`restart after a fix to the first 200: ${fixed.ms} ms; nginx answered meanwhile: ${fixed.seen}`);
+  });
+
+  describe('deploy run deploy, with vars.reload and vars.app', () => {
+    beforeAll(async () => {
+      const target = { host: lab.LOOPBACK, port: sshd!.port, identityFile: key.privateKeyPath };
+      const vars = {
+        settings: 'example_site',
+        healthUrl: url('revision'),
+        reload: reload(serviceDir()),
+        app: { program: 'uwsgi', socket: svscan!.sites[SITE]!.socket, protocol: 'fastcgi', module: 'example_site.wsgi:application' },
+      };
+      fs.writeFileSync(
+        path.join(origin.workDir, 'deployfile.ts'),
+        `// Written by test/e2e/stack-daemontools.e2e.test.ts: uWSGI over FastCGI under ${suite}.
+import { defineDeployfile } from 'deployfile';
+import { djangoTasks, type DjangoVars } from 'deployfile/tasks';
+
+export default defineDeployfile<DjangoVars>({
+  sites: { ${SITE}: { ...${JSON.stringify(target)}, vars: ${JSON.stringify(vars)} } },
+  tasks: { ...djangoTasks({ apps: ['pages'] }) },
+});
+`,
+      );
+      await lab.commitAndPush(origin, 'Add deployfile.ts');
+    });
+
+    async function runDeploy(label: string): Promise<CliRun & { output: string }> {
+      const result = await deploy(['run', 'deploy'], { cwd: origin.workDir, env: operator!.env, timeoutMs: DEPLOY_MS });
+      const output = result.stdout + result.stderr;
+      if (process.env.DEPLOYFILE_E2E_OUTPUT) fs.appendFileSync(process.env.DEPLOYFILE_E2E_OUTPUT, `===== ${suite}, ${label}: exit ${result.code}\n${output}\n`);
+      timings.push(`deploy, ${label}: verdict ${new RegExp(`${SITE} is back after ([\\d.]+)s`).exec(output)?.[1] ?? '?'}s (exit ${result.code})`);
+      return { ...result, output };
+    }
+
+    function expectExit(result: CliRun & { output: string }, code: number): void {
+      expect(result.code, `deploy exited ${result.code}, expected ${code}; output:\n${result.output}`).toBe(code);
+    }
+
+    /** Commit in the operator's checkout, not pushed: pushing is the deploy's job. */
+    async function commit(message: string, file: string, change: (text: string) => string): Promise<string> {
+      lab.editOriginFile(origin, file, change);
+      const git = (...args: string[]) => lab.run('git', args, { cwd: origin.workDir });
+      await git('add', '-A');
+      await git('commit', '-q', '-m', message);
+      return (await git('rev-parse', 'HEAD')).stdout.trim();
+    }
+
+    /** GETs the site through nginx every 50 ms until stopped (at most 20 minutes' worth): how many did not get a 200. */
+    function countFailures(): { stop: () => Promise<{ requests: number; failed: number; what: string }> } {
+      let running = true;
+      const seen = new Map<string, number>();
+      let requests = 0;
+      const loop = (async () => {
+        for (let i = 0; running && i < 24_000; i++) {
+          const r = await status('revision');
+          requests++;
+          const k = typeof r === 'string' ? r.replace(/^Error: /, '').slice(0, 60) : String(r.status);
+          if (k !== '200') seen.set(k, (seen.get(k) ?? 0) + 1);
+          await sleep(50);
+        }
+      })();
+      return {
+        stop: async () => {
+          running = false;
+          await loop;
+          const failed = [...seen.values()].reduce((a, b) => a + b, 0);
+          return { requests, failed, what: [...seen].map(([k, n]) => `${k} x${n}`).join(', ') || 'none' };
+        },
+      };
+    }
+
+    it(`a good deploy restarts the service (${suite === 'daemontools' ? 'svc -t' : 'sv restart'}) and is served through nginx; requests failed meanwhile are counted`, async () => {
+      const revision = await commit('Say hello on the front page', 'pages/templates/pages/index.html', (html) => html.replace('</body>', '<p id="hello">hello from the daemontools e2e test</p>\n</body>'));
+      const before = dt.appPids(site.user);
+      const counter = countFailures();
+      const result = await runDeploy('good');
+      const counted = await counter.stop();
+      timings.push(`requests through nginx during the good deploy: ${counted.requests}, failed: ${counted.failed} (${counted.what})`);
+      expectExit(result, 0);
+      expect(result.output).toContain(suite === 'daemontools' ? `$ svc -t ${serviceDir()}` : `$ sv restart ${serviceDir()}`);
+      expect(result.output).toMatch(new RegExp(`\\[${SITE}\\] ${SITE} is back after [\\d.]+s`));
+      expect(counted.requests).toBeGreaterThan(0);
+      const { body } = await lab.waitForHttp(url('revision'), (b, s) => s === 200 && b === revision, 30_000);
+      expect(body).toBe(revision);
+      expect((await lab.waitForHttp(url())).body).toContain('hello from the daemontools e2e test');
+      expect(dt.appPids(site.user).filter((p) => before.includes(p))).toEqual([]);
+    });
+
+    it('a deploy whose code does not import fails with the cause in the output and exit code 1; a fixed one serves again', async () => {
+      await commit('Import a module that does not exist', 'example_site/wsgi.py', (py) => `import missing_module_dmt\n${py}`);
+      const result = await runDeploy('broken');
+      expectExit(result, 1);
+      expect(result.output).toContain("ModuleNotFoundError: No module named 'missing_module_dmt'");
+      expect(result.output).not.toMatch(new RegExp(`${SITE} is back after`));
+      expect((await status('revision')) as { status: number }).toMatchObject({ status: 500 });
+
+      const fixed = await commit('Drop the missing import', 'example_site/wsgi.py', (py) => py.replace('import missing_module_dmt\n', ''));
+      expectExit(await runDeploy('fixed'), 0);
+      await lab.waitForHttp(url('revision'), (b, s) => s === 200 && b === fixed, 30_000);
+    });
   });
 });
