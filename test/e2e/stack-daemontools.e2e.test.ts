@@ -171,7 +171,8 @@ describe.each(Object.entries(SUITES).map(([suite, s]) => ({ toString: () => suit
         settings: 'example_site',
         healthUrl: url('revision'),
         reload: reload(serviceDir()),
-        app: { program: 'uwsgi', socket: svscan!.sites[SITE]!.socket, protocol: 'fastcgi', module: 'example_site.wsgi:application' },
+        // log: what multilog / svlogd write, the site user's to read.
+        app: { program: 'uwsgi', socket: svscan!.sites[SITE]!.socket, protocol: 'fastcgi', module: 'example_site.wsgi:application', log: path.join(svscan!.logDir(SITE), 'current') },
       };
       fs.writeFileSync(
         path.join(origin.workDir, 'deployfile.ts'),
@@ -256,6 +257,9 @@ export default defineDeployfile<DjangoVars>({
       expectExit(result, 1);
       expect(result.output).toContain("ModuleNotFoundError: No module named 'missing_module_dmt'");
       expect(result.output).not.toMatch(new RegExp(`${SITE} is back after`));
+      // vars.app.log: the lines multilog / svlogd wrote since the restart are quoted.
+      expect(result.output).toContain(`${path.join(svscan!.logDir(SITE), 'current')} since the restart`);
+      expect(result.output).toContain("unable to load app 0 (mountpoint='')");
       expect((await status('revision')) as { status: number }).toMatchObject({ status: 500 });
 
       const fixed = await commit('Drop the missing import', 'example_site/wsgi.py', (py) => py.replace('import missing_module_dmt\n', ''));
