@@ -133,7 +133,9 @@ describe.each(Object.entries(SUITES).map(([suite, s]) => ({ toString: () => suit
   it('a restart as the site user brings new uWSGI processes, which serve the edited checkout', async () => {
     const before = dt.appPids(site.user);
     await editCheckout('pages/views.py', (py) => py.replace('return HttpResponse(_revision(),', "return HttpResponse(_revision() + ' edited',"));
-    expect((await status('revision')) as { body: string }).toMatchObject({ body: origin.initialRevision });
+    // Not asserted that the old code is still served here: Django imports the
+    // views on a worker's first request, so a worker that has served nothing
+    // yet picks the edit up without any restart.
     const t0 = Date.now();
     await restart();
     const { ms, seen } = await until(t0, 'revision', (r) => r.status === 200 && r.body === `${origin.initialRevision} edited`);
@@ -141,8 +143,6 @@ describe.each(Object.entries(SUITES).map(([suite, s]) => ({ toString: () => suit
     const after = dt.appPids(site.user);
     expect(after.length).toBe(3);
     expect(after.filter((p) => before.includes(p))).toEqual([]);
-    // Back as the origin has it, so the deploys below pull cleanly.
-    await lab.runAs(SITE, 'git', ['-C', site.siteDir, 'checkout', '--', 'pages/views.py']);
   });
 
   it('a checkout that does not import is seen: nginx answers 500 and the log says why; restoring it and restarting serves again', async () => {
@@ -166,6 +166,8 @@ describe.each(Object.entries(SUITES).map(([suite, s]) => ({ toString: () => suit
 
   describe('deploy run deploy, with vars.reload and vars.app', () => {
     beforeAll(async () => {
+      // The checkout back as the origin has it (the edits above), so the deploys pull cleanly.
+      await lab.runAs(SITE, 'git', ['-C', site.siteDir, 'checkout', '--', '.']);
       const target = { host: lab.LOOPBACK, port: sshd!.port, identityFile: key.privateKeyPath };
       const vars = {
         settings: 'example_site',
