@@ -34,8 +34,11 @@
  *   even `svc -d` (TERM, CONT) leaves it up; only `svc -k` or `svc -i` end it. With
  *   --die-on-term the master kills its workers and exits; supervise starts
  *   `run` again at once (it only waits 1 s if the previous start was less
- *   than 1 s ago). The listening socket is closed in between: nginx gets
- *   connection refused, answers 502, until the new master binds it.
+ *   than 1 s ago). The listening socket is closed in between: nginx
+ *   answers 502 (error.log: "Connection refused", or "reset by peer" for a
+ *   connection the dying master had queued), 2 to 4 GETs at 50 ms here, until
+ *   the new master binds it; then requests wait in the listen backlog while
+ *   Django imports (no errors), and the first 200 comes 2 to 4 s after `svc -t`.
  * - An app that does not import: uWSGI (without --need-app) keeps running
  *   with no app; over FastCGI it answers every request with 500 and logs
  *   "--- no python application found, check your startup logs for errors ---".
