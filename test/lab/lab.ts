@@ -930,7 +930,15 @@ export interface NginxSite {
   name: string;
   /** Free loopback port when omitted. */
   port?: number;
+  /** A unix socket path, or host:port (a FastCGI server on loopback TCP, as in a daemontools `run` script). */
   socket: string;
+  /**
+   * How nginx talks to the app: 'uwsgi' (uwsgi_pass, the default) or
+   * 'fastcgi' (fastcgi_pass with Debian's fastcgi_params, which send the
+   * whole path as SCRIPT_NAME; Django wants it in PATH_INFO with an empty
+   * SCRIPT_NAME, as the FastCGI articles' edited fastcgi_params have it).
+   */
+  protocol?: 'uwsgi' | 'fastcgi';
   /** Served at /static/ when given (nginx's www-data must be able to read it). */
   staticRoot?: string;
 }
@@ -957,6 +965,15 @@ export interface NginxOptions {
   includeDir?: string;
 }
 
+function fastcgiPass(socket: string): string[] {
+  return [
+    '      include /etc/nginx/fastcgi_params;',
+    "      fastcgi_param SCRIPT_NAME '';",
+    '      fastcgi_param PATH_INFO $uri;',
+    `      fastcgi_pass ${socket.startsWith('/') ? `unix:${socket}` : socket};`,
+  ];
+}
+
 /** One lab nginx at a time; starting again replaces it with the new site list. */
 export async function startNginx(sites: NginxSite[], opts: NginxOptions = {}): Promise<Nginx> {
   await ensureLabDir();
@@ -979,8 +996,7 @@ export async function startNginx(sites: NginxSite[], opts: NginxOptions = {}): P
         `    access_log ${path.join(dir, `${s.name}.access.log`)};`,
         ...(s.staticRoot ? [`    location /static/ { alias ${s.staticRoot.replace(/\/?$/, '/')}; }`] : []),
         '    location / {',
-        '      include /etc/nginx/uwsgi_params;',
-        `      uwsgi_pass unix:${s.socket};`,
+        ...(s.protocol === 'fastcgi' ? fastcgiPass(s.socket) : ['      include /etc/nginx/uwsgi_params;', `      uwsgi_pass unix:${s.socket};`]),
         '    }',
         '  }',
       ].join('\n'),
