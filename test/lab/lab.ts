@@ -930,7 +930,14 @@ export interface NginxSite {
   name: string;
   /** Free loopback port when omitted. */
   port?: number;
-  socket: string;
+  /** The uWSGI socket nginx passes requests to (uwsgi_pass); unused when `upstream` is given. */
+  socket?: string;
+  /**
+   * An HTTP app server instead of uWSGI (gunicorn): `proxy` is
+   * `unix:/path/to.sock` or `127.0.0.1:8001`, written as proxy_pass with the
+   * headers gunicorn's deployment docs give.
+   */
+  upstream?: { proxy: string };
   /** Served at /static/ when given (nginx's www-data must be able to read it). */
   staticRoot?: string;
 }
@@ -957,6 +964,23 @@ export interface NginxOptions {
   includeDir?: string;
 }
 
+function uwsgiPass(s: NginxSite): string[] {
+  if (!s.socket) throw new Error(`startNginx: site ${s.name} needs a socket or an upstream`);
+  return ['      include /etc/nginx/uwsgi_params;', `      uwsgi_pass unix:${s.socket};`];
+}
+
+function proxyPass(proxy: string): string[] {
+  // nginx names a unix socket upstream as http://unix:/path: (the colon ends the path).
+  const target = proxy.startsWith('unix:') ? `http://${proxy}:` : `http://${proxy}`;
+  return [
+    '      proxy_set_header Host $http_host;',
+    '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+    '      proxy_set_header X-Forwarded-Proto $scheme;',
+    '      proxy_redirect off;',
+    `      proxy_pass ${target};`,
+  ];
+}
+
 /** One lab nginx at a time; starting again replaces it with the new site list. */
 export async function startNginx(sites: NginxSite[], opts: NginxOptions = {}): Promise<Nginx> {
   await ensureLabDir();
@@ -979,8 +1003,7 @@ export async function startNginx(sites: NginxSite[], opts: NginxOptions = {}): P
         `    access_log ${path.join(dir, `${s.name}.access.log`)};`,
         ...(s.staticRoot ? [`    location /static/ { alias ${s.staticRoot.replace(/\/?$/, '/')}; }`] : []),
         '    location / {',
-        '      include /etc/nginx/uwsgi_params;',
-        `      uwsgi_pass unix:${s.socket};`,
+        ...(s.upstream ? proxyPass(s.upstream.proxy) : uwsgiPass(s)),
         '    }',
         '  }',
       ].join('\n'),
