@@ -3,6 +3,9 @@
 // proxy_pass to each gunicorn's unix socket, and a sudoers line per site for
 // `supervisorctl restart <site>`. What a site user sees when they restart by
 // hand: the new code served after a gap, and a broken app ending in 502s.
+// Then `deploy run deploy` over OpenSSH with `reload: { supervisor }` and
+// `app: { program: 'gunicorn' }`: a good deploy is served and verified, a
+// broken one fails naming its cause.
 //
 // Run as root on Debian 12 (packages: .ci/install-lab-packages), with a lab
 // of its own:
@@ -13,7 +16,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deploy, type CliRun } from '../helpers/cli.ts';
 import * as lab from '../lab/lab.ts';
+import { operatorHome, type OperatorHome } from '../lab/operator-home.ts';
 import * as sup from '../lab/supervisor.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -22,6 +27,8 @@ const EXAMPLE = path.join(ROOT, 'examples', 'django-site');
 const SITES = ['gsone', 'gstwo'] as const;
 type SiteName = (typeof SITES)[number];
 const STARTSECS: Record<SiteName, number | undefined> = { gsone: undefined, gstwo: 10 };
+/** A deploy runs the tests, pushes, pulls, pips, collects static files and waits for the restart. */
+const DEPLOY_MS = 180_000;
 
 const skipReason =
   lab.labUnavailableReason() ??
@@ -31,12 +38,15 @@ const skipReason =
 describe.skipIf(skipReason !== undefined)(`gunicorn under supervisor, behind nginx${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   let supervisor: sup.Supervisor | undefined;
   let nginx: lab.Nginx | undefined;
+  let sshd: lab.Sshd | undefined;
+  let operator: OperatorHome | undefined;
+  let key: lab.OperatorKey;
   const origins = {} as Record<SiteName, lab.OriginRepo>;
   const sites = {} as Record<SiteName, lab.DjangoSite>;
   const measurements: string[] = [];
 
   beforeAll(async () => {
-    const key = await lab.createOperatorKey();
+    key = await lab.createOperatorKey();
     for (const name of SITES) {
       origins[name] = await lab.createOriginRepo(`${name}-origin`, EXAMPLE);
       await lab.createSiteUser(name, { authorizedKeys: [key.publicKey] });
@@ -45,11 +55,15 @@ describe.skipIf(skipReason !== undefined)(`gunicorn under supervisor, behind ngi
     supervisor = await sup.startSupervisor(SITES.map((name) => ({ site: sites[name], startsecs: STARTSECS[name] })));
     nginx = await lab.startNginx(SITES.map((name) => ({ name, upstream: { proxy: supervisor!.programs[name]!.proxy } })));
     for (const name of SITES) await served(name, origins[name].initialRevision, 60_000);
+    sshd = await lab.startSshd();
+    operator = operatorHome(sshd, 'deployfile-e2e-sup-home-');
   }, 240_000);
 
   afterAll(async () => {
     await nginx?.stop();
     await supervisor?.stop();
+    await sshd?.stop();
+    operator?.remove();
     if (measurements.length) console.log(`gunicorn under supervisor, measured:\n  ${measurements.join('\n  ')}`);
   });
 
@@ -228,5 +242,105 @@ describe.skipIf(skipReason !== undefined)(`gunicorn under supervisor, behind ngi
     expect(back.code, back.output).toBe(0);
     await served('gstwo', revision, 60_000);
     measurements.push(`restart (startsecs=10) from FATAL: supervisorctl returned after ${(back.ms / 1000).toFixed(1)}s`);
+  });
+
+  describe('deploy run deploy, reload: { supervisor } and app: { program: gunicorn }', () => {
+    /** The operator's checkout of gsone (the origin's work clone) holds the deployfile, as users commit it. */
+    const checkout = () => origins.gsone.workDir;
+
+    beforeAll(async () => {
+      const target = { host: lab.LOOPBACK, port: sshd!.port, identityFile: key.privateKeyPath };
+      const vars = {
+        settings: 'example_site',
+        healthUrl: revisionUrl('gsone'),
+        // The command the site's sudoers line allows: sudo -n supervisorctl -c <conf> restart gsone.
+        reload: { supervisor: 'gsone', config: supervisor!.conf, sudo: true },
+        app: { program: 'gunicorn', socket: supervisor!.programs.gsone!.socketPath, module: 'example_site.wsgi:application' },
+      };
+      fs.writeFileSync(
+        path.join(checkout(), 'deployfile.ts'),
+        `// Written by test/e2e/stack-supervisor.e2e.test.ts: gunicorn under supervisord, behind nginx.
+import { defineDeployfile } from 'deployfile';
+import { djangoTasks, type DjangoVars } from 'deployfile/tasks';
+
+export default defineDeployfile<DjangoVars>({
+  sites: {
+    gsone: { ...${JSON.stringify(target)}, vars: ${JSON.stringify(vars, null, 2).replace(/\n/g, '\n    ')} },
+  },
+  tasks: { ...djangoTasks({ apps: ['pages'] }) },
+});
+`,
+      );
+      await commit('Add deployfile.ts', () => undefined);
+    });
+
+    async function git(...args: string[]): Promise<string> {
+      return (await lab.run('git', args, { cwd: checkout() })).stdout.trim();
+    }
+
+    /** Commit in the operator's checkout, without pushing: pushing is the deploy's job. */
+    async function commit(message: string, edit: () => void): Promise<string> {
+      edit();
+      await git('add', '-A');
+      await git('commit', '-q', '--allow-empty', '-m', message);
+      return git('rev-parse', 'HEAD');
+    }
+
+    const editWsgi = (change: (py: string) => string) => lab.editOriginFile(origins.gsone, 'example_site/wsgi.py', change);
+
+    async function run(label: string): Promise<CliRun & { output: string }> {
+      const t0 = Date.now();
+      const result = await deploy(['run', 'deploy', '--site', 'gsone'], { cwd: checkout(), env: operator!.env, timeoutMs: DEPLOY_MS });
+      const output = result.stdout + result.stderr;
+      // DEPLOYFILE_E2E_OUTPUT=file keeps every run's output, to read what a user would have seen.
+      if (process.env.DEPLOYFILE_E2E_OUTPUT) fs.appendFileSync(process.env.DEPLOYFILE_E2E_OUTPUT, `===== ${label}: exit ${result.code}\n${output}\n`);
+      const back = /gsone is back after ([\d.]+)s/.exec(output)?.[1];
+      measurements.push(`deploy, ${label}: exit ${result.code} after ${((Date.now() - t0) / 1000).toFixed(1)}s${back ? `, "is back after ${back}s"` : ''}`);
+      return { ...result, output };
+    }
+
+    function expectExit(result: CliRun & { output: string }, code: number): void {
+      expect(result.code, `deploy exited ${result.code}, expected ${code}; output:\n${result.output}`).toBe(code);
+    }
+
+    it('a good deploy restarts gunicorn through supervisorctl, is verified through nginx, and serves the new revision', async () => {
+      const before = gunicornPids('gsone');
+      const revision = await commit('A change to deploy through supervisor', () => editWsgi((py) => `${py}\n# deployed through supervisor\n`));
+
+      // A bounded loop through nginx for as long as the deploy runs: what its restart costs in failed requests.
+      const seen: number[] = [];
+      let deploying = true;
+      const t0 = Date.now();
+      const loop = (async () => {
+        while (deploying && Date.now() - t0 < DEPLOY_MS) {
+          seen.push(await statusOf('gsone'));
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+      const result = await run('good').finally(() => (deploying = false));
+      await loop;
+
+      expectExit(result, 0);
+      expect(result.output).toContain('[gsone] $ supervisorctl restart gsone');
+      expect(result.output).toMatch(/\[gsone\] gsone is back after [\d.]+s: new gunicorn processes \(pids [\d,]+\); HTTP 200 from http:/);
+      await served('gsone', revision);
+      expect(gunicornPids('gsone').filter((pid) => before.includes(pid))).toEqual([]);
+      const failed = seen.filter((s) => s !== 200);
+      measurements.push(`deploy, good: ${failed.length} of ${seen.length} requests through nginx (every 50 ms during the deploy) not 200 (${[...new Set(failed)].join('/') || 'none'})`);
+      expect(seen.length).toBeGreaterThan(0);
+    });
+
+    it('a deploy of code that does not import fails, naming the cause (ModuleNotFoundError), exit 1; fixing it and deploying again serves the fix', async () => {
+      await commit('Import a module that does not exist', () => editWsgi((py) => py.replace('import os\n', 'import os\nimport missing\n')));
+      const result = await run('broken (ModuleNotFoundError)');
+      expectExit(result, 1);
+      expect(result.output).toContain("ModuleNotFoundError: No module named 'missing'");
+      expect(await statusOf('gsone')).toBe(502);
+
+      const fixed = await commit('Restore wsgi.py', () => editWsgi(() => good));
+      const again = await run('fixed');
+      expectExit(again, 0);
+      await served('gsone', fixed);
+    });
   });
 });
