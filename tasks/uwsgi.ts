@@ -970,11 +970,14 @@ export function explainReload(outcome: ProbeOutcome, ctx: ExplainContext): Reloa
         `Make it root:uwsgi 2775 (setgid, group-writable) with the vassal ini's group uwsgi.`,
     );
   }
-  if (outcome.kind === 'gateway' && outcome.socketFile) {
+  if (outcome.kind === 'gateway' && outcome.socketFile?.mode) {
     detail.push(
       `The socket ${outcome.socketFile.path} is ${describe(outcome.socketFile)}: the web server's user needs write permission on it ` +
         '(chmod-socket = 660 with the web server in its group, e.g. uwsgi, or chmod-socket = 666).',
     );
+  } else if (outcome.kind === 'gateway' && /No such file/.test(outcome.socketFile?.error ?? '')) {
+    // No socket file is no permission problem: nothing listens (gunicorn unlinks its socket when it stops).
+    detail.push(`There is no socket ${outcome.socketFile!.path}: ${instance} is not listening there.`);
   }
   if (outcome.kind === 'dead' && !sockDirBlocked && !logLines.length) {
     detail.push(

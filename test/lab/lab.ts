@@ -930,8 +930,8 @@ export interface NginxSite {
   name: string;
   /** Free loopback port when omitted. */
   port?: number;
-  /** A unix socket path, or host:port (a FastCGI server on loopback TCP, as in a daemontools `run` script). */
-  socket: string;
+  /** The app's socket: a unix socket path, or host:port (a FastCGI server on loopback TCP, as in a daemontools `run` script); unused when `upstream` is given. */
+  socket?: string;
   /**
    * How nginx talks to the app: 'uwsgi' (uwsgi_pass, the default) or
    * 'fastcgi' (fastcgi_pass with Debian's fastcgi_params, which send the
@@ -939,6 +939,12 @@ export interface NginxSite {
    * SCRIPT_NAME, as the FastCGI articles' edited fastcgi_params have it).
    */
   protocol?: 'uwsgi' | 'fastcgi';
+  /**
+   * An HTTP app server instead (gunicorn): `proxy` is
+   * `unix:/path/to.sock` or `127.0.0.1:8001`, written as proxy_pass with the
+   * headers gunicorn's deployment docs give.
+   */
+  upstream?: { proxy: string };
   /** Served at /static/ when given (nginx's www-data must be able to read it). */
   staticRoot?: string;
 }
@@ -965,12 +971,34 @@ export interface NginxOptions {
   includeDir?: string;
 }
 
-function fastcgiPass(socket: string): string[] {
+function socketOf(s: NginxSite): string {
+  if (!s.socket) throw new Error(`startNginx: site ${s.name} needs a socket or an upstream`);
+  return s.socket;
+}
+
+function uwsgiPass(s: NginxSite): string[] {
+  return ['      include /etc/nginx/uwsgi_params;', `      uwsgi_pass unix:${socketOf(s)};`];
+}
+
+function fastcgiPass(s: NginxSite): string[] {
+  const socket = socketOf(s);
   return [
     '      include /etc/nginx/fastcgi_params;',
     "      fastcgi_param SCRIPT_NAME '';",
     '      fastcgi_param PATH_INFO $uri;',
     `      fastcgi_pass ${socket.startsWith('/') ? `unix:${socket}` : socket};`,
+  ];
+}
+
+function proxyPass(proxy: string): string[] {
+  // nginx names a unix socket upstream as http://unix:/path: (the colon ends the path).
+  const target = proxy.startsWith('unix:') ? `http://${proxy}:` : `http://${proxy}`;
+  return [
+    '      proxy_set_header Host $http_host;',
+    '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+    '      proxy_set_header X-Forwarded-Proto $scheme;',
+    '      proxy_redirect off;',
+    `      proxy_pass ${target};`,
   ];
 }
 
@@ -996,7 +1024,7 @@ export async function startNginx(sites: NginxSite[], opts: NginxOptions = {}): P
         `    access_log ${path.join(dir, `${s.name}.access.log`)};`,
         ...(s.staticRoot ? [`    location /static/ { alias ${s.staticRoot.replace(/\/?$/, '/')}; }`] : []),
         '    location / {',
-        ...(s.protocol === 'fastcgi' ? fastcgiPass(s.socket) : ['      include /etc/nginx/uwsgi_params;', `      uwsgi_pass unix:${s.socket};`]),
+        ...(s.upstream ? proxyPass(s.upstream.proxy) : s.protocol === 'fastcgi' ? fastcgiPass(s) : uwsgiPass(s)),
         '    }',
         '  }',
       ].join('\n'),

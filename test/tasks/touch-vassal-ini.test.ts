@@ -404,6 +404,18 @@ describe('explainReload', () => {
     expect(detail.join('\n')).toContain('chmod-socket = 660');
   });
 
+  it('a 502 where the socket does not exist (a gunicorn that stopped unlinked it): no permission advice, nothing listens', () => {
+    const outcome = failed({
+      kind: 'gateway',
+      reason: 'the web server cannot reach the new instance (HTTP 502, 3 times)',
+      probe: 'HTTP 502 from http://127.0.0.1/',
+      socketFile: { path: '/run/shop/gunicorn.sock', error: 'No such file or directory' },
+    });
+    const { detail } = explainReload(outcome, { ...ctx, healthUrl: 'http://127.0.0.1/', server: 'gunicorn' });
+    expect(detail.join('\n')).not.toContain('chmod-socket');
+    expect(detail).toContain('There is no socket /run/shop/gunicorn.sock: gunicorn (the app server) is not listening there.');
+  });
+
   it("a dead vassal with nothing else to go on points at the emperor's log", () => {
     const { headline, detail } = explainReload(failed({ kind: 'dead', reason: 'the vassal is not running', repro: { ok: true, loaded: true, command: REPRO_COMMAND } }), ctx);
     expect(headline).toBe('alleged: the vassal is not running after the touch');
