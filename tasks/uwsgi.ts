@@ -692,12 +692,15 @@ def wait():
     what = 'uWSGI' if program == 'uwsgi' else program
     # The reload's start is the mtime of what it touched or wrote (the ini,
     # a touch-reload file, the master FIFO: writing a FIFO updates its mtime).
+    # A command that leaves no mark (a supervisor's restart, which itself
+    # takes seconds): the snapshot's clock, taken just before it, so the
+    # verdict's seconds include the restart.
+    marked = A.get('marker') or ini
     try:
-        touched = os.stat(A.get('marker') or ini).st_mtime
-    except (OSError, TypeError):  # TypeError: neither a marker nor an ini
-        touched = started
-    if not (started - 10 < touched <= started + 1):
-        # A command that leaves no mark: the snapshot's clock, taken just before it.
+        touched = os.stat(marked).st_mtime if marked else None
+    except OSError:
+        touched = None
+    if touched is None or not (started - 10 < touched <= started + 1):
         touched = float(A['start']) if A.get('start') else started
     deadline = started + timeout
     log, offset = A.get('log'), int(A.get('log-offset') or 0)

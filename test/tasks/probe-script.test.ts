@@ -311,7 +311,8 @@ describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', (
       expect(pids).toContain(old.pid);
       expect(pids).not.toContain(uwsgi.pid);
       expect(snap.ini).toBeNull();
-      const start = Date.now() / 1000;
+      // As if the restart command had taken 5 s before the wait began (supervisorctl waits startsecs and more).
+      const start = Date.now() / 1000 - 5;
       const waiting = runProbe<ProbeOutcome>('wait', { program: 'gunicorn', procs: snap.procs, start, socket: sock, protocol: 'http', interval: 0.1, timeout: 10 });
       // What supervisorctl restart does: stop the old master, start a new one.
       await later(300, () => undefined);
@@ -319,6 +320,8 @@ describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', (
       const fresh = await startVassal([], 'gunicorn');
       const outcome = await waiting;
       expect(outcome).toMatchObject({ ok: true, kind: 'answered', source: 'procs' });
+      // Counted from before the restart (the snapshot's clock), not from when the restart command returned.
+      expect(outcome.seconds).toBeGreaterThanOrEqual(5);
       expect(outcome.evidence).toMatch(new RegExp(`^new gunicorn processes \\(pids [\\d,]*${fresh.pid}`));
     });
 
