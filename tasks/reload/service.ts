@@ -14,8 +14,13 @@ import { raw, sh, type ShellCommand } from '../../src/index.ts';
  * vars: { reload: { daemontools: '/etc/service/shop', sudo: true } } // sudo -n svc -t /etc/service/shop
  */
 export type ServiceReload =
-  /** supervisor: `supervisorctl [-c config] restart <program>`. */
-  | { supervisor: string; config?: string; sudo?: boolean }
+  /**
+   * supervisor: `supervisorctl [-c config] restart <program>` (stop, then
+   * start: a gap of 502s), or with `signal: 'HUP'` `supervisorctl signal HUP
+   * <program>`: gunicorn then starts new workers with the new code and
+   * stops the old ones gracefully, the master and its socket staying up.
+   */
+  | { supervisor: string; config?: string; signal?: string; sudo?: boolean }
   /** daemontools: `svc -t <service dir>` (TERM; supervise starts the run script again). */
   | { daemontools: string; sudo?: boolean }
   /** runit: `sv restart <service dir or name>` (waits up to 7s for it to be up). */
@@ -61,7 +66,7 @@ export function serviceReloadOf(value: unknown, site: string): ServiceReload | u
   };
   if (kinds.length > 1) fail(`names ${kinds.join(' and ')}: choose one`);
   const kind = kinds[0] as ServiceKind;
-  const allowed = new Set<string>([kind, 'sudo', ...(kind === 'supervisor' ? ['config'] : kind === 'systemd' ? ['user'] : [])]);
+  const allowed = new Set<string>([kind, 'sudo', ...(kind === 'supervisor' ? ['config', 'signal'] : kind === 'systemd' ? ['user'] : [])]);
   const extra = Object.keys(object).find((key) => !allowed.has(key));
   if (extra) fail(`unknown key "${extra}" for a ${kind} reload (it takes ${[...allowed].join(', ')})`);
   const target = object[kind];
@@ -69,6 +74,7 @@ export function serviceReloadOf(value: unknown, site: string): ServiceReload | u
   if (kind === 'apache' && target !== 'graceful' && target !== 'restart') fail("apache must be 'graceful' or 'restart'");
   for (const flag of ['sudo', 'user']) if (object[flag] !== undefined && typeof object[flag] !== 'boolean') fail(`${flag} must be true or false`);
   if (object.config !== undefined && (typeof object.config !== 'string' || object.config === '')) fail('config must be the path of supervisord.conf');
+  if (object.signal !== undefined && (typeof object.signal !== 'string' || !/^(SIG)?[A-Z0-9]+$/.test(object.signal))) fail("signal must be a signal's name, e.g. 'HUP'");
   if (kind === 'systemd' && object.user === true && object.sudo === true) fail('a --user unit is the site user\'s own: it needs no sudo');
   return object as unknown as ServiceReload;
 }
@@ -96,8 +102,15 @@ export function planServiceReload(strategy: ServiceReload): ServiceCommand {
     : '';
   switch (kind) {
     case 'supervisor': {
-      const s = strategy as { supervisor: string; config?: string };
+      const s = strategy as { supervisor: string; config?: string; signal?: string };
       const config = s.config ? sh`-c ${s.config} ` : raw('');
+      if (s.signal) {
+        return {
+          command: sh`${sudo}supervisorctl ${config}signal ${s.signal} ${s.supervisor}`,
+          label: `supervisorctl signal ${s.signal} ${s.supervisor}`,
+          hint: `supervisorctl must reach supervisord's socket as the site user (chown= / chmod= in [unix_http_server]), or use sudo: true.${sudoHint}`,
+        };
+      }
       return {
         command: sh`${sudo}supervisorctl ${config}restart ${s.supervisor}`,
         label: `supervisorctl restart ${s.supervisor}`,

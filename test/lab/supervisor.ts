@@ -63,6 +63,11 @@ export function restartArgv(site: string): string[] {
   return [SUPERVISORCTL, '-c', supervisorConfPath(), 'restart', site];
 }
 
+/** The graceful reload the sudoers rule also allows: HUP to gunicorn's master, which replaces its workers. */
+export function hupArgv(site: string): string[] {
+  return [SUPERVISORCTL, '-c', supervisorConfPath(), 'signal', 'HUP', site];
+}
+
 /**
  * Lets the site user run exactly `supervisorctl -c <conf> restart <site>` as
  * root. Operators do it this way rather than giving the site's group the
@@ -262,7 +267,7 @@ export async function startSupervisor(sites: SupervisedSite[]): Promise<Supervis
 
   for (const s of sites) {
     const file = sudoersPath(s.site.name);
-    fs.writeFileSync(file, `${s.site.name} ALL=(root) NOPASSWD: ${restartArgv(s.site.name).join(' ')}\n`, { mode: 0o440 });
+    fs.writeFileSync(file, `${s.site.name} ALL=(root) NOPASSWD: ${restartArgv(s.site.name).join(' ')}, ${hupArgv(s.site.name).join(' ')}\n`, { mode: 0o440 });
     await lab.run('visudo', ['-c', '-q', '-f', file]);
   }
 

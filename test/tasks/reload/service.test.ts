@@ -35,6 +35,8 @@ describe('reloads of a supervised app server', () => {
   it('composes each supervisor\'s restart', () => {
     expect(text({ supervisor: 'shop' })).toBe("supervisorctl restart shop");
     expect(text({ supervisor: 'shop', config: '/etc/supervisor/shop.conf' })).toBe("supervisorctl -c /etc/supervisor/shop.conf restart shop");
+    expect(text({ supervisor: 'shop', signal: 'HUP', sudo: true })).toBe('sudo -n supervisorctl signal HUP shop');
+    expect(() => reloadStrategyOf({ supervisor: 'shop', signal: 'HUP; reboot' }, 'shop')).toThrow("signal must be a signal's name, e.g. 'HUP'");
     expect(text({ daemontools: '/etc/service/shop' })).toBe("svc -t /etc/service/shop");
     expect(text({ daemontools: '/etc/service/shop', sudo: true })).toBe("sudo -n svc -t /etc/service/shop");
     expect(text({ runit: 'shop' })).toBe("sv restart shop");
