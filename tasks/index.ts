@@ -50,6 +50,8 @@ export { push, pushedFor, PUSHED_PREFIX, type Pushed, type PushOptions } from '.
 export { test, type TestOptions } from './test.ts';
 export { AppNotBackError, touchVassalIni, type TouchVassalIniOptions } from './touch-vassal-ini.ts';
 export { planReload, ReloadRefused, RELOAD_STRATEGIES, type ReloadPlan, type ReloadStrategy } from './reload/strategy.ts';
+export { type ServiceReload } from './reload/service.ts';
+export { type AppServer } from './reload/app.ts';
 export { updateRequirements, type UpdateRequirementsOptions } from './update-requirements.ts';
 export { provision, provisionCheck, defaultNginxTemplate, PROVISION_STATE, type ProvisionOptions, type ProvisionState, type ProvisionVars } from './provision/index.ts';
 export { explainReload, parseVassalIni, type ProbeOutcome, type ReloadExplanation, type VassalInfo, type VassalLoad, type VassalSocket } from './uwsgi.ts';

@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { quotePath, raw, type Context, type SiteInfo } from '../src/index.ts';
+import type { AppServer } from './reload/app.ts';
 import type { ReloadStrategy } from './reload/strategy.ts';
 
 /**
@@ -79,6 +80,8 @@ export type DjangoVars = {
   layout?: Layout;
   /** How touchVassalIni reloads the app: see ReloadStrategy (default 'touch'). */
   reload?: ReloadStrategy;
+  /** An app server that is not a uWSGI emperor's vassal (gunicorn, a supervised uWSGI, mod_fcgid): see AppServer. */
+  app?: AppServer;
   /** Only for the releases layout: see ReleaseOptions. */
   releasesDir?: string;
   repoCache?: string;

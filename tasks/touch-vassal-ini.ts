@@ -1,6 +1,8 @@
 import { parseDuration, sh, task, type TaskDefinition } from '../src/index.ts';
 import { resolveSite, shellPath, type PerSite, type SiteOptions } from './options.ts';
-import { planReload, ReloadRefused, reloadStrategyOf, type ReloadStrategy } from './reload/strategy.ts';
+import { appInfo, appServerOf } from './reload/app.ts';
+import { serviceKind } from './reload/service.ts';
+import { isServiceReload, planReload, ReloadRefused, reloadStrategyOf, type ReloadStrategy } from './reload/strategy.ts';
 import { explainReload, lastJson, parseVassalIni, PROBE_SCRIPT, type ProbeOutcome, type ProbeSnapshot } from './uwsgi.ts';
 
 /** Options of {@link touchVassalIni}. */
@@ -76,26 +78,46 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
     run: async (c) => {
       const site = resolveSite(c.site, options);
       const vassal = shellPath(site.vassal);
-      const vars = c.site.vars as { reload?: unknown };
+      const vars = c.site.vars as { reload?: unknown; app?: unknown };
       const strategy = reloadStrategyOf(vars.reload ?? (typeof options.reload === 'function' ? options.reload(c.site) : options.reload), c.site.name);
+      // An app server that is no emperor's vassal is described in the deployfile, not read from an ini.
+      const app = appServerOf(vars.app, c.site.name);
       // A reload that could not even be asked for is explained here, with what to do, not as a bare failed command.
-      const trigger = async (plan: ReturnType<typeof planReload>): Promise<void> => {
+      // A supervisor's failed restart is explained by the check instead: it fails exactly when the new code does not load.
+      const trigger = async (plan: ReturnType<typeof planReload>): Promise<string | undefined> => {
         const done = await c.warnOnly().run(plan.command, { label: plan.label });
-        if (done.failed) {
-          const why = (done.stderr || done.stdout).trim().split('\n').slice(-3).join('; ') || `exit code ${done.exitCode}`;
-          c.abort(`${site.site}: could not reload (${plan.label}): ${why}. ${plan.hint}`);
-        }
+        if (!done.failed) return undefined;
+        const why = (done.stderr || done.stdout).trim().split('\n').slice(-3).join('; ') || `exit code ${done.exitCode}`;
+        if (plan.explainFailure && options.verify !== false && !c.dryRun) return why;
+        return c.abort(`${site.site}: could not reload (${plan.label}): ${why}. ${plan.hint}`);
       };
-      if ((options.verify === false || c.dryRun) && strategy === 'touch') {
+      if ((options.verify === false || c.dryRun) && strategy === 'touch' && !app) {
         await c.run(sh`touch ${vassal}`);
         if (c.dryRun && options.verify !== false) c.log(`would wait up to ${timeoutMs / 1000}s for ${site.site} to answer`);
         return;
       }
 
-      const ini = await c.warnOnly().run(sh`cat ${vassal}`, { quiet: true });
-      // touch would create a missing ini, and the emperor would start an empty vassal.
-      if (ini.failed) return c.abort(`touchVassalIni: cannot read the vassal ini ${site.vassal}: ${ini.stderr.trim() || `exit code ${ini.exitCode}`}. Is the vassal var right?`);
-      const info = parseVassalIni(ini.stdout, site.vassal);
+      let info;
+      if (app) {
+        if (!isServiceReload(strategy) && typeof strategy !== 'object') {
+          return c.abort(
+            `${site.site}: reload '${strategy}' acts on a uWSGI vassal ini, but vars.app says this site's app server is ${app.program}, not an emperor's vassal. ` +
+              'Name its reload: { supervisor }, { daemontools }, { runit }, { systemd }, { apache }, { fcgid } or { command } (README: Choosing how a site reloads).',
+          );
+        }
+        info = appInfo(app, { codeDir: site.codeDir, virtualenv: site.virtualenv });
+      } else {
+        if (isServiceReload(strategy)) {
+          return c.abort(
+            `${site.site}: reload ${JSON.stringify(strategy)} restarts an app server, and the check needs to know which: ` +
+              "describe it in the site's vars.app (program, and socket, module), e.g. app: { program: 'gunicorn', socket: '127.0.0.1:8001', module: 'shop.wsgi:application' }.",
+          );
+        }
+        const ini = await c.warnOnly().run(sh`cat ${vassal}`, { quiet: true });
+        // touch would create a missing ini, and the emperor would start an empty vassal.
+        if (ini.failed) return c.abort(`touchVassalIni: cannot read the vassal ini ${site.vassal}: ${ini.stderr.trim() || `exit code ${ini.exitCode}`}. Is the vassal var right?`);
+        info = parseVassalIni(ini.stdout, site.vassal);
+      }
       let plan;
       try {
         plan = planReload(strategy, info, site.vassal);
@@ -113,25 +135,27 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
         return;
       }
       const log = site.uwsgiLog ?? info.log;
-      if (!site.healthUrl && !info.socket) c.warn(`no socket in ${site.vassal} and no healthUrl: only checking that uWSGI restarted`);
+      if (!site.healthUrl && !info.socket) c.warn(app ? `no app.socket and no healthUrl: only checking that ${app.program} restarted` : `no socket in ${site.vassal} and no healthUrl: only checking that uWSGI restarted`);
 
-      const args: string[] = ['--ini', site.vassal];
+      // Whose processes tell the new instance from the old: the vassal ini's owner, or vars.app's program and user.
+      const args: string[] = app ? ['--program', app.program, ...(app.user ? ['--user', app.user] : [])] : ['--ini', site.vassal];
+      if (app && plan.marker) args.push('--marker', plan.marker);
       if (log) args.push('--log', log);
       const snapshot = await c.warnOnly().run(sh`python3 - snapshot ${args}`, { quiet: true, stdin: PROBE_SCRIPT });
       const before = lastJson<ProbeSnapshot>(snapshot.stdout);
       if (!before) {
         return c.abort(
-          `touchVassalIni: could not inspect ${site.site}'s vassal before reloading it (python3 on the server is needed):\n` +
+          `touchVassalIni: could not inspect ${site.site}'s ${app ? 'app server' : 'vassal'} before reloading it (python3 on the server is needed):\n` +
             `  ${tail(snapshot.stderr || snapshot.stdout) || `exit code ${snapshot.exitCode}`}\n` +
-            'Nothing was touched. To reload without checking, use touchVassalIni({ verify: false }).',
+            'Nothing was reloaded. To reload without checking, use touchVassalIni({ verify: false }).',
         );
       }
       // A log the user named and cannot read is worth a word; the ini's own
       // logto usually is root's (or absent), and the load is reproduced instead.
-      if (site.uwsgiLog && before.logError) c.warn(`cannot read the uWSGI log ${log}: ${before.logError}`);
+      if ((site.uwsgiLog || app?.log) && before.logError) c.warn(`cannot read the ${app ? `${app.program} ` : 'uWSGI '}log ${log}: ${before.logError}`);
       // Deploying as root, a root-owned ini means no tyrant mode (the demo's stand-in emperor, say).
       // Other strategies are for root-owned vassals: there it is expected.
-      if (plan.touchesIni && (before.ini.uid === 0 || before.ini.gid === 0) && before.uid !== 0) {
+      if (!app && before.ini && plan.touchesIni && (before.ini.uid === 0 || before.ini.gid === 0) && before.uid !== 0) {
         const owner = `${before.ini.user}:${before.ini.group}`;
         const headline = `${site.site}: the uWSGI emperor (tyrant mode) will not run ${site.vassal}: it is owned by ${owner} (uid/gid 0)`;
         const message = [
@@ -143,13 +167,13 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
         throw new AppNotBackError(message, site.site, 'the vassal ini is owned by root', [], headline, null, 'ini-owner');
       }
 
-      await trigger(plan);
+      const commandSaid = await trigger(plan);
 
       const url = site.healthUrl ? new URL(site.healthUrl) : undefined;
       const path = url ? `${url.pathname}${url.search}` : '/';
       const wait: string[] = [...args, '--log-offset', String(before.logSize ?? 0), '--procs', before.procs];
       // The clock starts at the mark the reload left (a file's mtime), else when the snapshot was taken.
-      if (plan.marker && plan.marker !== site.vassal) wait.push('--marker', plan.marker);
+      if (plan.marker && (app || plan.marker !== site.vassal)) wait.push('--marker', plan.marker);
       if (!plan.marker) wait.push('--start', String(before.now));
       if (info.socket) wait.push('--socket', info.socket.address, '--protocol', info.socket.protocol);
       if (site.healthUrl) wait.push('--url', site.healthUrl, '--path', path, '--host', url?.hostname ?? 'localhost');
@@ -164,6 +188,7 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
         timeout: timeoutMs + 30_000,
       });
       const outcome = lastJson<ProbeOutcome>(result.stdout);
+      if (outcome?.ok && commandSaid) c.warn(`${plan.label} failed (${commandSaid}), yet the new instance answers`);
       if (outcome?.ok) {
         c.log(`${site.site} is back after ${outcome.seconds}s: ${outcome.evidence}${outcome.probe ? `; ${outcome.probe}` : ''}`);
         // In the summary and in --json (site:end notes): how long the verdict took.
@@ -175,8 +200,20 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
         const headline = `${site.site}: could not tell whether the app came back after ${plan.touchesIni ? `touching ${site.vassal}` : plan.label}`;
         throw new AppNotBackError(`${headline}\n${reason}`, site.site, reason, [], headline, null, 'check-failed');
       }
-      const explained = explainReload(outcome, { site: site.site, user: c.site.user, vassal: site.vassal, log, healthUrl: site.healthUrl, socket: info.socket, path, since: plan.since });
-      const message = [explained.headline, ...explained.detail].join('\n');
+      const explained = explainReload(outcome, {
+        site: site.site,
+        user: c.site.user,
+        vassal: app ? "vars.app.module and the app server's command line" : site.vassal,
+        log,
+        healthUrl: site.healthUrl,
+        socket: info.socket,
+        path,
+        since: plan.since,
+        ...(app ? { server: app.program } : {}),
+      });
+      // The reload command's own words come after the cause: "ERROR (spawn error)" says that, not why.
+      const said = commandSaid ? [`${plan.label} said: ${commandSaid}`] : [];
+      const message = [explained.headline, ...explained.detail, ...said].join('\n');
       c.report(`reload failed, verdict ${outcome.seconds}s after ${plan.since}`);
       throw new AppNotBackError(message, site.site, outcome.reason, explained.logLines, explained.headline, outcome.seconds, outcome.kind);
     },
@@ -184,6 +221,7 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
 }
 
 function describeStrategy(strategy: ReloadStrategy): string {
+  if (isServiceReload(strategy)) return serviceKind(strategy);
   return typeof strategy === 'object' ? 'reload command' : strategy === 'fifo' ? 'master FIFO, graceful' : strategy === 'chain' ? 'master FIFO, chain' : strategy;
 }
 

@@ -197,6 +197,8 @@ const EXPLAINING = [
   /\b\w*(Error|Exception):/,
   // A crashed worker: "!!! uWSGI process 123 got Segmentation Fault !!!"
   /^!!! uWSGI process \d+ got/,
+  // gunicorn: "Worker failed to boot", "App failed to load", "Exception in worker process".
+  /Worker failed to boot|App failed to load|Exception in worker process/,
 ];
 
 /**
@@ -312,11 +314,13 @@ def stat_of(path):
     return {'path': path, 'uid': st.st_uid, 'gid': st.st_gid, 'user': u, 'group': g,
             'mode': '%04o' % (st.st_mode & 0o7777)}
 
-# uWSGI processes of this vassal: tyrant mode runs them as the ini's owner.
+# The app's processes: a vassal's uWSGI processes (tyrant mode runs them as
+# the ini's owner), or those of another app server (program = gunicorn, ...).
 # Only /proc/<pid>/stat, status and cmdline are read: a vassal setuid'd by
 # the root emperor is not dumpable, so its fd/ and environ are closed to us.
-def vassal_procs(uid, ini_base):
+def vassal_procs(uid, ini_base, program='uwsgi'):
     out = {}
+    program = program.lower()
     for d in os.listdir('/proc'):
         if not d.isdigit() or int(d) == os.getpid():
             continue
@@ -336,9 +340,11 @@ def vassal_procs(uid, ini_base):
                     argv = [a.decode('utf-8', 'replace') for a in f.read().split(b'\0') if a]
             except OSError:
                 argv = []
-            # The program's own name, not its arguments: this script's
-            # command line names the ini too.
-            if 'uwsgi' not in (os.path.basename(argv[0]) if argv else comm).lower() and 'uwsgi' not in comm.lower():
+            # The program's own name, not its arguments (this script's
+            # command line names the ini too): argv[0], or the script or
+            # -m module an interpreter runs (python -m gunicorn), or comm.
+            names = [comm] + [os.path.basename(a) for a in argv[:3] if a and not a.startswith('-') and not any(c.isspace() for c in a)]
+            if not any(program in n.lower() for n in names):
                 continue
             # An emperor run as this user is not one of its vassals.
             if any(a == '--emperor' or a.startswith('--emperor=') for a in argv):
@@ -535,16 +541,30 @@ def ini_facts(ini):
 def procs_uid(st):
     return st.st_uid if st.st_uid != 0 else os.getuid()
 
+# Whose processes, and which: the vassal ini's (its owner's uWSGI), or the
+# app server's the deployfile describes (--uid and --program, no ini).
+def whose():
+    if A.get('ini'):
+        return procs_uid(os.stat(A['ini'])), os.path.basename(A['ini']), 'uwsgi'
+    uid = os.getuid()
+    if A.get('user'):
+        import pwd
+        uid = pwd.getpwnam(A['user']).pw_uid
+    return uid, None, A.get('program', 'uwsgi')
+
 def snapshot():
     size, err = log_size(A['log']) if A.get('log') else (None, None)
-    st = os.stat(A['ini'])
-    procs = vassal_procs(procs_uid(st), os.path.basename(A['ini']))
+    uid, ini_base, program = whose()
+    procs = vassal_procs(uid, ini_base, program)
+    # A touch within the second of the last change may not be seen (mtimes are compared in whole seconds).
+    marked = A.get('ini') or A.get('marker')
+    mtime = os.stat(marked).st_mtime if marked and os.path.exists(marked) else None
     waited = 0.0
-    while int(time.time()) <= int(st.st_mtime) and waited < 2:
+    while mtime is not None and int(time.time()) <= int(mtime) and waited < 2:
         time.sleep(0.1)
         waited += 0.1
-    print(json.dumps({'logSize': size, 'logError': err, 'procs': procs_text(procs), 'ini': ini_facts(A['ini']),
-                      'uid': os.getuid(), 'mtime': st.st_mtime, 'now': time.time()}))
+    print(json.dumps({'logSize': size, 'logError': err, 'procs': procs_text(procs), 'ini': ini_facts(A['ini']) if A.get('ini') else None,
+                      'uid': os.getuid(), 'mtime': mtime, 'now': time.time()}))
 
 REPRO = r'''
 import importlib, importlib.util, json, os, sys, traceback
@@ -654,23 +674,27 @@ def reproduce(call):
     out['python'] = python
     return out
 
-STARTING = '*** Starting uWSGI'
-FATAL = ('unable to load app', 'no app loaded', 'bind(): ')
+# How an app server's log says it starts afresh, and that the app cannot load.
+LOG_WORDS = {
+    'uwsgi': ('*** Starting uWSGI', ('unable to load app', 'no app loaded', 'bind(): ')),
+    'gunicorn': ('Starting gunicorn', ('Worker failed to boot', 'App failed to load', 'Connection in use')),
+}
 
 def wait():
     timeout, interval = float(A['timeout']), float(A['interval'])
     grace, settle = float(A.get('grace', 5)), float(A.get('settle', 6))
     started = time.time()
-    ini = A['ini']
+    ini = A.get('ini')
     try:
-        uid = procs_uid(os.stat(ini))
+        uid, ini_base, program = whose()
     except OSError:
-        uid = os.getuid()
+        uid, ini_base, program = os.getuid(), os.path.basename(ini), 'uwsgi'
+    what = 'uWSGI' if program == 'uwsgi' else program
     # The reload's start is the mtime of what it touched or wrote (the ini,
     # a touch-reload file, the master FIFO: writing a FIFO updates its mtime).
     try:
         touched = os.stat(A.get('marker') or ini).st_mtime
-    except OSError:
+    except (OSError, TypeError):  # TypeError: neither a marker nor an ini
         touched = started
     if not (started - 10 < touched <= started + 1):
         # A command that leaves no mark: the snapshot's clock, taken just before it.
@@ -691,10 +715,10 @@ def wait():
                'probe': st['probe'], 'status': st['status'], 'body': st['body'][:300], 'log': st['text'],
                'logError': st['logError'], 'seconds': seconds}
         if not ok:
-            out['ini'] = ini_facts(ini)
+            out['ini'] = ini_facts(ini) if ini else None
             if addr and is_unix(addr):
                 out['socketDir'] = stat_of(os.path.dirname(addr) or '.')
-                out['socketDir']['writable'] = writable_by(out['socketDir'], out['ini'].get('uid', uid), out['ini'].get('gid'))
+                out['socketDir']['writable'] = writable_by(out['socketDir'], (out['ini'] or {}).get('uid', uid), (out['ini'] or {}).get('gid'))
                 out['socketFile'] = stat_of(addr)
             if A.get('load') and kind != 'timeout-no-restart':
                 out['repro'] = reproduce(kind in ('http-500', 'timeout'))
@@ -709,24 +733,25 @@ def wait():
             got, st['logError'] = read_log(log, offset)
             st['text'] = got if got is not None else st['text']
             log_ok = st['logError'] is None
-            at = st['text'].find(STARTING)
+            starting, fatal = LOG_WORDS.get(program, (None, ()))
+            at = st['text'].find(starting) if starting else -1
             if st['evidence'] is None and at >= 0:
-                st['evidence'], st['source'] = 'uWSGI restarted (log)', 'log'
-            if at >= 0 and any(f in st['text'][at:] for f in FATAL):
+                st['evidence'], st['source'] = '%s restarted (log)' % what, 'log'
+            if at >= 0 and any(f in st['text'][at:] for f in fatal):
                 time.sleep(min(interval, 0.5))
                 got, _ = read_log(log, offset)
                 st['text'] = got if got is not None else st['text']
-                return finish(False, 'log', 'uWSGI could not load the app')
-        procs = vassal_procs(uid, os.path.basename(ini))
+                return finish(False, 'log', '%s could not load the app' % what)
+        procs = vassal_procs(uid, ini_base, program)
         if st['evidence'] is None:
             fresh = sorted(p for p, (s, pp) in procs.items() if (p, s) not in before_keys)
             if fresh and not (old_workers & set(procs)):
-                st['evidence'], st['source'] = 'new uWSGI processes (pids %s)' % ','.join(map(str, fresh)), 'procs'
+                st['evidence'], st['source'] = 'new %s processes (pids %s)' % (what, ','.join(map(str, fresh))), 'procs'
             elif before and not old_workers and not log_ok and elapsed >= grace:
-                st['evidence'], st['source'] = ('one uWSGI process and no workers to tell the new instance from the old one; '
-                                                'probed after %gs' % grace), 'grace'
+                st['evidence'], st['source'] = ('one %s process and no workers to tell the new instance from the old one; '
+                                                'probed after %gs' % (what, grace)), 'grace'
             elif not before and not procs and not log_ok and elapsed >= grace:
-                st['evidence'], st['source'] = ('no uWSGI process of uid %d to be seen and no log; probed after %gs' % (uid, grace)), 'grace'
+                st['evidence'], st['source'] = ('no %s process of uid %d to be seen and no log; probed after %gs' % (what, uid, grace)), 'grace'
         refused = False
         if st['evidence'] is not None and (url or addr):
             try:
@@ -762,7 +787,7 @@ def wait():
                 st['dead'] += 1
                 st['probe'] = '%s: %s' % (type(e).__name__, e)
                 if st['dead'] >= 2:
-                    return finish(False, 'dead', 'the vassal is not running: no uWSGI process of uid %d and %s refuses connections' % (uid, addr))
+                    return finish(False, 'dead', '%s is not running: no %s process of uid %d and %s refuses connections' % ('the vassal' if ini else 'the app server', what, uid, addr))
             except OSError:
                 st['dead'] = 0
         else:
@@ -770,7 +795,8 @@ def wait():
         if time.time() >= deadline:
             if st['evidence']:
                 return finish(False, 'timeout', 'the new instance did not answer within %gs' % timeout)
-            return finish(False, 'timeout-no-restart', 'no sign of a restart within %gs (was the ini touched? is the emperor watching it?)' % timeout)
+            return finish(False, 'timeout-no-restart', ('no sign of a restart within %gs (was the ini touched? is the emperor watching it?)' % timeout) if ini else
+                          ('no new %s process of uid %d within %gs: did the reload restart it? (app.program and app.user say which processes are its)' % (what, uid, timeout)))
         time.sleep(interval)
 `;
 
@@ -804,9 +830,10 @@ export interface ProbeSnapshot {
   logError: string | null;
   /** The vassal's uWSGI processes, `pid:starttime:ppid,...`. */
   procs: string;
-  ini: FileFacts;
+  /** The vassal ini's owner and mode; null for an app server of vars.app. */
+  ini: FileFacts | null;
   uid: number;
-  mtime: number;
+  mtime: number | null;
   now: number;
 }
 
@@ -850,7 +877,7 @@ export interface ProbeOutcome {
   logError: string | null;
   /** From the touch (the ini's mtime) to the verdict. */
   seconds: number;
-  ini?: FileFacts;
+  ini?: FileFacts | null;
   socketDir?: FileFacts;
   socketFile?: FileFacts;
   repro?: Reproduction;
@@ -877,6 +904,8 @@ export interface ExplainContext {
   path: string;
   /** What started the reload, as explanations say it: `the touch` (default), `the reload`. */
   since?: string;
+  /** An app server that is not a uWSGI vassal (vars.app): its program's name, e.g. `gunicorn`. */
+  server?: string;
 }
 
 const EXCEPTION_LINE = /^([A-Za-z_][\w.]*(?:Error|Exception|Exit|ImproperlyConfigured)): ?(.*)$/;
@@ -898,6 +927,9 @@ export function explainReload(outcome: ProbeOutcome, ctx: ExplainContext): Reloa
   const since = ctx.since ?? 'the touch';
   const detail: string[] = [`${outcome.reason} (${outcome.seconds}s after ${since}).`];
   const site = ctx.site;
+  // The words for what runs the app: a vassal of the emperor, or an app server of vars.app.
+  const server = ctx.server ?? 'uWSGI';
+  const instance = ctx.server ? `${ctx.server} (the app server)` : 'the vassal';
   let headline: string | undefined;
 
   const logException = [...logLines].reverse().find((line) => EXCEPTION_LINE.test(line.trim()));
@@ -907,17 +939,17 @@ export function explainReload(outcome: ProbeOutcome, ctx: ExplainContext): Reloa
   const reproFailedLoad = repro && !repro.ok && (repro.stage === 'import' || repro.stage === 'callable');
 
   const socketHeadline = () =>
-    `${site}: uWSGI cannot create its socket ${ctx.socket?.address}: ${dir?.path} (${describe(dir)}) is not writable by the vassal, ${outcome.ini?.user}:${outcome.ini?.group}`;
-  if (logBind) headline = sockDirBlocked ? socketHeadline() : `${site}: uWSGI cannot bind its socket: ${logBind.trim()}`;
+    `${site}: ${server} cannot create its socket ${ctx.socket?.address}: ${dir?.path} (${describe(dir)}) is not writable by ${instance}${outcome.ini ? `, ${outcome.ini.user}:${outcome.ini.group}` : ''}`;
+  if (logBind) headline = sockDirBlocked ? socketHeadline() : `${site}: ${server} cannot bind its socket: ${logBind.trim()}`;
   else if (logException) headline = `${site}: the new code does not load: ${logException.trim()}`;
   else if (outcome.kind === 'dead' && sockDirBlocked) headline = socketHeadline();
   else if (reproFailedLoad) headline = `${site}: the new code does not load: ${exceptionText(repro)}`;
   else if (repro && !repro.ok && repro.stage === 'call') headline = `${site}: the app fails on GET ${ctx.path}: ${exceptionText(repro)}`;
   else if (outcome.kind === 'gateway' && outcome.socketFile?.mode) {
     headline = `${site}: the web server cannot use the socket ${outcome.socketFile.path} (${describe(outcome.socketFile)}): ${outcome.probe}`;
-  } else if (outcome.kind === 'dead') headline = `${site}: the vassal is not running after ${since}`;
+  } else if (outcome.kind === 'dead') headline = `${site}: ${instance} is not running after ${since}`;
   else if (outcome.kind === 'no-app') headline = `${site}: uWSGI loaded no app, though the code loads when reproduced`;
-  else if (outcome.kind === 'log') headline = `${site}: uWSGI could not load the app: ${(logLines[0] ?? '').trim()}`;
+  else if (outcome.kind === 'log') headline = `${site}: ${server} could not load the app: ${(logLines[0] ?? '').trim()}`;
   headline ??= `${site}: ${outcome.reason}`;
 
   if (repro && !repro.ok && repro.stage) {
@@ -945,16 +977,20 @@ export function explainReload(outcome: ProbeOutcome, ctx: ExplainContext): Reloa
     );
   }
   if (outcome.kind === 'dead' && !sockDirBlocked && !logLines.length) {
-    detail.push("The emperor's log says why the vassal stopped; site users cannot read it. Ask root, or give the vassal a logto its user can read.");
+    detail.push(
+      ctx.server
+        ? `Its supervisor's log says why ${ctx.server} stopped; give the app server a log the site user can read (app.log in the deployfile) to see it here.`
+        : "The emperor's log says why the vassal stopped; site users cannot read it. Ask root, or give the vassal a logto its user can read.",
+    );
   }
   if (outcome.probe) detail.push(`Last check: ${outcome.probe}`);
   if (logLines.length > 0) {
-    detail.push(`uWSGI log ${ctx.log} since ${since}:`, ...logLines.map((line) => `  ${line}`));
+    detail.push(`${server} log ${ctx.log} since ${since}:`, ...logLines.map((line) => `  ${line}`));
   } else if (logReadable) {
     const tail = outcome.log.split('\n').filter((l) => l.trim() !== '').slice(-10);
-    detail.push(tail.length ? `uWSGI log ${ctx.log} since ${since}:` : `Nothing in the uWSGI log ${ctx.log} since ${since}.`, ...tail.map((l) => `  ${l}`));
+    detail.push(tail.length ? `${server} log ${ctx.log} since ${since}:` : `Nothing in the ${server} log ${ctx.log} since ${since}.`, ...tail.map((l) => `  ${l}`));
   } else if (ctx.log) {
-    detail.push(`(The uWSGI log ${ctx.log} is not readable: ${outcome.logError}.)`);
+    detail.push(`(The ${server} log ${ctx.log} is not readable: ${outcome.logError}.)`);
   }
   return { headline, detail, logLines };
 }

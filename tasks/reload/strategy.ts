@@ -1,6 +1,7 @@
 import { sh, type CommandInput } from '../../src/index.ts';
 import { shellPath } from '../options.ts';
 import type { VassalInfo } from '../uwsgi.ts';
+import { planServiceReload, serviceKind, serviceReloadOf, type ServiceReload } from './service.ts';
 
 /**
  * How a site's uWSGI app is told to reload, chosen per site (`reload` in its
@@ -23,12 +24,17 @@ import type { VassalInfo } from '../uwsgi.ts';
  *   that without a password (`shop ALL=(root) NOPASSWD: /usr/bin/touch
  *   /etc/uwsgi/emperor.d/shop.ini`): a rule that narrow cannot allow the
  *   `sh -c` that `c.sudo` runs, so this is a plain `sudo -n`.
- * - `{ command }`: any command run as the site user, e.g. a reload script.
+ * - `{ command }`: any command run as the site user, e.g. a reload script
+ *   (`sudo: true` runs it through `sudo -n sh -c`).
+ * - a supervised app server or a web server ({@link ServiceReload}):
+ *   `{ supervisor }`, `{ daemontools }`, `{ runit }`, `{ systemd }`,
+ *   `{ apache }`, `{ fcgid }`; the site describes its app in `vars.app`
+ *   (see AppServer), since there is no vassal ini to read.
  *
  * @example
  * sites: { shop: { host: 'web1', vars: { reload: 'fifo' } } }
  */
-export type ReloadStrategy = 'touch' | 'touch-reload' | 'fifo' | 'chain' | 'sudo-touch' | { command: string };
+export type ReloadStrategy = 'touch' | 'touch-reload' | 'fifo' | 'chain' | 'sudo-touch' | { command: string; sudo?: boolean } | ServiceReload;
 
 export const RELOAD_STRATEGIES = ['touch', 'touch-reload', 'fifo', 'chain', 'sudo-touch'] as const;
 
@@ -47,6 +53,12 @@ export interface ReloadPlan {
   marker?: string;
   /** The vassal ini is the reload's trigger: a tyrant emperor runs it as its owner, who must not be root. */
   touchesIni: boolean;
+  /**
+   * A failed command still gets the check's explanation: a supervisor's
+   * restart fails ("spawn error") exactly when the new code does not load,
+   * and its own words say less than the load reproduced.
+   */
+  explainFailure?: boolean;
 }
 
 /** A strategy that cannot work on this vassal, with why and what to do. */
@@ -62,10 +74,19 @@ export class ReloadRefused extends Error {
 export function reloadStrategyOf(value: unknown, site: string): ReloadStrategy {
   if (value === undefined || value === null) return 'touch';
   if (typeof value === 'string' && (RELOAD_STRATEGIES as readonly string[]).includes(value)) return value as ReloadStrategy;
+  const service = serviceReloadOf(value, site);
+  if (service) return service;
   if (typeof value === 'object' && typeof (value as { command?: unknown }).command === 'string' && (value as { command: string }).command.trim() !== '') {
-    return { command: (value as { command: string }).command };
+    const { command, sudo } = value as { command: string; sudo?: unknown };
+    const extra = Object.keys(value as object).find((key) => key !== 'command' && key !== 'sudo');
+    if (extra) throw new TypeError(`site "${site}": reload { command }: unknown key "${extra}" (it takes command, sudo)`);
+    if (sudo !== undefined && typeof sudo !== 'boolean') throw new TypeError(`site "${site}": reload { command }: sudo must be true or false`);
+    return sudo === undefined ? { command } : { command, sudo };
   }
-  throw new TypeError(`site "${site}": reload must be one of ${RELOAD_STRATEGIES.map((s) => `'${s}'`).join(', ')} or { command: '...' }, got ${JSON.stringify(value)}`);
+  throw new TypeError(
+    `site "${site}": reload must be one of ${RELOAD_STRATEGIES.map((s) => `'${s}'`).join(', ')}, { command: '...' }, ` +
+      `or a service: { supervisor }, { daemontools }, { runit }, { systemd }, { apache }, { fcgid }; got ${JSON.stringify(value)}`,
+  );
 }
 
 /**
@@ -77,7 +98,14 @@ export function reloadStrategyOf(value: unknown, site: string): ReloadStrategy {
  */
 export function planReload(strategy: ReloadStrategy, info: VassalInfo, vassal: string): ReloadPlan {
   const base = { strategy, touchesIni: false, since: 'the reload', hint: '' };
-  if (typeof strategy === 'object') return { ...base, command: strategy.command, label: strategy.command, hint: 'The reload command failed; nothing else was tried.' };
+  if (isServiceReload(strategy)) {
+    const planned = planServiceReload(strategy);
+    return { ...base, ...planned, since: serviceKind(strategy) === 'fcgid' ? 'the touch' : 'the restart', explainFailure: true };
+  }
+  if (typeof strategy === 'object') {
+    const command = strategy.sudo ? sh`sudo -n sh -c ${strategy.command}` : strategy.command;
+    return { ...base, command, label: strategy.command, hint: 'The reload command failed; nothing else was tried.' };
+  }
   switch (strategy) {
     case 'touch':
       return { ...base, command: sh`touch ${shellPath(vassal)}`, label: `touch ${vassal}`, since: 'the touch', touchesIni: true, marker: vassal, hint: 'Is the vassal ini writable by the site user (tyrant mode: owned by it)?' };
@@ -122,4 +150,9 @@ export function planReload(strategy: ReloadStrategy, info: VassalInfo, vassal: s
       };
     }
   }
+}
+
+/** True for the reloads of a supervised app server or a web server. */
+export function isServiceReload(strategy: ReloadStrategy): strategy is ServiceReload {
+  return typeof strategy === 'object' && !('command' in strategy);
 }

@@ -81,10 +81,10 @@ function answerWith(status: string, contentType = 'text/html', body = 'hello'): 
   writeFileSync(answer, `${status}|${contentType}|${body}`);
 }
 
-async function startVassal(extraArgs: string[] = ['--ini', 'alleged.ini']): Promise<ChildProcess> {
+async function startVassal(extraArgs: string[] = ['--ini', 'alleged.ini'], program = 'uwsgi-core'): Promise<ChildProcess> {
   rmSync(sock, { force: true });
-  // Named uwsgi-core by a symlink: python finds its library from the link's target.
-  const exe = join(dir, 'uwsgi-core');
+  // Named uwsgi-core (or gunicorn) by a symlink: python finds its library from the link's target.
+  const exe = join(dir, program);
   if (!existsSync(exe)) symlinkSync(PYTHON, exe);
   const child = spawn(exe, ['-c', VASSAL_SERVER, sock, answer, ...extraArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
@@ -165,7 +165,7 @@ describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', (
     const now = Date.now() / 1000;
     utimesSync(ini, now, now);
     const snap = await runProbe<ProbeSnapshot>('snapshot', { ini });
-    expect(Math.floor(snap.now)).toBeGreaterThan(Math.floor(snap.mtime));
+    expect(Math.floor(snap.now)).toBeGreaterThan(Math.floor(snap.mtime ?? Infinity));
   });
 
   it('without a log: new workers, the old ones gone, are the new instance; the verdict comes as soon as it answers', async () => {
@@ -296,5 +296,40 @@ describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', (
     const outcome = await reloadAndWait({ url, socket: sock }, () => vassal.kill('SIGHUP'));
     expect(outcome).toMatchObject({ ok: false, kind: 'gateway', reason: 'the web server cannot reach the new instance (HTTP 502, 3 times)' });
     expect(outcome.socketFile).toMatchObject({ path: sock, uid: process.getuid?.() });
+  });
+
+  describe('an app server of vars.app (no vassal ini): its processes are told by program name and user', () => {
+    it('a restart by its supervisor (the old processes gone, new ones up) is the new instance, and it answers', async () => {
+      const old = await startVassal([], 'gunicorn');
+      // A uWSGI of the same user is not the gunicorn's.
+      const uwsgiSock = sock;
+      sock = join(dir, 'other.sock');
+      const uwsgi = await startVassal();
+      sock = uwsgiSock;
+      const snap = await runProbe<ProbeSnapshot>('snapshot', { program: 'gunicorn' });
+      const pids = snap.procs.split(',').map((p) => Number(p.split(':')[0]));
+      expect(pids).toContain(old.pid);
+      expect(pids).not.toContain(uwsgi.pid);
+      expect(snap.ini).toBeNull();
+      const start = Date.now() / 1000;
+      const waiting = runProbe<ProbeOutcome>('wait', { program: 'gunicorn', procs: snap.procs, start, socket: sock, protocol: 'http', interval: 0.1, timeout: 10 });
+      // What supervisorctl restart does: stop the old master, start a new one.
+      await later(300, () => undefined);
+      await stop(old);
+      const fresh = await startVassal([], 'gunicorn');
+      const outcome = await waiting;
+      expect(outcome).toMatchObject({ ok: true, kind: 'answered', source: 'procs' });
+      expect(outcome.evidence).toMatch(new RegExp(`^new gunicorn processes \\(pids [\\d,]*${fresh.pid}`));
+    });
+
+    it('says the app server is not running when its processes are gone and its socket refuses', async () => {
+      const old = await startVassal([], 'gunicorn');
+      const snap = await runProbe<ProbeSnapshot>('snapshot', { program: 'gunicorn' });
+      const waiting = runProbe<ProbeOutcome>('wait', { program: 'gunicorn', procs: snap.procs, start: Date.now() / 1000, socket: sock, protocol: 'http', interval: 0.1, settle: 1, timeout: 30 });
+      await later(200, () => old.kill('SIGTERM'));
+      const outcome = await waiting;
+      expect(outcome).toMatchObject({ ok: false, kind: 'dead', ini: null });
+      expect(outcome.reason).toMatch(/^the app server is not running: no gunicorn process of uid \d+ and .*alleged\.sock refuses connections$/);
+    });
   });
 });

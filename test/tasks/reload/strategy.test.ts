@@ -27,7 +27,9 @@ describe('reload strategies', () => {
     expect(reloadStrategyOf(undefined, 'shop')).toBe('touch');
     expect(reloadStrategyOf('chain', 'shop')).toBe('chain');
     expect(reloadStrategyOf({ command: 'svc -t ~/service' }, 'shop')).toEqual({ command: 'svc -t ~/service' });
-    expect(() => reloadStrategyOf('restart', 'shop')).toThrow(`site "shop": reload must be one of 'touch', 'touch-reload', 'fifo', 'chain', 'sudo-touch' or { command: '...' }, got "restart"`);
+    expect(() => reloadStrategyOf('restart', 'shop')).toThrow(
+      `site "shop": reload must be one of 'touch', 'touch-reload', 'fifo', 'chain', 'sudo-touch', { command: '...' }, or a service: { supervisor }, { daemontools }, { runit }, { systemd }, { apache }, { fcgid }; got "restart"`,
+    );
   });
 
   it('touch and sudo-touch touch the vassal ini; touch-reload the file the ini names', () => {
