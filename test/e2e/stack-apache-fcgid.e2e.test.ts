@@ -11,11 +11,14 @@
 //     npx vitest run --config vitest.e2e.config.ts test/e2e/stack-apache-fcgid.e2e.test.ts
 // Elsewhere it is skipped, saying why.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deploy, type CliRun } from '../helpers/cli.ts';
 import { APACHE, SUEXEC, type ApacheFcgid, startApacheFcgid } from '../lab/apache-fcgid.ts';
 import * as lab from '../lab/lab.ts';
+import { operatorHome } from '../lab/operator-home.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const EXAMPLE = path.join(ROOT, 'examples', 'django-site');
@@ -23,6 +26,8 @@ const EXAMPLE = path.join(ROOT, 'examples', 'django-site');
 const SITES = ['afone', 'afplain'] as const;
 type SiteName = (typeof SITES)[number];
 const ORIGIN = 'e2e-apf';
+/** A deploy runs the tests, pushes, pulls, pips, collects static files and waits for the reload. */
+const DEPLOY_MS = 150_000;
 
 const skipReason =
   lab.labUnavailableReason() ??
@@ -33,13 +38,17 @@ const skipReason =
       : `${EXAMPLE} is missing`);
 
 describe.skipIf(skipReason !== undefined)(`Django under Apache mod_fcgid, uWSGI as the FastCGI program, suexec${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  let key: lab.OperatorKey;
   let origin: lab.OriginRepo;
   let apache: ApacheFcgid | undefined;
+  let sshd: lab.Sshd | undefined;
+  let home: string | undefined;
+  let env: NodeJS.ProcessEnv;
   const sites = {} as Record<SiteName, lab.DjangoSite>;
   const timings: string[] = [];
 
   beforeAll(async () => {
-    const key = await lab.createOperatorKey();
+    key = await lab.createOperatorKey();
     origin = await lab.createOriginRepo(ORIGIN, EXAMPLE);
     for (const name of SITES) {
       await lab.createSiteUser(name, { authorizedKeys: [key.publicKey] });
@@ -52,10 +61,14 @@ describe.skipIf(skipReason !== undefined)(`Django under Apache mod_fcgid, uWSGI 
       { site: sites.afplain, settingsPackage: 'example_site', fcgi: { touchReload: false } },
     ]);
     for (const name of SITES) await lab.waitForHttp(revisionUrl(name), (body, status) => status === 200 && body === origin.initialRevision, 60_000);
+    sshd = await lab.startSshd();
+    ({ home, env } = operatorHome(sshd, 'deployfile-e2e-apf-home-'));
   }, 240_000);
 
   afterAll(async () => {
     await apache?.stop();
+    await sshd?.stop();
+    if (home) fs.rmSync(home, { recursive: true, force: true });
     if (timings.length) console.log(`mod_fcgid reloads, command to first 200 with the new code:\n  ${timings.join('\n  ')}`);
   });
 
@@ -155,5 +168,77 @@ describe.skipIf(skipReason !== undefined)(`Django under Apache mod_fcgid, uWSGI 
 
     const revision = await ship('afone', 'Restore wsgi.py', () => good);
     await reloadAndTime('afone', 'touch the .fcgi, broken app restored', () => lab.runAs('afone', 'touch', [apache!.script('afone')]), revision);
+  });
+  describe('deploy run deploy, reloading through the entry script', () => {
+    /** The deployfile lives in the operator's checkout, as a user's does; each deploy pushes it with the code. */
+    beforeAll(async () => {
+      const target = { host: lab.LOOPBACK, port: sshd!.port, identityFile: key.privateKeyPath };
+      fs.writeFileSync(
+        path.join(origin.workDir, 'deployfile.ts'),
+        `// Written by test/e2e/stack-apache-fcgid.e2e.test.ts: afone under Apache mod_fcgid.
+import { defineDeployfile } from 'deployfile';
+import { djangoTasks, type DjangoVars } from 'deployfile/tasks';
+export default defineDeployfile<DjangoVars>({
+  sites: {
+    afone: { ...${JSON.stringify(target)}, vars: {
+      settings: 'example_site',
+      healthUrl: ${JSON.stringify(revisionUrl('afone'))},
+      // mod_fcgid ignores a touch; uWSGI's master watches this script (--touch-reload) and re-execs with new workers.
+      reload: { fcgid: ${JSON.stringify(apache!.script('afone'))} },
+      // suexec runs them as afone: the default user.
+      app: { program: 'uwsgi', module: 'example_site.wsgi:application' },
+    } },
+  },
+  tasks: { ...djangoTasks({ apps: ['pages'] }) },
+});
+`,
+      );
+      await lab.commitAndPush(origin, 'Add deployfile.ts');
+    });
+
+    async function deployAfone(label: string): Promise<CliRun & { output: string }> {
+      const result = await deploy(['run', 'deploy', '--site', 'afone'], { cwd: origin.workDir, env, timeoutMs: DEPLOY_MS });
+      const output = result.stdout + result.stderr;
+      const seconds = /afone is back after ([\d.]+)s/.exec(output)?.[1] ?? /([\d.]+)s after the touch/.exec(output)?.[1];
+      timings.push(`deploy, ${label}: verdict ${seconds ?? '?'}s after the touch (exit ${result.code})`);
+      return { ...result, output };
+    }
+
+    function expectExit(result: CliRun & { output: string }, code: number): void {
+      expect(result.code, `deploy exited ${result.code}, expected ${code}; output:\n${result.output}`).toBe(code);
+    }
+
+    /** Commit in the operator's checkout without pushing: pushing is the deploy's job. */
+    async function commit(message: string, change: (py: string) => string): Promise<string> {
+      lab.editOriginFile(origin, 'example_site/wsgi.py', change);
+      await lab.run('git', ['add', '-A'], { cwd: origin.workDir });
+      await lab.run('git', ['-c', 'user.name=deployfile lab', '-c', 'user.email=lab@deployfile.invalid', 'commit', '-q', '-m', message], { cwd: origin.workDir });
+      return (await lab.run('git', ['rev-parse', 'HEAD'], { cwd: origin.workDir })).stdout.trim();
+    }
+
+    it('a good deploy touches the entry script, sees new uWSGI workers, and Apache serves the new revision', async () => {
+      const revision = await commit('A change deployed through mod_fcgid', (py) => `${py}\n# deployed under mod_fcgid\n`);
+      const result = await deployAfone('good');
+      expectExit(result, 0);
+      expect(result.output).toContain(`[afone] $ touch ${apache!.script('afone')}`);
+      expect(result.output).toMatch(/\[afone\] afone is back after [\d.]+s: new uWSGI processes \(pids \d+\); HTTP 200 from http:\/\/127\.0\.0\.1:\d+\/revision/);
+      const served = await lab.waitForHttp(revisionUrl('afone'), (b, s) => s === 200 && b === revision, 30_000);
+      expect(served.body).toBe(revision);
+    });
+
+    it('a broken deploy (ImportError) fails with the cause first, exit 1; the next good one is served', async () => {
+      const good = fs.readFileSync(path.join(origin.workDir, 'example_site', 'wsgi.py'), 'utf8');
+      await commit('Import a module that does not exist', (py) => `import missing_module_apf\n${py}`);
+      const result = await deployAfone('ImportError');
+      expectExit(result, 1);
+      expect(result.output).toContain("ModuleNotFoundError: No module named 'missing_module_apf'");
+      expect(result.output).not.toContain('afone is back after');
+      const broken = await lab.waitForHttp(revisionUrl('afone'), (_b, s) => s === 500, 10_000);
+      expect(broken.body).toBe('Internal Server Error');
+
+      const revision = await commit('Restore wsgi.py', () => good);
+      expectExit(await deployAfone('restored'), 0);
+      await lab.waitForHttp(revisionUrl('afone'), (b, s) => s === 200 && b === revision, 30_000);
+    });
   });
 });
