@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy, type CliRun } from '../helpers/cli.ts';
-import { APACHE, SUEXEC, type ApacheFcgid, startApacheFcgid } from '../lab/apache-fcgid.ts';
+import { APACHE, SUEXEC, type ApacheFcgid, apacheConfDir, startApacheFcgid } from '../lab/apache-fcgid.ts';
 import * as lab from '../lab/lab.ts';
 import { operatorHome } from '../lab/operator-home.ts';
 
@@ -28,6 +28,14 @@ type SiteName = (typeof SITES)[number];
 const ORIGIN = 'e2e-apf';
 /** A deploy runs the tests, pushes, pulls, pips, collects static files and waits for the reload. */
 const DEPLOY_MS = 150_000;
+/**
+ * afone may run exactly `apachectl graceful` as root; sudo keeps
+ * APACHE_CONFDIR for it, so it is the lab's Apache that restarts (without
+ * it, apachectl would start /etc/apache2's on port 80).
+ */
+const SUDOERS = '/etc/sudoers.d/deployfile-e2e-afone';
+/** Debian's: where a graceful without APACHE_CONFDIR would have started the packaged Apache. */
+const SYSTEM_APACHE_PID = '/var/run/apache2/apache2.pid';
 
 const skipReason =
   lab.labUnavailableReason() ??
@@ -47,6 +55,10 @@ describe.skipIf(skipReason !== undefined)(`Django under Apache mod_fcgid, uWSGI 
   const sites = {} as Record<SiteName, lab.DjangoSite>;
   const timings: string[] = [];
 
+  const systemApacheAtStart = fs.existsSync(SYSTEM_APACHE_PID);
+  /** apachectl makes these whatever APACHE_CONFDIR says (its defaults when envvars sets none): removed after if this run made them. */
+  const apachectlDirs = ['/var/run/apache2', '/var/lock/apache2'].filter((dir) => !fs.existsSync(dir));
+
   beforeAll(async () => {
     key = await lab.createOperatorKey();
     origin = await lab.createOriginRepo(ORIGIN, EXAMPLE);
@@ -61,12 +73,17 @@ describe.skipIf(skipReason !== undefined)(`Django under Apache mod_fcgid, uWSGI 
       { site: sites.afplain, settingsPackage: 'example_site', fcgi: { touchReload: false } },
     ]);
     for (const name of SITES) await lab.waitForHttp(revisionUrl(name), (body, status) => status === 200 && body === origin.initialRevision, 60_000);
-    sshd = await lab.startSshd();
+    // Points Debian's apachectl at the lab's Apache in every SSH session (sudo keeps it: see SUDOERS).
+    sshd = await lab.startSshd({ extraConfig: `SetEnv APACHE_CONFDIR=${apacheConfDir()}` });
     ({ home, env } = operatorHome(sshd, 'deployfile-e2e-apf-home-'));
   }, 240_000);
 
   afterAll(async () => {
     await apache?.stop();
+    fs.rmSync(SUDOERS, { force: true });
+    // Should a graceful have missed the lab's Apache, it started the packaged one: stop what this run started.
+    if (!systemApacheAtStart && fs.existsSync(SYSTEM_APACHE_PID)) await lab.run('apachectl', ['stop'], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } }).catch(() => undefined);
+    for (const dir of apachectlDirs) fs.rmSync(dir, { recursive: true, force: true });
     await sshd?.stop();
     if (home) fs.rmSync(home, { recursive: true, force: true });
     if (timings.length) console.log(`mod_fcgid reloads, command to first 200 with the new code:\n  ${timings.join('\n  ')}`);
@@ -184,7 +201,7 @@ export default defineDeployfile<DjangoVars>({
       settings: 'example_site',
       healthUrl: ${JSON.stringify(revisionUrl('afone'))},
       // mod_fcgid ignores a touch; uWSGI's master watches this script (--touch-reload) and re-execs with new workers.
-      reload: { fcgid: ${JSON.stringify(apache!.script('afone'))} },
+      reload: process.env.APF_RELOAD === 'apache' ? { apache: 'graceful', sudo: true } : { fcgid: ${JSON.stringify(apache!.script('afone'))} },
       // suexec runs them as afone: the default user.
       app: { program: 'uwsgi', module: 'example_site.wsgi:application' },
     } },
@@ -196,11 +213,12 @@ export default defineDeployfile<DjangoVars>({
       await lab.commitAndPush(origin, 'Add deployfile.ts');
     });
 
-    async function deployAfone(label: string): Promise<CliRun & { output: string }> {
-      const result = await deploy(['run', 'deploy', '--site', 'afone'], { cwd: origin.workDir, env, timeoutMs: DEPLOY_MS });
+    async function deployAfone(label: string, reload: 'fcgid' | 'apache' = 'fcgid'): Promise<CliRun & { output: string }> {
+      const result = await deploy(['run', 'deploy', '--site', 'afone'], { cwd: origin.workDir, env: { ...env, APF_RELOAD: reload }, timeoutMs: DEPLOY_MS });
       const output = result.stdout + result.stderr;
-      const seconds = /afone is back after ([\d.]+)s/.exec(output)?.[1] ?? /([\d.]+)s after the touch/.exec(output)?.[1];
-      timings.push(`deploy, ${label}: verdict ${seconds ?? '?'}s after the touch (exit ${result.code})`);
+      if (process.env.DEPLOYFILE_E2E_OUTPUT) fs.appendFileSync(process.env.DEPLOYFILE_E2E_OUTPUT, `===== ${label}: exit ${result.code}\n${output}\n`);
+      const seconds = /afone is back after ([\d.]+)s/.exec(output)?.[1] ?? /([\d.]+)s after the (?:touch|restart)/.exec(output)?.[1];
+      timings.push(`deploy, ${label}: verdict ${seconds ?? '?'}s after the ${reload === 'fcgid' ? 'touch' : 'graceful'} (exit ${result.code})`);
       return { ...result, output };
     }
 
@@ -239,6 +257,21 @@ export default defineDeployfile<DjangoVars>({
       const revision = await commit('Restore wsgi.py', () => good);
       expectExit(await deployAfone('restored'), 0);
       await lab.waitForHttp(revisionUrl('afone'), (b, s) => s === 200 && b === revision, 30_000);
+    });
+
+    it("reload { apache: 'graceful', sudo: true }: sudo -n apachectl graceful through a rule for exactly that; every process is new and the site is back", async () => {
+      fs.writeFileSync(SUDOERS, `Defaults!/usr/sbin/apachectl env_keep += "APACHE_CONFDIR"\nafone ALL=(root) NOPASSWD: /usr/sbin/apachectl graceful\n`, { mode: 0o440 });
+      const before = apache!.processes('afone');
+      const revision = await commit('A change deployed with a graceful restart', (py) => `${py}\n# deployed with apachectl graceful\n`);
+      const result = await deployAfone('apachectl graceful', 'apache');
+      expectExit(result, 0);
+      // The label leaves sudo -n out; the command runs through it (the rule above is the only way afone may).
+      expect(result.output).toContain('[afone] $ apachectl graceful');
+      // mod_fcgid starts the app again only at a request: the check asks healthUrl once the old processes are gone.
+      expect(result.output).toMatch(/\[afone\] afone is back after [\d.]+s: the old uWSGI processes are gone and none runs yet \(started on demand\?\); probed http:\/\/127\.0\.0\.1:\d+\/revision after 5s; HTTP 200 from/);
+      await lab.waitForHttp(revisionUrl('afone'), (b, s) => s === 200 && b === revision, 30_000);
+      expect(apache!.processes('afone').filter((pid) => before.includes(pid))).toEqual([]);
+      expect(fs.existsSync(SYSTEM_APACHE_PID), 'apachectl started the packaged Apache').toBe(systemApacheAtStart);
     });
   });
 });

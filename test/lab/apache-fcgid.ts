@@ -36,6 +36,15 @@ const UWSGI = '/usr/bin/uwsgi';
 export function apacheDir(): string {
   return path.join(labDir(), 'apache');
 }
+/**
+ * A Debian multi-instance config dir (README.multiple-instances) for the
+ * lab's Apache: `APACHE_CONFDIR=<it> apachectl graceful` runs `apache2 -d
+ * <it> -k graceful`, whose apache2.conf includes the lab's config, so the
+ * real apachectl signals the lab's instance, never /etc/apache2's.
+ */
+export function apacheConfDir(): string {
+  return `/etc/apache2-${path.basename(labDir())}`;
+}
 /** Where a site's FastCGI entry script lives: its vhost's DocumentRoot is ~/public_html. */
 export function fcgiScriptPath(site: DjangoSite): string {
   return path.join(site.user.home, 'public_html', `${site.name}.fcgi`);
@@ -109,6 +118,8 @@ export interface ApacheFcgid {
   script(site: string): string;
   /** What `apachectl graceful` runs for this instance (SIGUSR1 to the pid in its PidFile), as a shell line. */
   gracefulCommand: string;
+  /** Set APACHE_CONFDIR to this and Debian's `apachectl` acts on this instance (apacheConfDir()). */
+  confDir: string;
   /** pids of the site's FastCGI processes (uWSGI master and worker), run by mod_fcgid as the site user. */
   processes(site: string): number[];
   stop(): Promise<void>;
@@ -267,10 +278,16 @@ export async function startApacheFcgid(sites: FcgidSite[]): Promise<ApacheFcgid>
     }
   };
 
+  const confDir = apacheConfDir();
+  await fsp.mkdir(confDir, { recursive: true });
+  await fsp.writeFile(path.join(confDir, 'apache2.conf'), `# Written by deployfile test/lab/apache-fcgid.ts: apachectl with APACHE_CONFDIR=${confDir} acts on the lab's Apache.\nInclude ${configPath}\n`);
+  const removeConfDir = () => fsp.rm(confDir, { recursive: true, force: true });
+
   try {
     await run(APACHE, ['-f', configPath, '-t']);
   } catch (e) {
     await restoreSuexec();
+    await removeConfDir();
     throw e;
   }
   const out = fs.openSync(path.join(logDir, 'apache2.out'), 'a');
@@ -292,6 +309,7 @@ export async function startApacheFcgid(sites: FcgidSite[]): Promise<ApacheFcgid>
     }
     for (const left of await waitGone(fcgid, 10_000)) process.kill(left, 'SIGKILL');
     await restoreSuexec();
+    await removeConfDir();
   };
 
   const deadline = Date.now() + 15_000;
@@ -299,6 +317,7 @@ export async function startApacheFcgid(sites: FcgidSite[]): Promise<ApacheFcgid>
     for (;;) {
       if (exited) {
         await restoreSuexec();
+        await removeConfDir();
         throw new Error(`apache2 exited at start; ${errorLog}:\n${fs.readFileSync(errorLog, 'utf8').split('\n').slice(-20).join('\n')}`);
       }
       // A TCP connect, not a request: a request would start the site's program.
@@ -322,6 +341,7 @@ export async function startApacheFcgid(sites: FcgidSite[]): Promise<ApacheFcgid>
     url: (site) => `http://${LOOPBACK}:${ports[site]}/`,
     script: (site) => scripts[site]!,
     gracefulCommand: `${APACHE} -f ${configPath} -k graceful`,
+    confDir,
     processes: (site) => fcgidProcesses(bySite[site]!),
     stop,
   };
