@@ -3,7 +3,10 @@
 // suexec (so as the site user), uWSGI speaking FastCGI on the socket
 // mod_fcgid passes as fd 0 (Debian 12 has no flup). What this pins:
 // the site is served; which reloads make new code served and how long
-// each takes; a broken app is a 500 whose cause only root can read.
+// each takes; a broken app is a 500 whose cause only root can read. Then
+// `deploy run deploy` with vars.app and reload { fcgid } or { apache:
+// 'graceful', sudo: true }: a good deploy is back and served, a broken one
+// fails with its cause.
 //
 // Run as root on Debian 12 (packages: .ci/install-lab-packages), in a lab
 // of its own:
