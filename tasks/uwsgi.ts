@@ -755,6 +755,11 @@ def wait():
                                                 'probed after %gs' % (what, grace)), 'grace'
             elif not before and not procs and not log_ok and elapsed >= grace:
                 st['evidence'], st['source'] = ('no %s process of uid %d to be seen and no log; probed after %gs' % (what, uid, grace)), 'grace'
+            # All old processes gone and no new one: a server started on demand
+            # (mod_fcgid after apachectl graceful) starts at the first request,
+            # which only the front server's URL can make.
+            elif url and before and not procs and not log_ok and elapsed >= grace:
+                st['evidence'], st['source'] = ('the old %s processes are gone and none runs yet (started on demand?); probed %s after %gs' % (what, url, grace)), 'grace'
         refused = False
         if st['evidence'] is not None and (url or addr):
             try:

@@ -325,6 +325,22 @@ describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', (
       expect(outcome.evidence).toMatch(new RegExp(`^new gunicorn processes \\(pids [\\d,]*${fresh.pid}`));
     });
 
+    it('an app server started on demand (mod_fcgid after a graceful): its processes gone and none new, the health URL is asked after the grace', async () => {
+      // Not named uwsgi: other tests' uWSGI processes of root would count as its.
+      const old = await startVassal([], 'ondemand');
+      http = createServer((_, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('ok'));
+      await new Promise<void>((resolve) => http?.listen(0, '127.0.0.1', resolve));
+      const address = http.address();
+      const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/revision`;
+      const snap = await runProbe<ProbeSnapshot>('snapshot', { program: 'ondemand' });
+      const waiting = runProbe<ProbeOutcome>('wait', { program: 'ondemand', procs: snap.procs, start: Date.now() / 1000, url, grace: 1, interval: 0.1, timeout: 20 });
+      await later(200, () => old.kill('SIGTERM'));
+      const outcome = await waiting;
+      expect(outcome).toMatchObject({ ok: true, kind: 'answered', source: 'grace', probe: `HTTP 200 from ${url}` });
+      expect(outcome.evidence).toBe(`the old ondemand processes are gone and none runs yet (started on demand?); probed ${url} after 1s`);
+      expect(outcome.seconds).toBeLessThan(10);
+    });
+
     it('says the app server is not running when its processes are gone and its socket refuses', async () => {
       const old = await startVassal([], 'gunicorn');
       const snap = await runProbe<ProbeSnapshot>('snapshot', { program: 'gunicorn' });
