@@ -29,7 +29,12 @@ export type ServiceReload =
   | { systemd: string; user?: boolean; sudo?: boolean }
   /** Apache (mod_fcgid, mod_wsgi): `sudo -n apachectl graceful` (or `restart`). */
   | { apache: 'graceful' | 'restart'; sudo?: boolean }
-  /** mod_fcgid: touch the FastCGI entry script the site's processes run. */
+  /**
+   * mod_fcgid: touch the FastCGI entry script. mod_fcgid itself ignores a
+   * touch (it keys its processes by inode, not mtime): this works when the
+   * program the script starts watches it, e.g. uWSGI's `--touch-reload
+   * <script>`. Otherwise reload with `{ apache: 'graceful' }`.
+   */
   | { fcgid: string; sudo?: boolean };
 
 /** The names a service reload is recognised by, in the order they are checked. */
@@ -97,6 +102,8 @@ export function planServiceReload(strategy: ServiceReload): ServiceCommand {
   const kind = serviceKind(strategy);
   const useSudo = strategy.sudo ?? ((kind === 'systemd' && !(strategy as { user?: boolean }).user) || kind === 'apache');
   const sudo = useSudo ? raw('sudo -n ') : raw('');
+  // What the output shows: the command as it runs, sudo included.
+  const shown = (text: string) => (useSudo ? `sudo -n ${text}` : text);
   const sudoHint = useSudo
     ? ` sudo must let the site user run exactly this without a password (/etc/sudoers.d/<site>: <site> ALL=(root) NOPASSWD: <the command above>).`
     : '';
@@ -107,13 +114,13 @@ export function planServiceReload(strategy: ServiceReload): ServiceCommand {
       if (s.signal) {
         return {
           command: sh`${sudo}supervisorctl ${config}signal ${s.signal} ${s.supervisor}`,
-          label: `supervisorctl signal ${s.signal} ${s.supervisor}`,
+          label: shown(`supervisorctl signal ${s.signal} ${s.supervisor}`),
           hint: `supervisorctl must reach supervisord's socket as the site user (chown= / chmod= in [unix_http_server]), or use sudo: true.${sudoHint}`,
         };
       }
       return {
         command: sh`${sudo}supervisorctl ${config}restart ${s.supervisor}`,
-        label: `supervisorctl restart ${s.supervisor}`,
+        label: shown(`supervisorctl restart ${s.supervisor}`),
         hint: `supervisorctl must reach supervisord's socket as the site user (chown= / chmod= in [unix_http_server]), or use sudo: true.${sudoHint}`,
       };
     }
@@ -121,7 +128,7 @@ export function planServiceReload(strategy: ServiceReload): ServiceCommand {
       const dir = (strategy as { daemontools: string }).daemontools;
       return {
         command: sh`${sudo}svc -t ${dir}`,
-        label: `svc -t ${dir}`,
+        label: shown(`svc -t ${dir}`),
         hint: `svc writes ${dir}/supervise/control, root's by default: give it to the site user or use sudo: true.${sudoHint}`,
       };
     }
@@ -129,7 +136,7 @@ export function planServiceReload(strategy: ServiceReload): ServiceCommand {
       const dir = (strategy as { runit: string }).runit;
       return {
         command: sh`${sudo}sv restart ${dir}`,
-        label: `sv restart ${dir}`,
+        label: shown(`sv restart ${dir}`),
         hint: `sv writes the service's supervise/control, root's by default: give it to the site user or use sudo: true.${sudoHint}`,
       };
     }
@@ -145,7 +152,7 @@ export function planServiceReload(strategy: ServiceReload): ServiceCommand {
       }
       return {
         command: sh`${sudo}systemctl restart ${s.systemd}`,
-        label: `systemctl restart ${s.systemd}`,
+        label: shown(`systemctl restart ${s.systemd}`),
         hint: `systemctl restart of a system unit needs root.${sudoHint}`,
       };
     }
@@ -153,7 +160,7 @@ export function planServiceReload(strategy: ServiceReload): ServiceCommand {
       const how = (strategy as { apache: string }).apache;
       return {
         command: sh`${sudo}apachectl ${how}`,
-        label: `apachectl ${how}`,
+        label: shown(`apachectl ${how}`),
         hint: `apachectl needs root.${sudoHint}`,
       };
     }
@@ -161,8 +168,8 @@ export function planServiceReload(strategy: ServiceReload): ServiceCommand {
       const script = (strategy as { fcgid: string }).fcgid;
       return {
         command: sh`${sudo}touch ${script}`,
-        label: `touch ${script} (the FastCGI entry script)`,
-        hint: `The site user must own ${script}.${sudoHint}`,
+        label: shown(`touch ${script} (the FastCGI entry script)`),
+        hint: `The site user must own ${script}. mod_fcgid ignores a touch by itself: the program the script starts must watch it (uWSGI: --touch-reload ${script}), else use reload: { apache: 'graceful' }.${sudoHint}`,
         marker: script,
       };
     }

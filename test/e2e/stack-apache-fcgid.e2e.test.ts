@@ -269,7 +269,7 @@ export default defineDeployfile<DjangoVars>({
       const result = await deployAfone('apachectl graceful', 'apache');
       expectExit(result, 0);
       // The label leaves sudo -n out; the command runs through it (the rule above is the only way afone may).
-      expect(result.output).toContain('[afone] $ apachectl graceful');
+      expect(result.output).toContain('[afone] $ sudo -n apachectl graceful');
       // mod_fcgid starts the app again only at a request: the check asks healthUrl once the old processes are gone.
       expect(result.output).toMatch(/\[afone\] afone is back after [\d.]+s: the old uWSGI processes are gone and none runs yet \(started on demand\?\); probed http:\/\/127\.0\.0\.1:\d+\/revision after 5s; HTTP 200 from/);
       await lab.waitForHttp(revisionUrl('afone'), (b, s) => s === 200 && b === revision, 30_000);

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy, type CliRun } from '../helpers/cli.ts';
 import * as lab from '../lab/lab.ts';
+import { describeRequestLoop, startRequestLoop } from '../lab/request-loop.ts';
 import { operatorHome, type OperatorHome } from '../lab/operator-home.ts';
 import * as sup from '../lab/supervisor.ts';
 
@@ -101,6 +102,11 @@ describe.skipIf(skipReason !== undefined)(`gunicorn under supervisor, behind ngi
         ms: Date.now() - t0,
       }),
     );
+  }
+
+  function parentOf(pid: number): number {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
   }
 
   /** The site user's gunicorn processes (master and workers): the site's venv python running Debian's gunicorn. */
@@ -271,9 +277,13 @@ describe.skipIf(skipReason !== undefined)(`gunicorn under supervisor, behind ngi
 import { defineDeployfile } from 'deployfile';
 import { djangoTasks, type DjangoVars } from 'deployfile/tasks';
 
+const vars = ${JSON.stringify(vars, null, 2)};
+// RELOAD_SIGNAL=HUP: the graceful reload (supervisorctl signal HUP) instead of the restart.
+const reload = { ...vars.reload, ...(process.env.RELOAD_SIGNAL ? { signal: process.env.RELOAD_SIGNAL } : {}) };
+
 export default defineDeployfile<DjangoVars>({
   sites: {
-    gsone: { ...${JSON.stringify(target)}, vars: ${JSON.stringify(vars, null, 2).replace(/\n/g, '\n    ')} },
+    gsone: { ...${JSON.stringify(target)}, vars: { ...vars, reload } },
   },
   tasks: { ...djangoTasks({ apps: ['pages'] }) },
 });
@@ -296,9 +306,9 @@ export default defineDeployfile<DjangoVars>({
 
     const editWsgi = (change: (py: string) => string) => lab.editOriginFile(origins.gsone, 'example_site/wsgi.py', change);
 
-    async function run(label: string): Promise<CliRun & { output: string }> {
+    async function run(label: string, env: Record<string, string> = {}): Promise<CliRun & { output: string }> {
       const t0 = Date.now();
-      const result = await deploy(['run', 'deploy', '--site', 'gsone'], { cwd: checkout(), env: operator!.env, timeoutMs: DEPLOY_MS });
+      const result = await deploy(['run', 'deploy', '--site', 'gsone'], { cwd: checkout(), env: { ...operator!.env, ...env }, timeoutMs: DEPLOY_MS });
       const output = result.stdout + result.stderr;
       // DEPLOYFILE_E2E_OUTPUT=file keeps every run's output, to read what a user would have seen.
       if (process.env.DEPLOYFILE_E2E_OUTPUT) fs.appendFileSync(process.env.DEPLOYFILE_E2E_OUTPUT, `===== ${label}: exit ${result.code}\n${output}\n`);
@@ -329,13 +339,32 @@ export default defineDeployfile<DjangoVars>({
       await loop;
 
       expectExit(result, 0);
-      expect(result.output).toContain('[gsone] $ supervisorctl restart gsone');
+      expect(result.output).toContain('[gsone] $ sudo -n supervisorctl restart gsone');
       expect(result.output).toMatch(/\[gsone\] gsone is back after [\d.]+s: new gunicorn processes \(pids [\d,]+\); HTTP 200 from http:/);
       await served('gsone', revision);
       expect(gunicornPids('gsone').filter((pid) => before.includes(pid))).toEqual([]);
       const failed = seen.filter((s) => s !== 200);
       measurements.push(`deploy, good: ${failed.length} of ${seen.length} requests through nginx (every 50 ms during the deploy) not 200 (${[...new Set(failed)].join('/') || 'none'})`);
       expect(seen.length).toBeGreaterThan(0);
+    });
+
+    it("reload { supervisor, signal: 'HUP' }: gunicorn replaces its workers while its master and socket stay up, and the new revision is served", async () => {
+      const before = gunicornPids('gsone');
+      const master = before.find((pid) => !before.includes(parentOf(pid)));
+      expect(master, `no gunicorn master among ${before.join(',')}`).toBeDefined();
+      const revision = await commit('A change to deploy with a graceful HUP', () => editWsgi((py) => `${py}\n# deployed with HUP\n`));
+      const loop = startRequestLoop(revisionUrl('gsone'));
+      const result = await run('good, HUP', { RELOAD_SIGNAL: 'HUP' });
+      const requests = await loop.stop();
+      expectExit(result, 0);
+      expect(result.output).toContain('[gsone] $ sudo -n supervisorctl signal HUP gsone');
+      expect(result.output).toMatch(/\[gsone\] gsone is back after [\d.]+s: new gunicorn processes \(pids [\d,]+\); HTTP 200 from http:/);
+      await served('gsone', revision);
+      const after = gunicornPids('gsone');
+      expect(after).toContain(master);
+      expect(after.filter((pid) => pid !== master && before.includes(pid))).toEqual([]);
+      measurements.push(`deploy, good with HUP: ${describeRequestLoop(requests)} through nginx during the deploy`);
+      expect(requests.total).toBeGreaterThan(0);
     });
 
     it('a deploy of code that does not import fails, naming the cause (ModuleNotFoundError), exit 1; fixing it and deploying again serves the fix', async () => {
