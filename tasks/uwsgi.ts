@@ -1,3 +1,5 @@
+import { PYTHON_ARGS } from './python-args.ts';
+
 /**
  * What the task library knows about uWSGI: reading a vassal's ini, picking
  * the lines of its log that explain a failed start, and the small Python
@@ -279,14 +281,7 @@ export function explainUwsgiLog(text: string, max = 20): string[] {
  */
 export const PROBE_LIBRARY = String.raw`
 import json, os, socket, struct, subprocess, sys, time
-
-def args():
-    out, argv = {}, sys.argv[2:]
-    for i in range(0, len(argv) - 1, 2):
-        out[argv[i].lstrip('-')] = argv[i + 1]
-    return out
-
-A = args()
+${PYTHON_ARGS}
 LOG_LIMIT = 65536
 
 def is_unix(addr):
