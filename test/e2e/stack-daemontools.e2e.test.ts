@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy, type CliRun } from '../helpers/cli.ts';
 import * as dt from '../lab/daemontools.ts';
 import * as lab from '../lab/lab.ts';
+import { describeRequestLoop, startRequestLoop } from '../lab/request-loop.ts';
 import { operatorHome, type OperatorHome } from '../lab/operator-home.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -212,41 +213,17 @@ export default defineDeployfile<DjangoVars>({
       return (await git('rev-parse', 'HEAD')).stdout.trim();
     }
 
-    /** GETs the site through nginx every 50 ms until stopped (at most 20 minutes' worth): how many did not get a 200. */
-    function countFailures(): { stop: () => Promise<{ requests: number; failed: number; what: string }> } {
-      let running = true;
-      const seen = new Map<string, number>();
-      let requests = 0;
-      const loop = (async () => {
-        for (let i = 0; running && i < 24_000; i++) {
-          const r = await status('revision');
-          requests++;
-          const k = typeof r === 'string' ? r.replace(/^Error: /, '').slice(0, 60) : String(r.status);
-          if (k !== '200') seen.set(k, (seen.get(k) ?? 0) + 1);
-          await sleep(50);
-        }
-      })();
-      return {
-        stop: async () => {
-          running = false;
-          await loop;
-          const failed = [...seen.values()].reduce((a, b) => a + b, 0);
-          return { requests, failed, what: [...seen].map(([k, n]) => `${k} x${n}`).join(', ') || 'none' };
-        },
-      };
-    }
-
     it(`a good deploy restarts the service (${suite === 'daemontools' ? 'svc -t' : 'sv restart'}) and is served through nginx; requests failed meanwhile are counted`, async () => {
       const revision = await commit('Say hello on the front page', 'pages/templates/pages/index.html', (html) => html.replace('</body>', '<p id="hello">hello from the daemontools e2e test</p>\n</body>'));
       const before = dt.appPids(site.user);
-      const counter = countFailures();
+      const loop = startRequestLoop(url('revision'));
       const result = await runDeploy('good');
-      const counted = await counter.stop();
-      timings.push(`requests through nginx during the good deploy: ${counted.requests}, failed: ${counted.failed} (${counted.what})`);
+      const counted = await loop.stop();
+      timings.push(`requests through nginx during the good deploy: ${describeRequestLoop(counted)}`);
       expectExit(result, 0);
       expect(result.output).toContain(suite === 'daemontools' ? `$ svc -t ${serviceDir()}` : `$ sv restart ${serviceDir()}`);
       expect(result.output).toMatch(new RegExp(`\\[${SITE}\\] ${SITE} is back after [\\d.]+s`));
-      expect(counted.requests).toBeGreaterThan(0);
+      expect(counted.total).toBeGreaterThan(0);
       const { body } = await lab.waitForHttp(url('revision'), (b, s) => s === 200 && b === revision, 30_000);
       expect(body).toBe(revision);
       expect((await lab.waitForHttp(url())).body).toContain('hello from the daemontools e2e test');
