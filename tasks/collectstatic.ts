@@ -1,5 +1,7 @@
 import { quotePath, raw, sh, task, type TaskDefinition } from '../src/index.ts';
+import { lastJson } from './uwsgi.ts';
 import { resolveSite, shellPath, type PerSite, type SiteOptions } from './options.ts';
+import { RECORD_CODE, RECORD_MARKER, STATIC_SCRIPT, type StaticCheck } from './static-inputs.ts';
 
 /** Options of {@link collectstatic}. */
 export interface CollectstaticOptions extends SiteOptions {
@@ -10,6 +12,16 @@ export interface CollectstaticOptions extends SiteOptions {
    * as the seed recipe makes them.
    */
   dirs?: PerSite<string[]>;
+  /**
+   * Skip the collect, and say so, when its inputs are as the last collect
+   * left them (default true): the files in every STATICFILES_DIRS entry and
+   * `<app>/static` of every installed app, by path, size and mtime, and the
+   * settings package's source; and STATIC_ROOT still holds what was
+   * collected. Django is asked for those places after each collect, so the
+   * check itself needs only python3. Never skipped with other finders than
+   * Django's two defaults (their inputs are theirs to know).
+   */
+  skipUnchanged?: boolean;
 }
 
 /** The directories {@link collectstatic} makes by default, in the site user's home. */
@@ -25,13 +37,36 @@ export const DEFAULT_SITE_DIRS = ['static', 'caches/django'] as const;
  */
 export function collectstatic(options: CollectstaticOptions = {}): TaskDefinition {
   return task({
-    description: 'Collect static files (making ~/static and ~/caches/django first)',
+    description: 'Collect static files (making ~/static and ~/caches/django first), unless their inputs are unchanged since the last collect',
     run: async (c) => {
       const site = resolveSite(c.site, options);
       const dirs = (typeof options.dirs === 'function' ? options.dirs(c.site) : options.dirs) ?? DEFAULT_SITE_DIRS;
+      // Inside the virtualenv, as pip's record: a rebuilt virtualenv collects again.
+      const state = `${site.virtualenv}/.deployfile/static.json`;
+      const settingsDir = `${site.codeDir}/${site.settings}`;
+      const skipping = options.skipUnchanged !== false && !c.dryRun;
+      if (skipping) {
+        const check = await c.warnOnly().run(sh`python3 - check --state ${state} --settings ${settingsDir}`, { quiet: true, stdin: STATIC_SCRIPT, label: 'python3 - check: are the static inputs as the last collect left them?' });
+        const verdict = lastJson<StaticCheck>(check.stdout);
+        if (verdict?.unchanged) {
+          c.skip(`static files unchanged since the last collect (${verdict.files} files in ${verdict.staticRoot})`);
+          return;
+        }
+        if (!verdict) c.warn(`could not check the static inputs (${check.stderr.trim().split('\n').at(-1) || `exit code ${check.exitCode}`}); collecting`);
+      }
       // Relative to the home directory: commands start there, before any cd.
       if (dirs.length > 0) await c.run(sh`mkdir -p ${raw(dirs.map((dir) => quotePath(dir)).join(' '))}`);
-      await c.cd(site.codeDir).prefix(sh`. ${shellPath(site.virtualenv)}/bin/activate`).run`./manage.py collectstatic --noinput`;
+      const inVenv = c.cd(site.codeDir).prefix(sh`. ${shellPath(site.virtualenv)}/bin/activate`);
+      const collected = await inVenv.run`./manage.py collectstatic --noinput`;
+      if (!skipping || collected.failed) return;
+      // Where the finders read from, as Django says, for the next deploy's check. A failure here only costs that skip.
+      const asked = await inVenv.warnOnly().run(sh`./manage.py shell -c ${RECORD_CODE}`, { quiet: true, label: './manage.py shell: where the static finders read from' });
+      const line = asked.stdout.split('\n').find((l) => l.startsWith(RECORD_MARKER));
+      if (!line) {
+        c.warn(`could not record the static inputs (${asked.stderr.trim().split('\n').at(-1) || `exit code ${asked.exitCode}`}): the next deploy collects again`);
+        return;
+      }
+      await c.warnOnly().run(sh`python3 - save --state ${state} --settings ${settingsDir} --record ${line.slice(RECORD_MARKER.length)}`, { quiet: true, stdin: STATIC_SCRIPT, label: 'python3 - save: the static inputs of this collect' });
     },
   });
 }

@@ -184,6 +184,25 @@ export default defineDeployfile<DjangoVars>({
     expect(result.output.match(/\$ pip install -r REQUIREMENTS/g) ?? []).toHaveLength(2);
   });
 
+  it('a code-only change skips collectstatic (its inputs are as the last collect left them); a changed stylesheet is collected and served', async () => {
+    const codeOnly = await commit('A code-only change', () => editFile('pages/views.py', (py) => `${py}\n# a code-only change\n`));
+    const result = await run('code-only deploy', ['run', 'deploy']);
+    expectExit(result, 0);
+    for (const name of SITES) {
+      expect(result.output).toMatch(new RegExp(`\\[${name}\\] ↓ collectstatic skipped: static files unchanged since the last collect \\(\\d+ files in `));
+      await expectServed(name, codeOnly);
+    }
+    const styled = await commit('A new colour', () => editFile('pages/static/pages/site.css', (css) => `${css}\nh1 { color: teal }\n`));
+    const again = await run('stylesheet deploy', ['run', 'deploy']);
+    expectExit(again, 0);
+    for (const name of SITES) {
+      expect(again.output).not.toContain(`[${name}] ↓ collectstatic skipped`);
+      await expectServed(name, styled);
+      const css = await fetch(`${nginx!.urls[name]}static/pages/site.css`);
+      expect(await css.text()).toContain('teal');
+    }
+  });
+
   it('a failing test without a TTY or --yes: the question is answered no, nothing remote runs, exit 1, the old revision stays', async () => {
     const served = await originHead();
     const failing = await commit('A test that fails', () =>
