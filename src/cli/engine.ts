@@ -16,7 +16,6 @@ import { sshTransportFor, type SshSettings } from '../ssh/site-transport.ts';
 import { JsonView } from '../views/json.ts';
 import { ListrView } from '../views/listr.ts';
 import { ListrQuestions } from '../views/listr-questions.ts';
-import { coalescedOut, type CoalescedOut } from '../views/coalesced-out.ts';
 import { PlainView } from '../views/plain.ts';
 import { useColor } from '../views/style.ts';
 import type { DeployRunOptions } from './options.ts';
@@ -57,21 +56,13 @@ export async function runEngine(run: EngineRun): Promise<RunOutcome> {
   const { options, interactive } = run;
   const bus = new EventBus(newRunId());
   const human = options.json ? process.stderr : process.stdout;
-  // Off a terminal (CI logs, pipes, files) the line views write once per event-loop turn, not once per line.
-  const coalesced: CoalescedOut[] = [];
-  const lineOut = (stream: NodeJS.WriteStream) => {
-    if (stream.isTTY) return stream;
-    const out = coalescedOut(stream);
-    coalesced.push(out);
-    return out;
-  };
   let listr: ListrView | undefined;
-  if (options.json) bus.on(new JsonView(lineOut(process.stdout)).handle);
+  if (options.json) bus.on(new JsonView(process.stdout).handle);
   if (interactive && !options.verbose) {
     listr = new ListrView(process.stdout);
     bus.on(listr.handle);
   } else {
-    bus.on(new PlainView({ out: lineOut(human), color: useColor(human), showOutput: true }).handle);
+    bus.on(new PlainView({ out: human, color: useColor(human), showOutput: true }).handle);
   }
   let runEnd: EventOf<'run:end'> | undefined;
   bus.on((event) => {
@@ -131,7 +122,5 @@ export async function runEngine(run: EngineRun): Promise<RunOutcome> {
   } catch (error) {
     await listr?.finish(undefined);
     throw error;
-  } finally {
-    for (const out of coalesced) out.close();
   }
 }

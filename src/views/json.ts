@@ -9,7 +9,7 @@ import { DeployEvent } from '../core/events.ts';
  * says what was wrong, so the stream stays valid line for line.
  */
 export class JsonView {
-  constructor(private readonly out: { write(text: string): unknown }) {}
+  constructor(private readonly out: NodeJS.WritableStream) {}
 
   readonly handle = (event: DeployEvent): void => {
     const parsed = DeployEvent.safeParse(event);

@@ -5,8 +5,7 @@ import { checkLines, renderChecks } from './checks.ts';
 import { renderSummary } from './summary.ts';
 
 export interface PlainViewOptions {
-  /** stdout or stderr, or a CoalescedOut over it. */
-  out: { write(text: string): unknown; isTTY?: boolean };
+  out: NodeJS.WritableStream & { isTTY?: boolean };
   color: boolean;
   /** Print every output line of every command (CI logs want this). */
   showOutput: boolean;
