@@ -173,7 +173,8 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       const path = url ? `${url.pathname}${url.search}` : '/';
       const wait: string[] = [...args, '--log-offset', String(before.logSize ?? 0), '--procs', before.procs];
       // The clock starts at the mark the reload left (a file's mtime), else when the snapshot was taken.
-      if (plan.marker && (app || plan.marker !== site.vassal)) wait.push('--marker', plan.marker);
+      // An app server's marker is already in args (the snapshot needs it too).
+      if (plan.marker && !app && plan.marker !== site.vassal) wait.push('--marker', plan.marker);
       if (!plan.marker) wait.push('--start', String(before.now));
       if (info.socket) wait.push('--socket', info.socket.address, '--protocol', info.socket.protocol);
       if (site.healthUrl) wait.push('--url', site.healthUrl, '--path', path, '--host', url?.hostname ?? 'localhost');

@@ -1,10 +1,10 @@
-import { PYTHON_ARGS } from './python-args.ts';
-
 /**
  * What the task library knows about uWSGI: reading a vassal's ini, picking
  * the lines of its log that explain a failed start, and the small Python
  * program `touchVassalIni` runs on the server to watch a reload.
  */
+
+import { PYTHON_ARGS } from './python-args.ts';
 
 /** A socket a vassal listens on, as its ini declares it. */
 export interface VassalSocket {
@@ -544,7 +544,10 @@ def whose():
     uid = os.getuid()
     if A.get('user'):
         import pwd
-        uid = pwd.getpwnam(A['user']).pw_uid
+        try:
+            uid = pwd.getpwnam(A['user']).pw_uid
+        except KeyError:
+            sys.exit('there is no user %s on this server (vars.app.user names whose processes the app server runs)' % A['user'])
     return uid, None, A.get('program', 'uwsgi')
 
 def snapshot():

@@ -341,6 +341,10 @@ describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', (
       expect(outcome.seconds).toBeLessThan(10);
     });
 
+    it('names an app.user the server does not have, instead of a traceback', async () => {
+      await expect(runProbe('snapshot', { program: 'gunicorn', user: 'no-such-user-df' })).rejects.toThrow('there is no user no-such-user-df on this server (vars.app.user names whose processes the app server runs)');
+    });
+
     it('says the app server is not running when its processes are gone and its socket refuses', async () => {
       const old = await startVassal([], 'gunicorn');
       const snap = await runProbe<ProbeSnapshot>('snapshot', { program: 'gunicorn' });
