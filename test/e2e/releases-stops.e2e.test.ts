@@ -280,6 +280,11 @@ export default defineDeployfile<DjangoVars>({
     const result = await run(['run', 'deploy'], { onStart: killAfterSwitch });
     expectExit(result, null);
     clearLock();
+    // The switch's script goes on on the server after the deploy process dies (it cannot be
+    // interrupted) and appends the record right after the renames: on a loaded host that can be
+    // a moment after the link changed. Wait for it, bounded, then hold the site to the same checks.
+    const linked = () => path.basename(fs.readlinkSync(site.siteDir));
+    for (const until = Date.now() + 10_000; currentRelease(states())?.id !== linked() && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 100));
     const now = consistent();
     expect(now.id).not.toBe(live.id);
     expect(now.revision).toBe(next);
