@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { simpleGit } from 'simple-git';
+import type { SimpleGit } from 'simple-git';
 import { task, type Context, type TaskDefinition } from '../src/index.ts';
 import { displayDir, localDirOf, resolveSite, type SiteOptions } from './options.ts';
 
@@ -56,6 +56,9 @@ export function push(options: PushOptions = {}): TaskDefinition {
 
 async function pushBranch(c: Context, dir: string): Promise<Pushed> {
   if (!existsSync(dir)) c.abort(`push: ${dir} does not exist; set localDir to your project's checkout.`);
+  // Loaded here, not at the top: every deployfile imports the tasks, and
+  // simple-git's load would cost `deploy list` and `--help` about a fifth.
+  const { simpleGit } = await import('simple-git');
   const git = simpleGit({ baseDir: dir });
   if (!(await git.checkIsRepo())) c.abort(`push: ${dir} is not a git repository; run deploy from your project's checkout (or set localDir).`);
 
@@ -105,7 +108,7 @@ async function pushBranch(c: Context, dir: string): Promise<Pushed> {
   return { revision, branch, localDir: dir };
 }
 
-async function configValue(git: ReturnType<typeof simpleGit>, key: string): Promise<string | undefined> {
+async function configValue(git: SimpleGit, key: string): Promise<string | undefined> {
   const value = (await git.getConfig(key)).value;
   return value === null ? undefined : value.trim();
 }

@@ -14,8 +14,7 @@ import { LocalTransport } from '../transports/local.ts';
 import { sshRunSettings } from '../ssh/run-settings.ts';
 import { sshTransportFor, type SshSettings } from '../ssh/site-transport.ts';
 import { JsonView } from '../views/json.ts';
-import { ListrView } from '../views/listr.ts';
-import { ListrQuestions } from '../views/listr-questions.ts';
+import type { ListrView } from '../views/listr.ts';
 import { PlainView } from '../views/plain.ts';
 import { useColor } from '../views/style.ts';
 import type { DeployRunOptions } from './options.ts';
@@ -59,6 +58,8 @@ export async function runEngine(run: EngineRun): Promise<RunOutcome> {
   let listr: ListrView | undefined;
   if (options.json) bus.on(new JsonView(process.stdout).handle);
   if (interactive && !options.verbose) {
+    // listr2 only where it draws: a run in CI or a pipe never loads it.
+    const { ListrView } = await import('../views/listr.ts');
     listr = new ListrView(process.stdout);
     bus.on(listr.handle);
   } else {
@@ -72,7 +73,7 @@ export async function runEngine(run: EngineRun): Promise<RunOutcome> {
   // Every question, whoever asks it (prompter, host keys, passphrases, sudo password), takes its turn
   // in the run's one queue; the active view only shows it.
   const questions = createQuestionQueue();
-  const asker = queuedAsker(listr ? new ListrQuestions(listr) : inquirerAsker, questions);
+  const asker = queuedAsker(listr ? new (await import('../views/listr-questions.ts')).ListrQuestions(listr) : inquirerAsker, questions);
   let prompter: Prompter;
   if (interactive && options.onFailure === undefined) {
     prompter = new InteractivePrompter(asker, { yes: options.yes ?? false, queue: questions });
