@@ -1,5 +1,5 @@
 import { siteTarget } from '../core/target.ts';
-import { EventBus, type EventOf } from '../core/events.ts';
+import { EventBus, type DeployEvent, type EventOf } from '../core/events.ts';
 import { Redactor } from '../core/secret.ts';
 import type { LoadedDeployfile, ResolvedSite } from '../config/load.ts';
 import { execute, newRunId, type RunOutcome } from '../executor/executor.ts';
@@ -36,6 +36,13 @@ export interface EngineRun {
   escapes?: Escapes;
   /** Values tasks find in `c.shared` (e.g. `deploy rollback --to`). */
   shared?: Record<string, unknown>;
+  /**
+   * The command prints its own document on stdout (`deploy plan --json`):
+   * the human view goes to stderr and no JSON events are written.
+   */
+  documentOnStdout?: boolean;
+  /** Sees every event after the views, e.g. to collect each site's outcome. */
+  observe?: (event: DeployEvent) => void;
 }
 
 /**
@@ -54,9 +61,9 @@ export interface EngineRun {
 export async function runEngine(run: EngineRun): Promise<RunOutcome> {
   const { options, interactive } = run;
   const bus = new EventBus(newRunId());
-  const human = options.json ? process.stderr : process.stdout;
+  const human = options.json || run.documentOnStdout ? process.stderr : process.stdout;
   let listr: ListrView | undefined;
-  if (options.json) bus.on(new JsonView(process.stdout).handle);
+  if (options.json && !run.documentOnStdout) bus.on(new JsonView(process.stdout).handle);
   if (interactive && !options.verbose) {
     // listr2 only where it draws: a run in CI or a pipe never loads it.
     const { ListrView } = await import('../views/listr.ts');
@@ -69,6 +76,7 @@ export async function runEngine(run: EngineRun): Promise<RunOutcome> {
   bus.on((event) => {
     if (event.type === 'run:end') runEnd = event;
   });
+  if (run.observe) bus.on(run.observe);
 
   // Every question, whoever asks it (prompter, host keys, passphrases, sudo password), takes its turn
   // in the run's one queue; the active view only shows it.

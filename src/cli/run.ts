@@ -3,7 +3,7 @@ import { findDeployfile, loadDeployfile, type LoadedDeployfile, type ResolvedSit
 import { Escapes } from '../executor/escapes.ts';
 import { describeStop, signalExitCode, signalStop, STOP_SIGNALS, type StopSignal } from '../executor/stop.ts';
 import { checkTasks, selectSites } from '../executor/select.ts';
-import { runEngine } from './engine.ts';
+import { runEngine, type EngineRun } from './engine.ts';
 import { parseDeployRunOptions, splitList } from './options.ts';
 import { someoneAtTerminal } from '../prompts/terminal.ts';
 import { reportFatal } from './report.ts';
@@ -26,6 +26,10 @@ export interface DeployRunHooks {
    * account (see adminSite). May throw a UsageError (exit 2, nothing ran).
    */
   sites?: (sites: ResolvedSite[]) => ResolvedSite[];
+  /** The command prints its own document on stdout (`deploy plan --json`): views go to stderr, no JSON events. */
+  documentOnStdout?: boolean;
+  /** Sees every event of the run (e.g. each site's `site:end`). */
+  observe?: EngineRun['observe'];
 }
 
 /**
@@ -95,7 +99,7 @@ export async function deployRun(tasks: string[], flags: Record<string, unknown>,
   process.on('uncaughtException', onEscape);
 
   try {
-    const outcome = await runEngine({ deployfile, tasks, sites, options, interactive, signal: interrupt.signal, escapes, shared });
+    const outcome = await runEngine({ deployfile, tasks, sites, options, interactive, signal: interrupt.signal, escapes, shared, documentOnStdout: hooks.documentOnStdout, observe: hooks.observe });
     if (stoppedBy) process.stderr.write(`deploy: stopped by ${describeStop(signalStop(stoppedBy))}; exit ${outcome.exitCode}\n`);
     if (outcome.leftPending.length > 0) {
       process.stderr.write(`deploy: gave up waiting for: ${outcome.leftPending.join(', ')}\n`);
