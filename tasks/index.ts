@@ -30,6 +30,7 @@ import { test, type TestOptions } from './test.ts';
 import { touchVassalIni, type TouchVassalIniOptions } from './touch-vassal-ini.ts';
 import { updateRequirements, type UpdateRequirementsOptions } from './update-requirements.ts';
 import { provision } from './provision/index.ts';
+import { plan } from './plan/index.ts';
 import type { ProvisionOptions } from './provision/options.ts';
 
 export { collectstatic, DEFAULT_SITE_DIRS, type CollectstaticOptions } from './collectstatic.ts';
@@ -53,6 +54,8 @@ export { planReload, ReloadRefused, RELOAD_STRATEGIES, type ReloadPlan, type Rel
 export { type ServiceReload } from './reload/service.ts';
 export { type AppServer } from './reload/app.ts';
 export { updateRequirements, type UpdateRequirementsOptions } from './update-requirements.ts';
+export { plan, PLAN_COMMITS_SHOWN, type PlanOptions } from './plan/index.ts';
+export { PlanDocumentSchema, SitePlanSchema, PLAN_RESULTS, type PlanDocument, type SitePlan } from './plan/schema.ts';
 export { provision, provisionCheck, defaultNginxTemplate, PROVISION_STATE, type ProvisionOptions, type ProvisionState, type ProvisionVars } from './provision/index.ts';
 export { explainReload, parseVassalIni, type ProbeOutcome, type ReloadExplanation, type VassalInfo, type VassalLoad, type VassalSocket } from './uwsgi.ts';
 
@@ -87,6 +90,7 @@ export type DjangoTasks = {
   rollback: TaskDefinition;
   releases: TaskDefinition;
   doctor: TaskDefinition;
+  plan: TaskDefinition;
   deploy: TaskDefinition;
   provision: TaskDefinition;
 };
@@ -120,6 +124,7 @@ export function djangoTasks(options: DjangoTasksOptions = {}): DjangoTasks {
     rollback: rollback(options),
     releases: releases(options),
     doctor: doctor(options),
+    plan: plan(options),
     deploy: deploy(options),
     // What deploy provision runs through the admin account, configured by the same options.
     provision: provision(options),

@@ -29,7 +29,7 @@ describe('djangoTasks', () => {
   it('gives every built-in under the name deploy invokes it by, each described', () => {
     const tasks = djangoTasks();
     expect(Object.keys(tasks).sort()).toEqual(
-      ['activateRelease', 'buildRelease', 'collectstatic', 'copyProductionSettings', 'deploy', 'doctor', 'fetch', 'installRequirements', 'provision', 'pull', 'push', 'releases', 'rollback', 'test', 'touchVassalIni', 'updateRequirements'].sort(),
+      ['activateRelease', 'buildRelease', 'collectstatic', 'copyProductionSettings', 'deploy', 'doctor', 'fetch', 'plan', 'installRequirements', 'provision', 'pull', 'push', 'releases', 'rollback', 'test', 'touchVassalIni', 'updateRequirements'].sort(),
     );
     for (const step of DEPLOY_STEPS) expect(tasks).toHaveProperty(step);
     for (const [name, definition] of Object.entries(tasks)) expect(definition.description, name).toBeTruthy();
