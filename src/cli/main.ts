@@ -264,6 +264,51 @@ Examples:
     });
 
   program
+    .command('plan')
+    .description('show what a deploy would change on each site (commits, pip, static files, migrations, settings), changing nothing')
+    .option('-s, --site <names>', "comma-separated sites, groups or globs like 'shop-*' (default: all sites; env DEPLOY_SITE)")
+    .option('-x, --exclude <names>', 'comma-separated sites, groups or globs to leave out (env DEPLOY_EXCLUDE)')
+    .option('-p, --parallel <n>', 'sites planned at once (default 5) (env DEPLOY_PARALLEL)')
+    .option('--json', 'one JSON document on stdout (docs/plan.md); progress on stderr')
+    .option('-v, --verbose', 'also stream the output of the commands plan runs')
+    .addHelpText(
+      'after',
+      `
+Per site, against what \`deploy run deploy\` would ship (the HEAD of the
+site's working copy, which deploy pushes):
+  commits       the revision the site is at and the commits a deploy would
+                bring (at most 10, then a count); "up to date" when equal;
+                a warning when the server is ahead or diverged, or has local
+                edits that would stop the deploy at fetch
+  requirements  unchanged since the last install (pip skipped), or the
+                requirements added, removed and changed
+  static files  whether collectstatic would run or be skipped
+  migrations    the migration files the new revision adds, per app, and
+                those that cannot be reversed (RunPython without
+                reverse_code, RunSQL without reverse_sql)
+  settings      a unified diff of settings.py when the production settings
+                would change it
+  working copy  uncommitted changes (push would refuse), not yet pushed
+
+Read-only: no lock, no history, no git fetch on the server or here (the
+remote is asked with git ls-remote); the tests are not run. See docs/plan.md.
+
+Exit codes: 0 no site would change, 3 at least one would, 1 a site could
+not be planned, 2 usage error; 129/130/143 when stopped by a signal.
+
+Examples:
+  $ deploy plan                         every site, then a table
+  $ deploy plan -s shop --json | jq .   one site, one JSON document
+  $ deploy plan > plan.txt; if [ $? -eq 3 ]; then deploy run deploy; fi
+                                        deploy only when something would change
+`,
+    )
+    .action(async (options: Record<string, unknown>, command: Command) => {
+      const { planCommand } = await import('./plan.ts');
+      process.exitCode = await planCommand({ ...command.optsWithGlobals(), ...options });
+    });
+
+  program
     .command('provision')
     .description("set sites up on their servers through their admin accounts (user, keys, code, virtualenv, vassal, nginx), then deploy them; see docs/provision.md")
     .requiredOption('-s, --site <names>', 'comma-separated sites, groups or globs to provision (required: never every site by default)')
