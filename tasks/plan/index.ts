@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,10 +89,10 @@ async function planSite(c: Context, site: ResolvedSiteOptions, local: LocalFacts
   /** A yes/no question to git, answered on stdout with exit 0 either way. */
   const gitAsks = async (command: ReturnType<typeof sh>, label: string): Promise<boolean> => (await here.local(sh`if ${command} 2>/dev/null; then echo yes; fi`, { label: `${label} (here)` })).stdout.trim() === 'yes';
   /** A file of a revision, or ok: false when the revision has no such file. */
-  const gitShow = async (revision: string, path: string): Promise<{ ok: boolean; out: string }> => {
+  const gitShow = async (revision: string, path: string): Promise<{ ok: boolean; out: string; raw: string }> => {
     const spec = `${revision}:./${path}`;
     const r = await here.local(sh`if git cat-file -e ${spec} 2>/dev/null; then git show ${spec}; else echo ${ABSENT} >&2; fi`, { label: `git show ${revision.slice(0, 7)}:${path} (here)` });
-    return { ok: !r.stderr.includes(ABSENT), out: r.stdout.replace(/\n$/, '') };
+    return { ok: !r.stderr.includes(ABSENT), out: r.stdout.replace(/\n$/, ''), raw: r.stdout };
   };
 
   // -- The server, as the site user: read only.
@@ -147,38 +148,54 @@ async function planSite(c: Context, site: ResolvedSiteOptions, local: LocalFacts
   for (const commit of commits) c.log(`  ${commit.sha} ${commit.subject}`);
   if (commitCount > commits.length) c.log(`  ... and ${commitCount - commits.length} more`);
 
-  // -- Requirements: pip runs unless the file is byte-identical to the last installed one.
+  // -- Requirements. In place: pip runs unless the file is byte-identical to the
+  // last installed copy. Releases: a virtualenv per requirements hash, pip runs
+  // only for a hash not built before (tasks/releases/build.ts).
   const nextRequirements = await gitShow(ship, site.requirements);
   let requirements: SitePlan['requirements'];
   const noDiff = { added: [], removed: [], changed: [] };
-  if (!installed.ok) {
-    requirements = { file: site.requirements, status: 'first', ...noDiff };
-    c.log(`requirements: no record of an earlier install (${copy}): pip install -r ${site.requirements} would run`);
-  } else if (nextRequirements.ok && (`${nextRequirements.out}\n` === installed.out || nextRequirements.out === installed.out)) {
-    requirements = { file: site.requirements, status: 'unchanged', ...noDiff };
-    c.log(`requirements: ${site.requirements} unchanged since the last install: pip would be skipped`);
-  } else {
-    const diff = diffRequirements(installed.out, nextRequirements.ok ? nextRequirements.out : '');
-    requirements = {
+  const changedRequirements = (before: string): SitePlan['requirements'] => {
+    const diff = diffRequirements(before, nextRequirements.ok ? nextRequirements.out : '');
+    c.log(`requirements: ${nextRequirements.ok ? describeRequirementsDiff(diff) : `${site.requirements} is missing from ${ship.slice(0, 7)}`}: pip install would run`);
+    return {
       file: site.requirements,
       status: 'changed',
       added: diff.added.map((d) => ({ name: d.name, to: d.to! })),
       removed: diff.removed.map((d) => ({ name: d.name, from: d.from! })),
       changed: diff.changed.map((d) => ({ name: d.name, from: d.from!, to: d.to! })),
     };
-    c.log(`requirements: ${nextRequirements.ok ? describeRequirementsDiff(diff) : `${site.requirements} is missing from ${ship.slice(0, 7)}`}: pip install would run`);
+  };
+  if (site.layout === 'releases') {
+    const venv = `${site.virtualenv}@${createHash('sha256').update(nextRequirements.raw).digest('hex').slice(0, 12)}`;
+    const built = await c.run(sh`if [ -f ${shellPath(`${venv}/.deployfile-complete`)} ]; then echo built; fi`, { ...quiet, label: `test -f ${venv}/.deployfile-complete` });
+    if (built.stdout.trim() === 'built') {
+      requirements = { file: site.requirements, status: 'unchanged', ...noDiff };
+      c.log(`requirements: a virtualenv for them is built (${venv}): pip would not run`);
+    } else {
+      requirements = changedRequirements((await read(server, site.requirements, site.requirements)).out);
+    }
+  } else if (!installed.ok) {
+    requirements = { file: site.requirements, status: 'first', ...noDiff };
+    c.log(`requirements: no record of an earlier install (${copy}): pip install -r ${site.requirements} would run`);
+  } else if (nextRequirements.ok && (nextRequirements.raw === installed.out)) {
+    requirements = { file: site.requirements, status: 'unchanged', ...noDiff };
+    c.log(`requirements: ${site.requirements} unchanged since the last install: pip would be skipped`);
+  } else {
+    requirements = changedRequirements(installed.out);
   }
 
   // -- Static files: collectstatic is skipped when no input of the last collect changed.
   const files = changedFiles.split('\n').filter(Boolean).map((line) => line.split('\t').at(-1)!);
   let staticPlan: SitePlan['static'];
   const staticInputs = files.filter((f) => /(^|\/)static\//.test(f) || f.startsWith(`${site.settings}/`));
-  if (options.skipUnchanged === false) staticPlan = { status: 'always', reason: 'skipUnchanged is off: collectstatic runs on every deploy' };
+  if (site.layout === 'releases') staticPlan = { status: 'always', reason: 'every release collects its static files' };
+  else if (options.skipUnchanged === false) staticPlan = { status: 'always', reason: 'skipUnchanged is off: collectstatic runs on every deploy' };
   else if (staticRecord.stdout.trim() !== 'recorded') staticPlan = { status: 'collected', reason: 'no record of an earlier collect on the server' };
   else if (staticInputs.length > 0) staticPlan = { status: 'collected', reason: `static inputs differ: ${staticInputs.slice(0, 5).join(', ')}${staticInputs.length > 5 ? ` and ${staticInputs.length - 5} more` : ''}` };
   else if (!known) staticPlan = { status: 'collected', reason: 'the files that differ are unknown here (the server is at a commit this working copy lacks)' };
   else staticPlan = { status: 'skipped', reason: 'no static file or settings differ' };
   c.log(`static files: ${staticPlan.status === 'skipped' ? 'unchanged: collectstatic would be skipped' : `collectstatic would run (${staticPlan.reason})`}`);
+  // `always` is how the deploy works, not a change: with nothing else new, the same files are collected again.
 
   // -- Migrations: the migration files the new revision adds.
   const migrations: SitePlan['migrations'] = [];
@@ -212,11 +229,11 @@ async function planSite(c: Context, site: ResolvedSiteOptions, local: LocalFacts
   // The vassal ini is the server's, written by provision; deploy only touches it.
   const vassal = { file: site.vassal, changed: false, reason: 'deploy does not write it (deploy provision does)' };
 
-  const wouldChange = !upToDate || requirements.status !== 'unchanged' || staticPlan.status !== 'skipped' || migrations.length > 0 || settings.changed;
+  const wouldChange = !upToDate || requirements.status !== 'unchanged' || staticPlan.status === 'collected' || migrations.length > 0 || settings.changed;
   const notes = [
     upToDate ? 'up to date' : history === 'behind' ? `${commitCount} commit${commitCount === 1 ? '' : 's'}` : `${history} (a deploy would stop at fetch)`,
     requirements.status !== 'unchanged' && 'pip',
-    staticPlan.status !== 'skipped' && 'collectstatic',
+    staticPlan.status === 'collected' && 'collectstatic',
     migrations.length > 0 && `${migrations.length} migration${migrations.length === 1 ? '' : 's'}`,
     settings.changed && 'settings',
     warnings.length > 0 && `${warnings.length} warning${warnings.length === 1 ? '' : 's'}`,
