@@ -118,6 +118,7 @@ async function planSite(c: Context, site: ResolvedSiteOptions, local: LocalFacts
   // -- The working copy: what deploy would push, and the files between.
   const ship = local.head;
   if (!local.clean) warn(`${displayDir(local.dir)} has uncommitted changes to tracked files (${local.changes.slice(0, 3).map((l) => l.slice(3)).join(', ')}${local.changes.length > 3 ? ', ...' : ''}): deploy's push would refuse them; commit or stash first`);
+  if (local.branch === 'HEAD') warn(`${displayDir(local.dir)} has a detached HEAD: deploy's push would refuse it (it pushes a branch); git switch <branch> first`);
   const pushed = local.remote === null ? null : local.remote === ship;
   if (local.remote === null) warn(`could not ask ${local.remoteName} where ${local.branch} is (git ls-remote failed): deploy's push may fail the same way`);
   else if (!pushed) c.log(`${local.branch} at ${ship.slice(0, 7)} is not pushed yet (${local.remoteName} has ${local.remote ? local.remote.slice(0, 7) : 'no such branch'}); deploy pushes it`);
