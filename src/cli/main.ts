@@ -281,7 +281,8 @@ site's working copy, which deploy pushes):
                 a warning when the server is ahead or diverged, or has local
                 edits that would stop the deploy at fetch
   requirements  unchanged since the last install (pip skipped), or the
-                requirements added, removed and changed
+                requirements added, removed and changed, and what pip
+                install --dry-run says it would install
   static files  whether collectstatic would run or be skipped
   migrations    the migration files the new revision adds, per app, and
                 those that cannot be reversed (RunPython without

@@ -7,7 +7,7 @@ import type { CollectstaticOptions } from '../collectstatic.ts';
 import type { InstallRequirementsOptions } from '../install-requirements.ts';
 import { displayDir, expandSite, localDirOf, resolveSite, shellPath, type ResolvedSiteOptions } from '../options.ts';
 import { addedMigrations, irreversibleReason } from './migrations.ts';
-import { describeRequirementsDiff, diffRequirements } from './requirements.ts';
+import { describeRequirementsDiff, diffRequirements, requirementLines } from './requirements.ts';
 import { PLAN_RESULTS, type SitePlan } from './schema.ts';
 
 /** Options of {@link plan}: the ones of the tasks whose effect it foresees. */
@@ -184,6 +184,9 @@ async function planSite(c: Context, site: ResolvedSiteOptions, local: LocalFacts
   } else {
     requirements = changedRequirements(installed.out);
   }
+  if (site.layout === 'in-place' && requirements.status !== 'unchanged' && nextRequirements.ok) {
+    requirements = { ...requirements, pip: await pipDryRun(c, site, nextRequirements.raw) };
+  }
 
   // -- Static files: collectstatic is skipped when no input of the last collect changed.
   const files = changedFiles.split('\n').filter(Boolean).map((line) => line.split('\t').at(-1)!);
@@ -273,5 +276,34 @@ async function unifiedDiff(c: Context, before: string, after: string, beforeLabe
     return r.stdout.replace(/\n$/, '');
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * What pip itself would install into the site's virtualenv for the new
+ * requirements: `pip install --dry-run --report` (pip 22.2 and later), which
+ * resolves without installing. No cache, so nothing is written in the site
+ * user's home; bounded, as it may ask a package index.
+ */
+async function pipDryRun(c: Context, site: ResolvedSiteOptions, requirements: string): Promise<{ install: Array<{ name: string; version: string }> } | { error: string }> {
+  // As arguments, not a file: nothing is written on the server, and a site user's /dev/stdin is not always openable.
+  // Option lines (-r base.txt, --index-url URL) split as pip splits them in a file.
+  const args = requirementLines(requirements).flatMap((line) => (line.startsWith('-') ? line.split(/\s+/) : [line]));
+  const report = await c
+    .cd(site.codeDir)
+    .prefix(sh`. ${shellPath(site.virtualenv)}/bin/activate`)
+    .warnOnly()
+    .with({ timeout: '120s' })
+    .run(sh`pip install --dry-run --no-cache-dir --disable-pip-version-check --quiet --report - ${args}`, { quiet: true, label: `pip install --dry-run --report - <the requirements of ${site.requirements} in the new revision>` });
+  try {
+    if (!report.ok) throw new Error(report.stderr.trim().split('\n').at(-1) || `exit code ${report.exitCode}`);
+    const parsed = JSON.parse(report.stdout) as { install?: Array<{ metadata?: { name?: string; version?: string } }> };
+    const install = (parsed.install ?? []).map((i) => ({ name: i.metadata?.name ?? '?', version: i.metadata?.version ?? '?' }));
+    c.log(install.length === 0 ? 'pip --dry-run: nothing to install, every requirement is already satisfied' : `pip --dry-run would install: ${install.map((i) => `${i.name}==${i.version}`).join(', ')}`);
+    return { install };
+  } catch (error) {
+    const message = `pip install --dry-run --report could not tell (${error instanceof Error ? error.message : String(error)})`;
+    c.log(message);
+    return { error: message };
   }
 }

@@ -41,6 +41,12 @@ export const SitePlanSchema = z.object({
     added: z.array(z.object({ name: z.string(), to: z.string() })),
     removed: z.array(z.object({ name: z.string(), from: z.string() })),
     changed: z.array(z.object({ name: z.string(), from: z.string(), to: z.string() })),
+    /**
+     * When pip would run in place: what `pip install --dry-run --report` in the
+     * site's virtualenv says it would install (dependencies included, the ones
+     * already satisfied left out), or why it could not say.
+     */
+    pip: z.union([z.object({ install: z.array(z.object({ name: z.string(), version: z.string() })) }), z.object({ error: z.string() })]).optional(),
   }),
   static: z.object({
     /** `skipped`: no static input differs; `collected`: collectstatic runs; `always`: skipUnchanged is off. */

@@ -174,6 +174,8 @@ ${entries.join('\n')}
     const one = site('plone');
     expect(one.commitCount).toBe(2);
     expect(one.requirements).toMatchObject({ status: 'changed', added: [{ name: 'sqlparse', to: 'sqlparse' }], changed: [{ name: 'Django', from: 'Django>=3.2,<6', to: 'Django>=3.2,<7' }], removed: [] });
+    // pip's own answer, from the site's virtualenv: Debian's Django and sqlparse already satisfy both.
+    expect(one.requirements.pip).toEqual({ install: [] });
     expect(one.migrations).toEqual([{ app: 'pages', name: '0001_initial', path: 'pages/migrations/0001_initial.py', irreversible: 'RunPython without reverse_code' }]);
     expect(one.static.status).toBe('collected');
     expect(one.static.reason).toContain('pages/static/pages/plan.css');
@@ -184,6 +186,7 @@ ${entries.join('\n')}
     const human = await run(['plan', '-s', 'plone']);
     expectExit(human, 3);
     expect(human.stdout).toContain('[plone] requirements: +sqlparse, Django>=3.2,<6 -> Django>=3.2,<7: pip install would run');
+    expect(human.stdout).toContain('[plone] pip --dry-run: nothing to install, every requirement is already satisfied');
     expect(human.stdout).toContain('[plone] migration: pages.0001_initial (cannot be reversed: RunPython without reverse_code)');
     expect(human.stdout).toContain('[plone]   +PLAN_E2E = True');
     expect(human.stdout).toMatch(/\nplone\s+2 new\s+runs \(2 changed\)\s+runs\s+1 \(irreversible\)\s+changes\n/);
