@@ -3,7 +3,7 @@ import { PLAN_RESULTS, type PlanDocument, type SitePlan } from '../../tasks/plan
 import { EXIT } from '../core/errors.ts';
 import type { DeployEvent } from '../core/events.ts';
 import { style, useColor } from '../views/style.ts';
-import { deployRun } from './run.ts';
+import { deployRun, isInteractive } from './run.ts';
 
 /** `deploy plan`'s exit code when at least one site would change: a pipeline deploys only then. */
 export const EXIT_WOULD_CHANGE = 3;
@@ -36,7 +36,10 @@ export async function planCommand(flags: Record<string, unknown>, out: NodeJS.Wr
     const document: PlanDocument = { at: new Date().toISOString(), sites, failed, exitCode };
     out.write(`${JSON.stringify(document, null, 2)}\n`);
   } else {
-    out.write(planTable(sites, failed, useColor(out as NodeJS.WriteStream)));
+    const color = useColor(out as NodeJS.WriteStream);
+    // The progress view on a terminal shows a site's last lines only while it runs: the details are printed again here.
+    if (isInteractive() && flags.verbose !== true) out.write(sites.map((p) => planDetails(p, color)).join(''));
+    out.write(planTable(sites, failed, color));
   }
   // Interrupted runs keep their signal's exit code.
   return code !== EXIT.ok && code !== EXIT.failed ? code : exitCode;
@@ -66,4 +69,22 @@ export function planTable(sites: readonly SitePlan[], failed: PlanDocument['fail
         ? s.yellow(`a deploy would change ${changing.length} of ${sites.length} site${sites.length === 1 ? '' : 's'}: ${changing.join(', ')}`)
         : s.green(`nothing to deploy: ${sites.length === 1 ? 'the site is' : `all ${sites.length} sites are`} up to date`);
   return `\n${s.bold(line(header))}\n${rows.map(line).join('\n')}\n\n${verdict}\n`;
+}
+
+/** One site's plan as a block of lines: what the plain view printed as it went, for views that do not keep it. */
+export function planDetails(p: SitePlan, color = false): string {
+  const s = style(color);
+  const lines = [s.bold(`${p.site}: `) + (p.upToDate ? `up to date at ${p.served.slice(0, 7)} (${p.branch})` : `at ${p.served.slice(0, 7)}, a deploy would ship ${p.ship.slice(0, 7)} (${p.branch}; ${p.history})`)];
+  for (const c of p.commits) lines.push(`  ${c.sha} ${c.subject}`);
+  if (p.commitCount > p.commits.length) lines.push(`  ... and ${p.commitCount - p.commits.length} more`);
+  const r = p.requirements;
+  const changes = [...r.added.map((a) => `+${a.to}`), ...r.removed.map((a) => `-${a.from}`), ...r.changed.map((a) => `${a.from} -> ${a.to}`)];
+  lines.push(`  requirements: ${r.status === 'unchanged' ? 'unchanged, pip skipped' : r.status === 'first' ? 'no earlier install recorded, pip runs' : `${changes.join(', ') || 'reordered'}, pip runs`}`);
+  if (r.pip && 'install' in r.pip) lines.push(`  pip --dry-run: ${r.pip.install.length === 0 ? 'nothing to install' : r.pip.install.map((i) => `${i.name}==${i.version}`).join(', ')}`);
+  if (r.pip && 'error' in r.pip) lines.push(`  ${r.pip.error}`);
+  lines.push(`  static files: ${p.static.status === 'skipped' ? 'unchanged, collectstatic skipped' : `collectstatic runs (${p.static.reason})`}`);
+  for (const m of p.migrations) lines.push(`  migration: ${m.app}.${m.name}${m.irreversible ? s.yellow(` (cannot be reversed: ${m.irreversible})`) : ''}`);
+  if (p.settings.changed && p.settings.diff) lines.push(`  settings: ${p.settings.file} would change:`, ...p.settings.diff.split('\n').map((l) => `    ${l}`));
+  for (const w of p.warnings) lines.push(s.yellow(`  warning: ${w}`));
+  return `\n${lines.join('\n')}\n`;
 }

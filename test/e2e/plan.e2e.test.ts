@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PlanDocumentSchema, type PlanDocument, type SitePlan } from '../../tasks/plan/schema.ts';
 import { deploy, type CliRun } from '../helpers/cli.ts';
+import { TmuxTerminal, tmuxMissing } from '../helpers/tmux.ts';
 import * as lab from '../lab/lab.ts';
 import { operatorHome, type OperatorHome } from '../lab/operator-home.ts';
 
@@ -191,6 +192,20 @@ ${entries.join('\n')}
     expect(human.stdout).toContain('[plone]   +PLAN_E2E = True');
     expect(human.stdout).toMatch(/\nplone\s+2 new\s+runs \(2 changed\)\s+runs\s+1 \(irreversible\)\s+changes\n/);
     expect(human.stdout).toContain('a deploy would change 1 of 1 site: plone');
+  });
+
+  it.skipIf(tmuxMissing !== undefined)('on a terminal the progress view shows a site only while it runs: the details are printed again above the table', async () => {
+    const term = await TmuxTerminal.start(ops!, ['plan', '-s', 'plone'], { columns: 120, rows: 60 }, { HOME: operator!.env.HOME!, PATH: operator!.env.PATH! });
+    try {
+      expect(await term.exitCode(RUN_MS)).toBe(3);
+      const screen = term.screen(true);
+      expect(screen).toMatch(/plone: at [0-9a-f]{7}, a deploy would ship [0-9a-f]{7} \(main; behind\)/);
+      expect(screen).toContain('migration: pages.0001_initial (cannot be reversed: RunPython without reverse_code)');
+      expect(screen).toContain('    +PLAN_E2E = True');
+      expect(screen).toMatch(/plone\s+2 new\s+runs \(2 changed\)/);
+    } finally {
+      term.kill();
+    }
   });
 
   it('a server whose checkout has a commit of its own (diverged) and an edit: warned, with what a deploy would do about it', async () => {

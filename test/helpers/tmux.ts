@@ -28,14 +28,15 @@ export class TmuxTerminal {
     readonly columns: number,
   ) {}
 
-  /** Start `deploy <args>` in `dir`, in a terminal of `columns` x `rows`, as someone at a keyboard (CI unset). */
-  static async start(dir: string, args: string[], size: { columns: number; rows: number } = { columns: 80, rows: 30 }): Promise<TmuxTerminal> {
+  /** Start `deploy <args>` in `dir`, in a terminal of `columns` x `rows`, as someone at a keyboard (CI unset), with `env` exported. */
+  static async start(dir: string, args: string[], size: { columns: number; rows: number } = { columns: 80, rows: 30 }, env: Record<string, string> = {}): Promise<TmuxTerminal> {
     const script = join(dir, `tty-${++servers}.sh`);
     // bash, not sh: after a child that exited on Ctrl-C with its own code, bash carries on to print EXIT=.
     await writeFile(
       script,
       `#!/bin/bash
 unset CI
+${Object.entries(env).map(([k, v]) => `export ${k}=${JSON.stringify(v)}`).join('\n')}
 cd ${JSON.stringify(dir)}
 ${JSON.stringify(process.execPath)} ${JSON.stringify(DEPLOY_BIN)} ${args.map((arg) => JSON.stringify(arg)).join(' ')}
 echo "EXIT=$?"
