@@ -108,7 +108,7 @@ interface Snapshot {
 
 function snapshot(tmp: string): Snapshot {
   const dir = path.join(tmp, 'deployfile');
-  for (const p of ['src', 'tasks', 'bin', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'deployfile.example.ts']) {
+  for (const p of ['src', 'tasks', 'demo', 'bin', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'deployfile.example.ts']) {
     if (fs.existsSync(path.join(repoRoot, p))) fs.cpSync(path.join(repoRoot, p), path.join(dir, p), { recursive: true });
   }
   fs.symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
@@ -123,7 +123,7 @@ function snapshot(tmp: string): Snapshot {
   }
   const git = (...a: string[]): string => execFileSync('git', a, { cwd: repoRoot, encoding: 'utf8' }).trim();
   const head = git('rev-parse', '--short', 'HEAD');
-  const dirty = git('status', '--porcelain', '--', 'src', 'tasks', 'bin', 'package.json') !== '';
+  const dirty = git('status', '--porcelain', '--', 'src', 'tasks', 'demo', 'bin', 'package.json') !== '';
   return { dir, bin: path.join(dir, 'bin', 'deploy.js'), revision: dirty ? `${head} + uncommitted changes in src/, tasks/ (the working tree as of the run)` : head, buildNote };
 }
 
