@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sh, task, type Context, type TaskDefinition } from '../../src/index.ts';
@@ -60,7 +60,10 @@ export function plan(options: PlanOptions = {}): TaskDefinition {
 }
 
 async function readLocal(c: Context, dir: string): Promise<LocalFacts> {
+  if (!existsSync(dir)) c.abort(`plan: the working copy ${dir} does not exist; set localDir to the checkout this site is deployed from.`);
   const here = c.cd(dir).with({ quiet: true });
+  const inside = await here.local('if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then echo yes; fi');
+  if (inside.stdout.trim() !== 'yes') c.abort(`plan: ${dir} is not a git checkout; run deploy plan from your project's checkout, or set localDir.`);
   const git = async (command: string): Promise<string> => (await here.local(command)).stdout.trim();
   const head = await git('git rev-parse HEAD');
   const branch = await git('git rev-parse --abbrev-ref HEAD');

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planDetails, planTable } from '../../src/cli/plan.ts';
-import type { SitePlan } from '../../tasks/plan/schema.ts';
+import { PlanDocumentSchema, type SitePlan } from '../../tasks/plan/schema.ts';
 import { deploy } from '../helpers/cli.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp-dirs.ts';
 
@@ -38,6 +38,33 @@ describe('deploy plan', () => {
       expect(run.code, run.stderr).toBe(2);
       expect(run.stdout).not.toContain('site  commits');
     }
+  });
+});
+
+describe('deploy plan, before any server', () => {
+  it('a working copy that is missing or not a git checkout: the site could not be planned (exit 1), and the table says why', async () => {
+    const notGit = await tempDir('deployfile-cli-plan-notgit-');
+    const ops = await tempDir('deployfile-cli-plan-ops-');
+    await writeFile(
+      join(ops, 'deployfile.ts'),
+      `import { defineDeployfile } from 'deployfile';
+import { djangoTasks } from 'deployfile/tasks';
+export default defineDeployfile({
+  sites: { gone: { host: '127.0.0.1', port: 9, vars: { localDir: '/nonexistent/checkout' } }, plain: { host: '127.0.0.1', port: 9, vars: { localDir: ${JSON.stringify(notGit)} } } },
+  tasks: djangoTasks(),
+});
+`,
+    );
+    const run = await deploy(['plan'], { cwd: ops });
+    expect(run.code, run.stdout + run.stderr).toBe(1);
+    expect(run.stdout).toMatch(/gone\s+could not be planned\s+plan: the working copy \/nonexistent\/checkout does not exist; set localDir/);
+    expect(run.stdout).toMatch(new RegExp(`plain\\s+could not be planned\\s+plan: ${notGit.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is not a git checkout`));
+    expect(run.stdout).toContain('2 sites could not be planned: gone, plain');
+    const json = await deploy(['plan', '--json'], { cwd: ops });
+    expect(json.code).toBe(1);
+    const doc = PlanDocumentSchema.parse(JSON.parse(json.stdout));
+    expect(doc).toMatchObject({ sites: [], exitCode: 1 });
+    expect(doc.failed.map((f) => f.site).sort()).toEqual(['gone', 'plain']);
   });
 });
 
