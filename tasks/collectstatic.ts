@@ -1,7 +1,7 @@
 import { quotePath, raw, sh, task, type TaskDefinition } from '../src/index.ts';
 import { lastJson } from './uwsgi.ts';
 import { resolveSite, shellPath, type PerSite, type SiteOptions } from './options.ts';
-import { RECORD_CODE, RECORD_MARKER, STATIC_SCRIPT, type StaticCheck } from './static-inputs.ts';
+import { RECORD_CODE, RECORD_MARKER, STATIC_SCRIPT, staticStateOf, type StaticCheck } from './static-inputs.ts';
 
 /** Options of {@link collectstatic}. */
 export interface CollectstaticOptions extends SiteOptions {
@@ -41,8 +41,7 @@ export function collectstatic(options: CollectstaticOptions = {}): TaskDefinitio
     run: async (c) => {
       const site = resolveSite(c.site, options);
       const dirs = (typeof options.dirs === 'function' ? options.dirs(c.site) : options.dirs) ?? DEFAULT_SITE_DIRS;
-      // Inside the virtualenv, as pip's record: a rebuilt virtualenv collects again.
-      const state = `${site.virtualenv}/.deployfile/static.json`;
+      const state = staticStateOf(site.virtualenv);
       const settingsDir = `${site.codeDir}/${site.settings}`;
       const skipping = options.skipUnchanged !== false && !c.dryRun;
       if (skipping) {

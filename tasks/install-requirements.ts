@@ -1,4 +1,4 @@
-import { sh, task, type TaskDefinition } from '../src/index.ts';
+import { sh, task, type SiteInfo, type TaskDefinition } from '../src/index.ts';
 import { fetchedFor } from './fetch.ts';
 import { expandSite, resolveSite, shellPath, type PerSite, type SiteOptions } from './options.ts';
 
@@ -25,13 +25,22 @@ export interface InstallRequirementsOptions extends SiteOptions {
  * @example
  * tasks: { installRequirements: installRequirements({ requirements: 'requirements/production.txt' }) }
  */
+/**
+ * Where the copy of the last installed requirements file is kept for a site:
+ * the `installedCopy` option, else inside the virtualenv. Read by
+ * installRequirements, provision and plan, so all three mean the same file.
+ */
+export function installedCopyOf(site: SiteInfo, virtualenv: string, options: Pick<InstallRequirementsOptions, 'installedCopy'>): string {
+  const given = typeof options.installedCopy === 'function' ? options.installedCopy(site) : options.installedCopy;
+  return expandSite(given ?? `${virtualenv}/.deployfile/requirements.installed`, site.name);
+}
+
 export function installRequirements(options: InstallRequirementsOptions = {}): TaskDefinition {
   return task({
     description: 'pip install the requirements in the virtualenv, unless unchanged since the last deploy',
     run: async (c) => {
       const site = resolveSite(c.site, options);
-      const given = typeof options.installedCopy === 'function' ? options.installedCopy(c.site) : options.installedCopy;
-      const copy = given ? expandSite(given, site.site) : `${site.virtualenv}/.deployfile/requirements.installed`;
+      const copy = installedCopyOf(c.site, site.virtualenv, options);
       const code = c.cd(site.codeDir);
       const fetched = c.dryRun ? undefined : fetchedFor(c);
       // The revision's own file when the code has not been switched to it yet.

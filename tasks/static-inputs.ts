@@ -11,6 +11,15 @@
 
 import { PYTHON_ARGS } from './python-args.ts';
 
+/**
+ * Where the last collect's inputs are recorded for a site: inside the
+ * virtualenv, as pip's record, so a rebuilt virtualenv collects again.
+ * Read by collectstatic and plan.
+ */
+export function staticStateOf(virtualenv: string): string {
+  return `${virtualenv}/.deployfile/static.json`;
+}
+
 /** Run by `./manage.py shell -c` after a collect: where the finders read from, and STATIC_ROOT. */
 export const RECORD_CODE = String.raw`
 import json, os

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { SITE_USER_VAR, type SiteInfo } from '../../src/index.ts';
-import type { InstallRequirementsOptions } from '../install-requirements.ts';
+import { installedCopyOf, type InstallRequirementsOptions } from '../install-requirements.ts';
 import { expandSite, resolveSite, type PerSite, type ResolvedSiteOptions } from '../options.ts';
 
 /** What a vassal or nginx template is given: where the site lives, with every default applied. */
@@ -183,7 +183,7 @@ export function provisionSettings(site: SiteInfo, options: ProvisionOptions, loc
     serverName: text('serverName', site.name),
     listen,
     checkUrl: text('checkUrl', `http://127.0.0.1:${listenPort(listen)}/`),
-    installedCopy: expandSite(typeof options.installedCopy === 'function' ? options.installedCopy(site) : (options.installedCopy ?? `${base.virtualenv}/.deployfile/requirements.installed`), site.name),
+    installedCopy: installedCopyOf(site, base.virtualenv, options),
   };
 }
 
