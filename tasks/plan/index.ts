@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sh, task, type Context, type TaskDefinition } from '../../src/index.ts';
 import type { CollectstaticOptions } from '../collectstatic.ts';
-import type { InstallRequirementsOptions } from '../install-requirements.ts';
-import { displayDir, expandSite, localDirOf, resolveSite, shellPath, type ResolvedSiteOptions } from '../options.ts';
+import { installedCopyOf, type InstallRequirementsOptions } from '../install-requirements.ts';
+import { staticStateOf } from '../static-inputs.ts';
+import { displayDir, localDirOf, resolveSite, shellPath, type ResolvedSiteOptions } from '../options.ts';
 import { addedMigrations, irreversibleReason } from './migrations.ts';
 import { describeRequirementsDiff, diffRequirements, requirementLines } from './requirements.ts';
 import { PLAN_RESULTS, type SitePlan } from './schema.ts';
@@ -85,18 +86,7 @@ async function planSite(c: Context, site: ResolvedSiteOptions, local: LocalFacts
   const quiet = { quiet: true };
   const server = c.cd(site.codeDir);
   const here = c.cd(local.dir).with(quiet);
-  const git = async (command: ReturnType<typeof sh> | string): Promise<{ ok: boolean; out: string }> => {
-    const r = await here.warnOnly().local(command);
-    return { ok: r.ok, out: r.stdout.replace(/\n$/, '') };
-  };
-  /** A yes/no question to git, answered on stdout with exit 0 either way. */
-  const gitAsks = async (command: ReturnType<typeof sh>, label: string): Promise<boolean> => (await here.local(sh`if ${command} 2>/dev/null; then echo yes; fi`, { label: `${label} (here)` })).stdout.trim() === 'yes';
-  /** A file of a revision, or ok: false when the revision has no such file. */
-  const gitShow = async (revision: string, path: string): Promise<{ ok: boolean; out: string; raw: string }> => {
-    const spec = `${revision}:./${path}`;
-    const r = await here.local(sh`if git cat-file -e ${spec} 2>/dev/null; then git show ${spec}; else echo ${ABSENT} >&2; fi`, { label: `git show ${revision.slice(0, 7)}:${path} (here)` });
-    return { ok: !r.stderr.includes(ABSENT), out: r.stdout.replace(/\n$/, ''), raw: r.stdout };
-  };
+  const { git, gitAsks, gitShow } = localGit(here);
 
   // -- The server, as the site user: read only.
   const head = await server.warnOnly().run('git rev-parse HEAD', quiet);
@@ -112,10 +102,9 @@ async function planSite(c: Context, site: ResolvedSiteOptions, local: LocalFacts
     return { ok: !r.stderr.includes(ABSENT), out: r.stdout };
   };
   const servedSettings = await read(server, generated, generated);
-  const given = typeof options.installedCopy === 'function' ? options.installedCopy(c.site) : options.installedCopy;
-  const copy = given ? expandSite(given, site.site) : `${site.virtualenv}/.deployfile/requirements.installed`;
+  const copy = installedCopyOf(c.site, site.virtualenv, options);
   const installed = await read(c, shellPath(copy), copy);
-  const staticState = `${site.virtualenv}/.deployfile/static.json`;
+  const staticState = staticStateOf(site.virtualenv);
   const staticRecord = await c.run(sh`if [ -f ${shellPath(staticState)} ]; then echo recorded; fi`, { ...quiet, label: `test -f ${staticState}` });
 
   // -- The working copy: what deploy would push, and the files between.
@@ -266,6 +255,23 @@ async function planSite(c: Context, site: ResolvedSiteOptions, local: LocalFacts
     vassal,
     wouldChange,
   };
+}
+
+/** Git in the working copy, for answers: a command's output, a yes/no question, a revision's file. */
+function localGit(here: Context) {
+  const git = async (command: ReturnType<typeof sh> | string): Promise<{ ok: boolean; out: string }> => {
+    const r = await here.warnOnly().local(command);
+    return { ok: r.ok, out: r.stdout.replace(/\n$/, '') };
+  };
+  /** A yes/no question to git, answered on stdout with exit 0 either way. */
+  const gitAsks = async (command: ReturnType<typeof sh>, label: string): Promise<boolean> => (await here.local(sh`if ${command} 2>/dev/null; then echo yes; fi`, { label: `${label} (here)` })).stdout.trim() === 'yes';
+  /** A file of a revision, or ok: false when the revision has no such file. */
+  const gitShow = async (revision: string, path: string): Promise<{ ok: boolean; out: string; raw: string }> => {
+    const spec = `${revision}:./${path}`;
+    const r = await here.local(sh`if git cat-file -e ${spec} 2>/dev/null; then git show ${spec}; else echo ${ABSENT} >&2; fi`, { label: `git show ${revision.slice(0, 7)}:${path} (here)` });
+    return { ok: !r.stderr.includes(ABSENT), out: r.stdout.replace(/\n$/, ''), raw: r.stdout };
+  };
+  return { git, gitAsks, gitShow };
 }
 
 /** `diff -u` of two texts, through temporary files on this machine (removed after). */
