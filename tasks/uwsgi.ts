@@ -758,7 +758,6 @@ def wait():
             # which only the front server's URL can make.
             elif url and before and not procs and not log_ok and elapsed >= grace:
                 st['evidence'], st['source'] = ('the old %s processes are gone and none runs yet (started on demand?); probed %s after %gs' % (what, url, grace)), 'grace'
-        refused = False
         if st['evidence'] is not None and (url or addr):
             try:
                 left = max(0.5, min(5.0, deadline - time.time()))

@@ -111,16 +111,10 @@ export function planServiceReload(strategy: ServiceReload): ServiceCommand {
     case 'supervisor': {
       const s = strategy as { supervisor: string; config?: string; signal?: string };
       const config = s.config ? sh`-c ${s.config} ` : raw('');
-      if (s.signal) {
-        return {
-          command: sh`${sudo}supervisorctl ${config}signal ${s.signal} ${s.supervisor}`,
-          label: shown(`supervisorctl signal ${s.signal} ${s.supervisor}`),
-          hint: `supervisorctl must reach supervisord's socket as the site user (chown= / chmod= in [unix_http_server]), or use sudo: true.${sudoHint}`,
-        };
-      }
+      const action = s.signal ? sh`signal ${s.signal}` : raw('restart');
       return {
-        command: sh`${sudo}supervisorctl ${config}restart ${s.supervisor}`,
-        label: shown(`supervisorctl restart ${s.supervisor}`),
+        command: sh`${sudo}supervisorctl ${config}${action} ${s.supervisor}`,
+        label: shown(`supervisorctl ${s.signal ? `signal ${s.signal}` : 'restart'} ${s.supervisor}`),
         hint: `supervisorctl must reach supervisord's socket as the site user (chown= / chmod= in [unix_http_server]), or use sudo: true.${sudoHint}`,
       };
     }
