@@ -46,6 +46,15 @@ export interface EngineRun {
 }
 
 /**
+ * Whether a run draws the live view (listr2): someone at the terminal and no
+ * --verbose. Its rows show a site's last lines only while the site runs, so a
+ * command that reports after the run (deploy plan) prints its details again.
+ */
+export function drawsLiveView(interactive: boolean, verbose: boolean | undefined): boolean {
+  return interactive && !verbose;
+}
+
+/**
  * The one composition of engine, views, prompter and transports that every
  * command running tasks shares (`deploy run`, `rollback`, `releases`,
  * `demo`): the views on the event bus (JSON lines with --json, listr on a
@@ -64,7 +73,7 @@ export async function runEngine(run: EngineRun): Promise<RunOutcome> {
   const human = options.json || run.documentOnStdout ? process.stderr : process.stdout;
   let listr: ListrView | undefined;
   if (options.json && !run.documentOnStdout) bus.on(new JsonView(process.stdout).handle);
-  if (interactive && !options.verbose) {
+  if (drawsLiveView(interactive, options.verbose)) {
     // listr2 only where it draws: a run in CI or a pipe never loads it.
     const { ListrView } = await import('../views/listr.ts');
     listr = new ListrView(process.stdout);

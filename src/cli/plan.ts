@@ -3,6 +3,7 @@ import { PLAN_RESULTS, type PlanDocument, type SitePlan } from '../../tasks/plan
 import { EXIT } from '../core/errors.ts';
 import type { DeployEvent } from '../core/events.ts';
 import { style, useColor } from '../views/style.ts';
+import { drawsLiveView } from './engine.ts';
 import { deployRun, isInteractive } from './run.ts';
 
 /** `deploy plan`'s exit code when at least one site would change: a pipeline deploys only then. */
@@ -38,7 +39,7 @@ export async function planCommand(flags: Record<string, unknown>, out: NodeJS.Wr
   } else {
     const color = useColor(out as NodeJS.WriteStream);
     // The progress view on a terminal shows a site's last lines only while it runs: the details are printed again here.
-    if (isInteractive() && flags.verbose !== true) out.write(sites.map((p) => planDetails(p, color)).join(''));
+    if (drawsLiveView(isInteractive(), flags.verbose === true)) out.write(sites.map((p) => planDetails(p, color)).join(''));
     out.write(planTable(sites, failed, color));
   }
   // Interrupted runs keep their signal's exit code.
