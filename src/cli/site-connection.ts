@@ -2,7 +2,7 @@ import { someoneAtTerminal } from '../prompts/terminal.ts';
 import { findDeployfile, loadDeployfile, type ResolvedSite } from '../config/load.ts';
 import { ConnectionError, EXIT, UsageError } from '../core/errors.ts';
 import { reportFatal } from './report.ts';
-import { suggest } from '../config/schema.ts';
+import { suggest } from '../config/suggest.ts';
 import { Redactor } from '../core/secret.ts';
 import { retryingConnect } from '../connection/site-connection.ts';
 import { sshRunSettings } from '../ssh/run-settings.ts';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { DeployfileError } from '../core/errors.ts';
-import { suggest } from './schema.ts';
+import { suggest } from './suggest.ts';
 
 /** One name a deployfile imports from a deployfile entry point. */
 export interface ImportedName {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { suggest } from './suggest.ts';
 
 const isFunction = (value: unknown): boolean => typeof value === 'function';
 
@@ -69,46 +70,6 @@ function describeInput(input: unknown): string {
   }
 }
 
-function closest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of candidates) {
-    const distance = levenshtein(word.toLowerCase(), candidate.toLowerCase());
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
-}
-
-/**
- * Edit distance, for "did you mean" suggestions. Hand-written: `leven` is not
- * in node_modules, and a dependency for fifteen lines that run only on a typo
- * is not worth it.
- *
- * @example
- * levenshtein('deplyo', 'deploy') // => 2
- */
-export function levenshtein(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let previous = row[0] as number;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const current = row[j] as number;
-      row[j] = Math.min((row[j] as number) + 1, (row[j - 1] as number) + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
-      previous = current;
-    }
-  }
-  return row[b.length] as number;
-}
-
-/** Suggest the closest of `candidates`, or undefined when none is close. */
-export function suggest(word: string, candidates: readonly string[]): string | undefined {
-  return closest(word, candidates);
-}
-
 const KNOWN_KEYS: Record<string, string[]> = {
   root: ['sites', 'groups', 'admins', 'tasks'],
   site: Object.keys(SiteSchema.shape),
@@ -130,7 +91,7 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
         const kind = issue.path.length === 0 ? 'root' : issue.path[0] === 'sites' ? 'site' : 'task';
         return issue.keys
           .map((key) => {
-            const hint = closest(key, KNOWN_KEYS[kind] ?? []);
+            const hint = suggest(key, KNOWN_KEYS[kind] ?? []);
             return `${path === '(top level)' ? '' : `${path}.`}${key}: unknown setting${hint ? ` (did you mean "${hint}"?)` : `; allowed: ${(KNOWN_KEYS[kind] ?? []).join(', ')}`}`;
           })
           .join('\n');

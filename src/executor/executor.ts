@@ -6,7 +6,7 @@ import { Redactor } from '../core/secret.ts';
 import type { SiteInfo } from '../core/context.ts';
 import type { LoadedDeployfile, ResolvedSite } from '../config/load.ts';
 import type { TaskDefinition } from '../config/define.ts';
-import { suggest } from '../config/schema.ts';
+import { suggest } from '../config/suggest.ts';
 import type { Prompter } from '../core/prompter.ts';
 import type { Transport } from '../transports/transport.ts';
 import type { SiteRuntime } from '../runner/site-runtime.ts';

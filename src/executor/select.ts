@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { UsageError } from '../core/errors.ts';
 import type { LoadedDeployfile, ResolvedSite } from '../config/load.ts';
-import { suggest } from '../config/schema.ts';
+import { suggest } from '../config/suggest.ts';
 
 /** What `--site`, `--exclude` and `--shard` asked for; every part optional. */
 export interface Selection {
