@@ -18,4 +18,5 @@ export { parseDuration } from './core/duration.ts';
 export { ROLLBACK_REQUEST, type RollbackRequest } from './core/rollback-request.ts';
 /** Where a task run through the admin account (deploy provision) finds the site's own user: `c.site.vars[SITE_USER_VAR]`. */
 export { SITE_USER_VAR } from './config/admin.ts';
-export { DeployEvent, EVENT_VERSION } from './core/events.ts';
+// The event's zod schema is in 'deployfile/schemas', so a deployfile's import never loads zod.
+export { EVENT_VERSION, type DeployEvent } from './core/events.ts';

@@ -54,8 +54,9 @@ export { planReload, ReloadRefused, RELOAD_STRATEGIES, type ReloadPlan, type Rel
 export { type ServiceReload } from './reload/service.ts';
 export { type AppServer } from './reload/app.ts';
 export { updateRequirements, type UpdateRequirementsOptions } from './update-requirements.ts';
-export { plan, PLAN_COMMITS_SHOWN, type PlanOptions } from './plan/index.ts';
-export { PlanDocumentSchema, SitePlanSchema, PLAN_RESULTS, type PlanDocument, type SitePlan } from './plan/schema.ts';
+export { plan, PLAN_COMMITS_SHOWN, PLAN_RESULTS, type PlanOptions } from './plan/index.ts';
+// The zod schemas themselves are in 'deployfile/schemas': importing them here would load zod on every start.
+export type { PlanDocument, SitePlan } from './plan/schema.ts';
 export { provision, provisionCheck, defaultNginxTemplate, PROVISION_STATE, type ProvisionOptions, type ProvisionState, type ProvisionVars } from './provision/index.ts';
 export { explainReload, parseVassalIni, type ProbeOutcome, type ReloadExplanation, type VassalInfo, type VassalLoad, type VassalSocket } from './uwsgi.ts';
 

@@ -13,7 +13,6 @@ import { DryRunTransport } from '../transports/dry-run.ts';
 import { LocalTransport } from '../transports/local.ts';
 import { sshRunSettings } from '../ssh/run-settings.ts';
 import { sshTransportFor, type SshSettings } from '../ssh/site-transport.ts';
-import { JsonView } from '../views/json.ts';
 import type { ListrView } from '../views/listr.ts';
 import { PlainView } from '../views/plain.ts';
 import { useColor } from '../views/style.ts';
@@ -72,7 +71,11 @@ export async function runEngine(run: EngineRun): Promise<RunOutcome> {
   const bus = new EventBus(newRunId());
   const human = options.json || run.documentOnStdout ? process.stderr : process.stdout;
   let listr: ListrView | undefined;
-  if (options.json && !run.documentOnStdout) bus.on(new JsonView(process.stdout).handle);
+  if (options.json && !run.documentOnStdout) {
+    // The JSON view checks each event against its zod schema: only --json loads zod.
+    const { JsonView } = await import('../views/json.ts');
+    bus.on(new JsonView(process.stdout).handle);
+  }
   if (drawsLiveView(interactive, options.verbose)) {
     // listr2 only where it draws: a run in CI or a pipe never loads it.
     const { ListrView } = await import('../views/listr.ts');

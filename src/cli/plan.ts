@@ -1,5 +1,5 @@
-import { plan } from '../../tasks/plan/index.ts';
-import { PLAN_RESULTS, type PlanDocument, type SitePlan } from '../../tasks/plan/schema.ts';
+import { plan, PLAN_RESULTS } from '../../tasks/plan/index.ts';
+import type { PlanDocument, SitePlan } from '../../tasks/plan/schema.ts';
 import { EXIT } from '../core/errors.ts';
 import type { DeployEvent } from '../core/events.ts';
 import { style, useColor } from '../views/style.ts';

@@ -1,4 +1,4 @@
-import { DeployEvent } from '../core/events.ts';
+import { DeployEvent } from '../core/event-schema.ts';
 
 /**
  * `--json`: every event as one line of JSON on `out` (stdout), the stream

@@ -9,10 +9,17 @@ import { staticStateOf } from '../static-inputs.ts';
 import { displayDir, localDirOf, resolveSite, shellPath, type ResolvedSiteOptions } from '../options.ts';
 import { addedMigrations, irreversibleReason } from './migrations.ts';
 import { describeRequirementsDiff, diffRequirements, requirementLines } from './requirements.ts';
-import { PLAN_RESULTS, type SitePlan } from './schema.ts';
+import type { SitePlan } from './schema.ts';
 
 /** Options of {@link plan}: the ones of the tasks whose effect it foresees. */
 export interface PlanOptions extends InstallRequirementsOptions, Pick<CollectstaticOptions, 'skipUnchanged'> {}
+
+/**
+ * The `c.shared` key where `deploy plan` leaves a Map of site name to
+ * {@link SitePlan} for the plan task to fill. Here, not beside the schema,
+ * so that loading the task library does not load zod.
+ */
+export const PLAN_RESULTS = 'deployfile.tasks.plan:results';
 
 /** Said on stderr by a read that found no file, so that it can exit 0. */
 const ABSENT = '@@deployfile-plan: absent@@';

@@ -79,6 +79,3 @@ export const PlanDocumentSchema = z.object({
   exitCode: z.union([z.literal(0), z.literal(1), z.literal(3)]),
 });
 export type PlanDocument = z.infer<typeof PlanDocumentSchema>;
-
-/** The `c.shared` key where `deploy plan` leaves a Map of site name to {@link SitePlan} for the plan task to fill. */
-export const PLAN_RESULTS = 'deployfile.tasks.plan:results';

@@ -5,7 +5,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeployEvent, type SiteSummary } from '../../src/core/events.ts';
+import { DeployEvent, type SiteSummary } from '../../src/core/event-schema.ts';
 import { inShard } from '../../src/executor/select.ts';
 import { deploy } from '../helpers/cli.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp-dirs.ts';

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { DeployfileConfig } from '../../src/config/define.ts';
-import { validateDeployfile } from '../../src/config/load.ts';
-import { DeployEvent, EventBus } from '../../src/core/events.ts';
+import { validateDeployfile } from '../../src/config/validate.ts';
+import { DeployEvent } from '../../src/core/event-schema.ts';
+import { EventBus } from '../../src/core/events.ts';
 import { execute, type ExecuteOptions } from '../../src/executor/executor.ts';
 import { HandshakeLimiter } from '../../src/executor/handshakes.ts';
 import { InteractivePrompter, type Asker } from '../../src/prompts/interactive.ts';

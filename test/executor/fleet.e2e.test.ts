@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeployEvent } from '../../src/core/events.ts';
+import { DeployEvent } from '../../src/core/event-schema.ts';
 import { deploy, type CliRun } from '../helpers/cli.ts';
 import * as lab from '../lab/lab.ts';
 

@@ -1,6 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { DeployEvent, EventBus } from '../../src/core/events.ts';
+import { DeployEvent } from '../../src/core/event-schema.ts';
+import { EventBus } from '../../src/core/events.ts';
 import { checkLines, renderChecks } from '../../src/views/checks.ts';
 import { PlainView } from '../../src/views/plain.ts';
 import { style } from '../../src/views/style.ts';

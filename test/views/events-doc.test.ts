@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DeployEvent, SiteSummary, SiteStatus } from '../../src/core/events.ts';
+import { DeployEvent, SiteSummary, SiteStatus } from '../../src/core/event-schema.ts';
 
 // docs/events.md is the contract for people parsing `deploy run --json`:
 // every event type and field the schema has must be documented there.

@@ -1,6 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { DeployEvent, EventBus } from '../../src/core/events.ts';
+import { DeployEvent } from '../../src/core/event-schema.ts';
+import { EventBus } from '../../src/core/events.ts';
 import { JsonView } from '../../src/views/json.ts';
 
 function capture() {
