@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 // because they share system users and the uWSGI emperor.
 export default defineConfig({
   test: {
-    globalSetup: ['test/setup/build.ts'],
+    globalSetup: ['test/setup/build.ts', 'test/setup/cache-home.ts'],
     include: ['test/**/*.e2e.test.ts'],
     testTimeout: 180_000,
     hookTimeout: 300_000,

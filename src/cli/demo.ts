@@ -13,7 +13,7 @@
 import { rmSync } from 'node:fs';
 import { relative } from 'node:path';
 import { createWorkspace, DEMO_SITE, fetchRevision, prepareVirtualenv, removeWorkspace, startDemoTarget, type DemoTarget } from '../../demo/index.ts';
-import { validateDeployfile } from '../config/load.ts';
+import { validateDeployfile } from '../config/validate.ts';
 import { formatDuration } from '../core/duration.ts';
 import { EXIT } from '../core/errors.ts';
 import { style, useColor } from '../views/style.ts';

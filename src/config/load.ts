@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { checkImports, declaredExports, entrySource, importedNames } from './imports.ts';
 import { DeployfileError } from '../core/errors.ts';
 import { normalizeTask, type TaskDefinition } from './define.ts';
-import { DeployfileSchema, formatIssues } from './schema.ts';
+import type { ValidDeployfile } from './schema.ts';
+import { knownValid, rememberValid, validationKey } from './validated-cache.ts';
 
 /** A site with its defaults applied: `user` is the site's name unless set. */
 export interface ResolvedSite {
@@ -72,6 +73,7 @@ function selfAliases(): Record<string, string> {
   const srcRoot = resolve(dirname(here), '..');
   return {
     'deployfile/tasks': resolve(srcRoot, '..', 'tasks', `index${ext}`),
+    'deployfile/schemas': resolve(srcRoot, `schemas${ext}`),
     deployfile: resolve(srcRoot, `index${ext}`),
   };
 }
@@ -117,20 +119,43 @@ export async function loadDeployfile(file: string): Promise<LoadedDeployfile> {
       file,
     );
   }
-  return validateDeployfile(module.default, file);
+  return validateOrRemember(module.default, file);
 }
 
-/** Validate a deployfile's default export; errors name the file and every bad path. */
-export function validateDeployfile(exported: unknown, file: string): LoadedDeployfile {
-  if (exported === undefined || exported === null || (typeof exported === 'object' && Object.keys(exported).length === 0)) {
-    throw new DeployfileError(`${file}: has no default export. End it with: export default defineDeployfile({ sites, tasks })`, file);
+/**
+ * What validated a deployfile: the schema's source (beside this file, .ts
+ * under tests, .js when built) and zod's version. A remembered verdict
+ * holds only while both are unchanged.
+ */
+function schemaIdentity(): string {
+  const require = createRequire(import.meta.url);
+  const schema = fileURLToPath(new URL(`./schema${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+  const zod = (require('zod/package.json') as { version: string }).version;
+  return `${readFileSync(schema, 'utf8')}\0zod ${zod}`;
+}
+
+/**
+ * Validate with zod only the first time a deployfile exports this exact
+ * value: a remembered one goes straight to {@link resolveDeployfile}, and a
+ * start skips loading zod. An invalid one is never remembered, so its
+ * errors are printed on every run.
+ */
+async function validateOrRemember(exported: unknown, file: string): Promise<LoadedDeployfile> {
+  let key: string | undefined;
+  try {
+    key = validationKey(exported, schemaIdentity());
+  } catch {
+    key = undefined; // a getter that throws, an unreadable schema: validate as usual
   }
-  const parsed = DeployfileSchema.safeParse(exported, { reportInput: true });
-  if (!parsed.success) {
-    const lines = formatIssues(parsed.error.issues);
-    throw new DeployfileError(`${file}: invalid deployfile\n${lines.map((line) => `  ${line}`).join('\n')}`, file);
-  }
-  const config = parsed.data;
+  if (key !== undefined && knownValid(key)) return resolveDeployfile(exported as ValidDeployfile, file);
+  const { validateDeployfile } = await import('./validate.ts');
+  const loaded = validateDeployfile(exported, file);
+  if (key !== undefined) rememberValid(key);
+  return loaded;
+}
+
+/** A valid deployfile with its defaults applied: each site's user, admin and vars. */
+export function resolveDeployfile(config: ValidDeployfile, file: string): LoadedDeployfile {
   return {
     file,
     sites: Object.entries(config.sites).map(([name, site]) => ({

@@ -1,8 +1,10 @@
+import { readdirSync } from 'node:fs';
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findDeployfile, loadDeployfile, validateDeployfile } from '../../src/config/load.ts';
+import { findDeployfile, loadDeployfile } from '../../src/config/load.ts';
+import { validateDeployfile } from '../../src/config/validate.ts';
 import { DeployfileError } from '../../src/core/errors.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp-dirs.ts';
 
@@ -73,6 +75,31 @@ describe('loading deployfile.ts', () => {
     const loaded = await loadDeployfile(join(dir, 'deployfile.ts'));
     expect(loaded.sites[0]).toMatchObject({ name: 'alleged', host: 'web1.example.com', user: 'alleged', vars: { greeting: 'hi' } });
     expect(loaded.tasks.hello?.description).toBe('Say hi');
+  });
+
+  it('remembers a valid deployfile so the next start skips zod, yet still reports every error of an edited one', async () => {
+    const dir = await tempDir('deployfile-load-');
+    const cache = await tempDir('deployfile-cache-');
+    const file = join(dir, 'deployfile.ts');
+    const valid = `export default { sites: { alleged: { host: 'web1', port: 2222 } }, tasks: { hi: async () => {} } };\n`;
+    const saved = process.env.XDG_CACHE_HOME;
+    process.env.XDG_CACHE_HOME = cache;
+    try {
+      await writeFile(file, valid);
+      const first = await loadDeployfile(file);
+      expect(readdirSync(join(cache, 'deployfile', 'valid'))).toHaveLength(1);
+      const again = await loadDeployfile(file);
+      expect(again.sites).toEqual(first.sites);
+      expect(again.sites[0]).toMatchObject({ name: 'alleged', host: 'web1', port: 2222, user: 'alleged' });
+
+      await writeFile(file, valid.replace('2222', "'2222x'"));
+      for (let i = 0; i < 2; i++) {
+        await expect(loadDeployfile(file)).rejects.toThrow('sites.alleged.port: expected a number, got "2222x"');
+      }
+      expect(readdirSync(join(cache, 'deployfile', 'valid'))).toHaveLength(1);
+    } finally {
+      process.env.XDG_CACHE_HOME = saved;
+    }
   });
 
   it('refuses, before anything runs, a name the deployfile package does not export: file, line, closest export (exit 2)', async () => {

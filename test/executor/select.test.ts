@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validateDeployfile } from '../../src/config/load.ts';
+import { validateDeployfile } from '../../src/config/validate.ts';
 import { UsageError } from '../../src/core/errors.ts';
 import { globToRegExp, inShard, parseShard, selectSites, siteHash } from '../../src/executor/select.ts';
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sh } from '../../src/core/quote.ts';
 import { Redactor, secret } from '../../src/core/secret.ts';
-import { validateDeployfile } from '../../src/config/load.ts';
+import { validateDeployfile } from '../../src/config/validate.ts';
 import type { DeployfileConfig } from '../../src/config/define.ts';
 import { execute } from '../../src/executor/executor.ts';
 import { PolicyPrompter } from '../../src/prompts/prompter.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validateDeployfile } from '../../src/config/load.ts';
+import { validateDeployfile } from '../../src/config/validate.ts';
 import type { DeployfileConfig } from '../../src/config/define.ts';
 import { EventBus } from '../../src/core/events.ts';
 import { execute } from '../../src/executor/executor.ts';

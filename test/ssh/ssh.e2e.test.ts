@@ -11,7 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
 import type { SiteConfig, TaskFn } from '../../src/config/define.ts';
-import { validateDeployfile } from '../../src/config/load.ts';
+import { validateDeployfile } from '../../src/config/validate.ts';
 import { EventBus, type DeployEvent } from '../../src/core/events.ts';
 import { sh } from '../../src/core/quote.ts';
 import type { Context } from '../../src/core/context.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validateDeployfile } from '../../src/config/load.ts';
+import { validateDeployfile } from '../../src/config/validate.ts';
 import { defineDeployfile, task } from '../../src/index.ts';
 import { deploy, DEPLOY_STEPS, djangoTasks, type DjangoVars } from '../../tasks/index.ts';
 import { scriptedContext } from '../helpers/task-context.ts';
