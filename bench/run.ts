@@ -155,8 +155,11 @@ function makeWorld(tmp: string, snap: Snapshot, lab: BenchLab): World {
     LOGNAME: 'root',
     LANG: 'C.UTF-8',
     TERM: 'dumb',
-    // jiti keeps its transform cache in $TMPDIR/jiti: ours, so "first run" can start without it.
+    // jiti keeps its transform cache in $TMPDIR/jiti, and deployfile its
+    // validated deployfiles in $XDG_CACHE_HOME/deployfile: ours, so "first
+    // run" can start without either.
     TMPDIR: toolTmp,
+    XDG_CACHE_HOME: path.join(toolTmp, 'cache'),
   };
   const sitesJson = path.join(tmp, 'sites.json');
   const layouts = { [RELEASES_SITE]: 'releases', [IN_PLACE_SITE]: 'in-place' };
@@ -776,19 +779,20 @@ async function main(): Promise<void> {
       const warmJson = path.join(tmp, 'startup-warm.json');
       const firstJson = path.join(tmp, 'startup-first.json');
       const jitiCache = path.join(w.env.TMPDIR as string, 'jiti');
+      const validatedCache = path.join(w.env.XDG_CACHE_HOME as string, 'deployfile');
       const hf = (args: string[]): void => {
         const r = spawnSync('/usr/bin/hyperfine', ['-N', '--style', 'basic', ...args], { env: w.env, encoding: 'utf8', cwd: tmp });
         if (r.status !== 0) throw new Error(`hyperfine failed: ${r.stderr}`);
       };
       hf(['--warmup', '3', '--runs', String(R.startupWarm), '--export-json', warmJson, '-n', 'node -e 0', `${node} -e 0`, '-n', 'deploy --help', `${node} ${snap.bin} --help`, '-n', 'deploy list (warm)', `${node} ${snap.bin} list -f ${example}`]);
-      hf(['--runs', String(R.startupFirst), '--prepare', `rm -rf ${jitiCache}`, '--export-json', firstJson, '-n', 'deploy list (first: no jiti cache)', `${node} ${snap.bin} list -f ${example}`]);
+      hf(['--runs', String(R.startupFirst), '--prepare', `rm -rf ${jitiCache} ${validatedCache}`, '--export-json', firstJson, '-n', 'deploy list (first: no jiti cache)', `${node} ${snap.bin} list -f ${example}`]);
       type HF = { results: { command: string; median: number; min: number; max: number; times: number[] }[] };
       const rows = [...(JSON.parse(fs.readFileSync(warmJson, 'utf8')) as HF).results, ...(JSON.parse(fs.readFileSync(firstJson, 'utf8')) as HF).results];
       const base = rows[0]!.median;
       report.push(
         '## 5. Start-up',
         '',
-        `hyperfine (no shell), ${R.startupWarm} runs after 3 warm-ups; "first" runs ${R.startupFirst} times with jiti's transform cache removed before each (what the first \`deploy list\` after installing pays; the OS file cache stays warm). \`list\` loads ${path.relative(snap.dir, example)} (two sites, the built-in tasks).`,
+        `hyperfine (no shell), ${R.startupWarm} runs after 3 warm-ups; "first" runs ${R.startupFirst} times with jiti's transform cache and deployfile's record of validated deployfiles removed before each (what the first \`deploy list\` after installing pays; the OS file cache stays warm). \`list\` loads ${path.relative(snap.dir, example)} (two sites, the built-in tasks).`,
         '',
         '| command | median | min–max | vs `node -e 0` |',
         '| --- | ---: | ---: | ---: |',
@@ -798,13 +802,16 @@ async function main(): Promise<void> {
       const help = rows[1]!.median;
       const met = help <= 2 * base;
       targets.push({ target: '`deploy --help` within 2x of `node -e 0`', measured: `${fmtMs(help * 1000)} vs ${fmtMs(base * 1000)} (${fmtRatio(help / base)})`, met });
-      summary.push(`| start-up: \`deploy --help\` / \`list\` warm / first | ${fmtMs(help * 1000)} / ${fmtMs(rows[2]!.median * 1000)} / ${fmtMs(rows[3]!.median * 1000)} | \`node -e 0\`: ${fmtMs(base * 1000)} | – | – | --help ≤ 2x node | ${mark(met)}${met ? '' : ` (${fmtRatio(help / base)})`} |`);
+      const list = rows[2]!.median;
+      const metList = list <= 3 * base;
+      targets.push({ target: '`deploy list` (warm) within 3x of `node -e 0`', measured: `${fmtMs(list * 1000)} vs ${fmtMs(base * 1000)} (${fmtRatio(list / base)})`, met: metList });
+      summary.push(`| start-up: \`deploy --help\` / \`list\` warm / first | ${fmtMs(help * 1000)} / ${fmtMs(rows[2]!.median * 1000)} / ${fmtMs(rows[3]!.median * 1000)} | \`node -e 0\`: ${fmtMs(base * 1000)} | – | – | --help ≤ 2x, list ≤ 3x node | ${mark(met && metList)} (${fmtRatio(help / base)}, ${fmtRatio(list / base)}) |`);
       const prof = async (label: string, args: string[]): Promise<void> => {
         profiles.push(await profileDeploy(w, label, (na) => ({ argv: [node, ...na, snap.bin, ...args], env: w.env, cwd: tmp })));
       };
       await prof('case 5: deploy --help', ['--help']);
       await prof('case 5: deploy list (warm)', ['list', '-f', example]);
-      if (!met) notes.push('start-up');
+      if (!met || !metList) notes.push('start-up');
     }
 
     // -- Case 6: memory ---------------------------------------------------------
