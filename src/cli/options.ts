@@ -1,12 +1,6 @@
-import { z } from 'zod';
 import { parseDuration } from '../core/duration.ts';
 import { UsageError } from '../core/errors.ts';
-import { parseShard } from '../executor/select.ts';
-
-/** Truthy words pipelines use in environment variables. */
-const flag = z
-  .union([z.boolean(), z.string()])
-  .transform((value) => (typeof value === 'boolean' ? value : /^(1|true|yes|on)$/i.test(value.trim())));
+import { parseShard, type Shard } from '../executor/select.ts';
 
 /**
  * Sites at once when neither --parallel nor --batch says: five keeps a
@@ -17,77 +11,107 @@ const flag = z
  */
 export const DEFAULT_PARALLEL = 5;
 
+/** The parsed options of `deploy run` (not the public `RunOptions` of one `c.run` call, in core/context.ts). */
+export interface DeployRunOptions {
+  file?: string;
+  /** `-F FILE`: ssh config instead of ~/.ssh/config (see src/ssh/README.md). */
+  sshConfig?: string;
+  /** Record unknown host keys without asking; a flag only, never an environment variable, so it is always a visible choice. */
+  acceptNewHostKeys: boolean;
+  site?: string;
+  exclude?: string;
+  shard?: Shard;
+  yes: boolean;
+  onFailure?: 'abort' | 'continue';
+  /** --parallel, else the --batch size, else {@link DEFAULT_PARALLEL}. */
+  parallel: number;
+  batch?: number;
+  maxFailures?: number;
+  dryRun: boolean;
+  verbose: boolean;
+  json: boolean;
+  /** Milliseconds. */
+  timeout?: number;
+  /** Milliseconds. */
+  deadline?: number;
+}
+
+/*
+ * Checked by hand, not with zod: these few flags are parsed on every
+ * `deploy run`, and loading zod would cost a third of its start-up (the
+ * deployfile's schema keeps zod, and is only loaded for a deployfile not
+ * validated before: see config/validated-cache.ts). Each check returns the
+ * value or throws its message; parseDeployRunOptions names the flag.
+ */
+
+/** Truthy words pipelines use in environment variables. */
+function flag(value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'string') return /^(1|true|yes|on)$/i.test(value.trim());
+  throw new Error(`expected true or false, got ${JSON.stringify(value)}`);
+}
+
+function text(value: unknown): string | undefined {
+  if (value === undefined || typeof value === 'string') return value;
+  throw new Error(`expected text, got ${JSON.stringify(value)}`);
+}
+
+const count =
+  (max: number) =>
+  (value: unknown): number | undefined => {
+    if (value === undefined) return undefined;
+    const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+    if (Number.isNaN(n)) throw new Error(`expected a number, got ${JSON.stringify(value)}`);
+    if (!Number.isInteger(n)) throw new Error('must be a whole number');
+    if (n < 1) throw new Error('must be at least 1');
+    if (n > max) throw new Error(`must be at most ${max}`);
+    return n;
+  };
+
 /**
  * A duration that must be more than zero: `--timeout 0` reading as "no
  * timeout" (as it did) turns a typo or an unset `$TIMEOUT` into a run
  * that may never end. Leaving the flag out is how to say "none".
  */
-const positiveDuration = (none: string) =>
-  z
-    .string()
-    .optional()
-    .transform((value, ctx) => {
-      if (value === undefined) return undefined;
-      let ms: number;
-      try {
-        ms = parseDuration(value);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-      if (ms <= 0) {
-        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is zero; give a duration such as 30s or 10m, or leave it out for ${none}` });
-        return z.NEVER;
-      }
-      return ms;
-    });
+const positiveDuration =
+  (none: string) =>
+  (value: unknown): number | undefined => {
+    if (value === undefined) return undefined;
+    const ms = parseDuration(text(value) as string);
+    if (ms <= 0) throw new Error(`${JSON.stringify(value)} is zero; give a duration such as 30s or 10m, or leave it out for ${none}`);
+    return ms;
+  };
 
-const count = (max: number) => z.coerce.number().int('must be a whole number').min(1, 'must be at least 1').max(max);
+function onFailureMode(value: unknown): 'abort' | 'continue' | undefined {
+  if (value === undefined || value === 'abort' || value === 'continue') return value;
+  throw new Error(`expected "abort" or "continue", got ${JSON.stringify(value)}`);
+}
+
+const shard = (value: unknown): Shard | undefined => (value === undefined ? undefined : parseShard(text(value) as string));
+
+/** How an error names each option: the flag and its environment variable. */
+const NAMES: Record<string, string> = {
+  onFailure: '--on-failure / DEPLOY_ON_FAILURE',
+  parallel: '--parallel / DEPLOY_PARALLEL',
+  batch: '--batch / DEPLOY_BATCH',
+  maxFailures: '--max-failures / DEPLOY_MAX_FAILURES',
+  shard: '--shard / DEPLOY_SHARD',
+  yes: '--yes / DEPLOY_YES',
+  json: '--json / DEPLOY_JSON',
+  timeout: '--timeout / DEPLOY_TIMEOUT',
+  deadline: '--deadline / DEPLOY_DEADLINE',
+};
 
 /**
  * `deploy run` options after merging flags over environment variables
  * (DEPLOY_YES, DEPLOY_ON_FAILURE, DEPLOY_PARALLEL, DEPLOY_BATCH,
  * DEPLOY_MAX_FAILURES, DEPLOY_SITE, DEPLOY_EXCLUDE, DEPLOY_SHARD,
- * DEPLOY_JSON, DEPLOY_TIMEOUT, DEPLOY_DEADLINE), validated once. An empty
- * `--site`/`--exclude` is refused (see {@link checkSelection}).
+ * DEPLOY_JSON, DEPLOY_TIMEOUT, DEPLOY_DEADLINE), validated once: the first
+ * bad one is a UsageError naming its flag and variable. An empty
+ * `--site`/`--exclude` is refused (see {@link checkSelection}). Flags win
+ * over the environment, as with most CLIs.
  */
-export const DeployRunOptionsSchema = z.object({
-  file: z.string().optional(),
-  /** `-F FILE`: ssh config instead of ~/.ssh/config (see src/ssh/README.md). */
-  sshConfig: z.string().optional(),
-  /** Record unknown host keys without asking; a flag only, never an environment variable, so it is always a visible choice. */
-  acceptNewHostKeys: flag.default(false),
-  site: z.string().optional(),
-  exclude: z.string().optional(),
-  shard: z
-    .string()
-    .optional()
-    .transform((value, ctx) => {
-      if (value === undefined) return undefined;
-      try {
-        return parseShard(value);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    }),
-  yes: flag.default(false),
-  onFailure: z.enum(['abort', 'continue']).optional(),
-  /** Undefined here: parseDeployRunOptions fills in --batch, else DEFAULT_PARALLEL. */
-  parallel: count(1000).optional(),
-  batch: count(100_000).optional(),
-  maxFailures: count(100_000).optional(),
-  dryRun: flag.default(false),
-  verbose: flag.default(false),
-  json: flag.default(false),
-  timeout: positiveDuration('no default per-command timeout'),
-  deadline: positiveDuration('no deadline for the run'),
-});
-
-/** The parsed options of `deploy run` (not the public `RunOptions` of one `c.run` call, in core/context.ts). */
-export type DeployRunOptions = Omit<z.infer<typeof DeployRunOptionsSchema>, 'parallel'> & { parallel: number };
-
-/** Flags win over the environment, as with most CLIs. */
 export function parseDeployRunOptions(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): DeployRunOptions {
   const merged = {
     file: flags.file,
@@ -109,24 +133,33 @@ export function parseDeployRunOptions(flags: Record<string, unknown>, env: NodeJ
   };
   checkSelection(merged.site, flags.site !== undefined ? '-s/--site' : 'DEPLOY_SITE');
   checkSelection(merged.exclude, flags.exclude !== undefined ? '-x/--exclude' : 'DEPLOY_EXCLUDE');
-  const parsed = DeployRunOptionsSchema.safeParse(merged);
-  if (!parsed.success) {
-    const names: Record<string, string> = {
-      onFailure: '--on-failure / DEPLOY_ON_FAILURE',
-      parallel: '--parallel / DEPLOY_PARALLEL',
-      batch: '--batch / DEPLOY_BATCH',
-      maxFailures: '--max-failures / DEPLOY_MAX_FAILURES',
-      shard: '--shard / DEPLOY_SHARD',
-      json: '--json / DEPLOY_JSON',
-      timeout: '--timeout / DEPLOY_TIMEOUT',
-      deadline: '--deadline / DEPLOY_DEADLINE',
-    };
-    const issue = parsed.error.issues[0];
-    const key = String(issue?.path[0] ?? '');
-    throw new UsageError(`${names[key] ?? key}: ${issue?.message ?? 'invalid value'}`);
-  }
+  const check = <T>(key: keyof typeof merged, parse: (value: unknown) => T): T => {
+    try {
+      return parse(merged[key]);
+    } catch (error) {
+      throw new UsageError(`${NAMES[key] ?? key}: ${(error as Error).message}`);
+    }
+  };
+  const parsed = {
+    file: check('file', text),
+    sshConfig: check('sshConfig', text),
+    acceptNewHostKeys: check('acceptNewHostKeys', flag),
+    site: check('site', text),
+    exclude: check('exclude', text),
+    shard: check('shard', shard),
+    yes: check('yes', flag),
+    onFailure: check('onFailure', onFailureMode),
+    parallel: check('parallel', count(1000)),
+    batch: check('batch', count(100_000)),
+    maxFailures: check('maxFailures', count(100_000)),
+    dryRun: check('dryRun', flag),
+    verbose: check('verbose', flag),
+    json: check('json', flag),
+    timeout: check('timeout', positiveDuration('no default per-command timeout')),
+    deadline: check('deadline', positiveDuration('no deadline for the run')),
+  };
   // With --batch alone, a whole batch runs at once.
-  return { ...parsed.data, parallel: parsed.data.parallel ?? parsed.data.batch ?? DEFAULT_PARALLEL };
+  return { ...parsed, parallel: parsed.parallel ?? parsed.batch ?? DEFAULT_PARALLEL };
 }
 
 export function splitList(value: string | undefined): string[] | undefined {
