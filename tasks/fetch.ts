@@ -1,6 +1,7 @@
-import { sh, task, type Context, type TaskDefinition } from '../src/index.ts';
+import { quote, task, type Context, type TaskDefinition } from '../src/index.ts';
 import { displayDir, resolveSite, type SiteOptions } from './options.ts';
 import { pushedFor } from './push.ts';
+import { readFacts } from './read-facts.ts';
 
 /** What `fetch` found on a site: where its checkout is, and what a deploy switches it to. */
 export interface Fetched {
@@ -49,7 +50,6 @@ export async function fetchAndCheck(c: Context, options: SiteOptions): Promise<F
   const site = resolveSite(c.site, options);
   const code = c.cd(site.codeDir);
   const pushed = pushedFor(c, options);
-  const quiet = { quiet: true };
   await code.run`git fetch --quiet`;
   if (c.dryRun) {
     if (pushed) c.log(`would check that the upstream is ${pushed.revision}, pushed from ${displayDir(pushed.localDir)}`);
@@ -60,20 +60,44 @@ export async function fetchAndCheck(c: Context, options: SiteOptions): Promise<F
   }
   const untouched = 'Nothing was changed on the server: it still has the code it had before this deploy.';
 
-  const head = (await code.run('git rev-parse HEAD', quiet)).stdout.trim();
-  const upstreamName = await code.warnOnly().run('git rev-parse --abbrev-ref --symbolic-full-name @{upstream}', quiet);
-  if (upstreamName.failed) {
-    const branch = (await code.warnOnly().run('git rev-parse --abbrev-ref HEAD', quiet)).stdout.trim();
+  // Every fact the checks below need, read in one session: they are all
+  // read-only, so reading one that an earlier check makes moot costs nothing.
+  const generated = `${site.settings}/settings.py`;
+  const production = `${site.settings}/settings_production.py`;
+  const facts = await readFacts(
+    code,
+    'read the checkout: HEAD, upstream, local edits, history, production settings',
+    {
+      head: 'git rev-parse HEAD',
+      upstreamName: 'git rev-parse --abbrev-ref --symbolic-full-name @{upstream}',
+      revision: 'git rev-parse @{upstream}',
+      branch: 'git rev-parse --abbrev-ref HEAD',
+      status: 'git status --porcelain --untracked-files=no',
+      ancestor: 'git merge-base --is-ancestor HEAD "$__df_rev"',
+      production: `git cat-file -e "$__df_rev":${quote(`./${production}`)}`,
+    },
+    ['__df_rev=$(git rev-parse @{upstream} 2>/dev/null)'],
+  );
+  /** A question git could not answer: nothing to decide on, so stop here, saying what git said. */
+  const answer = (name: keyof typeof facts, command: string): string => {
+    const fact = facts[name];
+    if (fact.exitCode !== 0) c.abort(`fetch: ${command} failed in ${site.codeDir}: ${fact.stderr.trim() || `exit code ${fact.exitCode}`}. ${untouched}`);
+    return fact.stdout;
+  };
+
+  const head = answer('head', 'git rev-parse HEAD').trim();
+  if (facts.upstreamName.exitCode !== 0) {
+    const branch = facts.branch.stdout.trim();
     c.abort(
       `fetch: ${site.codeDir} has ${branch === 'HEAD' || !branch ? 'a detached HEAD' : `branch ${branch} checked out, which tracks no upstream`}, ` +
         `so there is nothing to pull. Fix it on the server: git -C ${site.codeDir} switch <branch> && git -C ${site.codeDir} branch -u origin/<branch>. ${untouched}`,
     );
   }
-  const upstream = upstreamName.stdout.trim();
-  const revision = (await code.run('git rev-parse @{upstream}', quiet)).stdout.trim();
+  const upstream = facts.upstreamName.stdout.trim();
+  const revision = answer('revision', 'git rev-parse @{upstream}').trim();
 
   if (pushed && revision !== pushed.revision) {
-    const checkedOut = (await code.warnOnly().run('git rev-parse --abbrev-ref HEAD', quiet)).stdout.trim();
+    const checkedOut = facts.branch.stdout.trim();
     const branchNote =
       checkedOut && checkedOut !== pushed.branch
         ? `the server has ${checkedOut === 'HEAD' ? 'a detached HEAD' : `branch ${checkedOut}`} checked out, but ${pushed.branch} was pushed`
@@ -87,9 +111,8 @@ export async function fetchAndCheck(c: Context, options: SiteOptions): Promise<F
 
   // Local edits would make git refuse the switch, or be overwritten by it. The
   // generated settings.py is the one expected difference: pull rewrites it.
-  const generated = `${site.settings}/settings.py`;
-  const status = await code.run('git status --porcelain --untracked-files=no', quiet);
-  const edits = status.stdout
+  // (Untrimmed: each line starts with its two status columns, often a space.)
+  const edits = answer('status', 'git status --porcelain')
     .split('\n')
     .filter((line) => line.trim() !== '' && line.slice(3) !== generated);
   if (edits.length > 0) {
@@ -101,19 +124,17 @@ export async function fetchAndCheck(c: Context, options: SiteOptions): Promise<F
     );
   }
 
-  const ancestor = await code.warnOnly().run(sh`git merge-base --is-ancestor HEAD ${revision}`, quiet);
+  const ancestor = facts.ancestor;
   if (ancestor.exitCode === 1) {
     c.abort(
       `fetch: ${site.codeDir} has commits that ${upstream} does not (its history diverged), so it cannot be fast-forwarded to ${revision}. ` +
         `See them with: git -C ${site.codeDir} log --oneline ${upstream}..HEAD. ${untouched}`,
     );
-  } else if (ancestor.failed) {
+  } else if (ancestor.exitCode !== 0) {
     c.abort(`fetch: git merge-base failed in ${site.codeDir}: ${ancestor.stderr.trim() || `exit code ${ancestor.exitCode}`}. ${untouched}`);
   }
 
-  const production = `${site.settings}/settings_production.py`;
-  const hasProduction = await code.warnOnly().run(sh`git cat-file -e ${`${revision}:./${production}`}`, quiet);
-  if (hasProduction.failed) {
+  if (facts.production.exitCode !== 0) {
     c.abort(`fetch: ${revision} has no ${production}, so deploying it would serve the development settings. Add it (or set the settings var to the package holding it). ${untouched}`);
   }
 

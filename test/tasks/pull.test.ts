@@ -7,19 +7,32 @@ import { AbortError } from '../../src/index.ts';
 import { fetch } from '../../tasks/fetch.ts';
 import { pull, SWITCH_SCRIPT } from '../../tasks/pull.ts';
 import { PUSHED_PREFIX } from '../../tasks/push.ts';
+import type { Fact } from '../../tasks/read-facts.ts';
+import { factsAnswer } from '../helpers/facts.ts';
 import { errorOf, scriptedContext } from '../helpers/task-context.ts';
 
 const HEAD = '1111111111111111111111111111111111111111';
 const NEW = '2222222222222222222222222222222222222222';
 const CODE = 'cd /home/alleged/Sites/alleged && ';
 
+/** The server's answers to fetch's questions about its checkout, by default a clean one one commit behind what was pushed. */
+function checkout(options: { status?: string; ancestor?: number; production?: boolean; upstream?: string; upstreamName?: Partial<Fact> } = {}) {
+  return factsAnswer({
+    head: { stdout: `${HEAD}\n` },
+    upstreamName: options.upstreamName ?? { stdout: 'origin/main\n' },
+    revision: { stdout: `${options.upstream ?? NEW}\n` },
+    branch: { stdout: 'main\n' },
+    status: { stdout: options.status ?? '' },
+    ancestor: { exitCode: options.ancestor ?? 0 },
+    production: { exitCode: options.production === false ? 128 : 0, stderr: options.production === false ? 'fatal: path does not exist\n' : '' },
+  });
+}
+
 describe('pull (with a fake server)', () => {
   it('after fetch, switches with one script, checks HEAD, and reports the revision and its working copy', async () => {
     const c = scriptedContext({ shared: new Map([[`${PUSHED_PREFIX}/src/shop`, { revision: NEW, branch: 'main', localDir: '/src/shop' }]]) });
     c.site.vars.localDir = '/src/shop';
-    c.script('git rev-parse HEAD', { stdout: `${HEAD}\n` }, 1);
-    c.script('--symbolic-full-name @{upstream}', { stdout: 'origin/main\n' });
-    c.script('git rev-parse @{upstream}', { stdout: `${NEW}\n` });
+    c.script('@@deployfile-fact', checkout(), 1);
     c.script('git rev-parse HEAD', { stdout: `${NEW}\n` });
     await fetch().run(c);
     await pull().run(c);
@@ -33,9 +46,7 @@ describe('pull (with a fake server)', () => {
 
   it('without fetch in the run, fetches and checks first', async () => {
     const c = scriptedContext();
-    c.script('git rev-parse HEAD', { stdout: `${HEAD}\n` }, 1);
-    c.script('--symbolic-full-name @{upstream}', { stdout: 'origin/main\n' });
-    c.script('git rev-parse @{upstream}', { stdout: `${NEW}\n` });
+    c.script('@@deployfile-fact', checkout(), 1);
     c.script('git rev-parse HEAD', { stdout: `${NEW}\n` });
     await pull().run(c);
     expect(c.recorder.lines[0]).toBe(`${CODE}git fetch --quiet`);
@@ -55,15 +66,9 @@ describe('pull and fetch in a dry run', () => {
 });
 
 describe('fetch: every check before anything changes', () => {
-  function server(options: { status?: string; ancestor?: number; production?: boolean; upstream?: string } = {}) {
+  function server(options: Parameters<typeof checkout>[0] = {}) {
     const c = scriptedContext({ site: { name: 'alleged', vars: { settings: 'example_site' } }, shared: new Map([[`${PUSHED_PREFIX}${process.cwd()}`, { revision: NEW, branch: 'main', localDir: process.cwd() }]]) });
-    c.script('git rev-parse HEAD', { stdout: `${HEAD}\n` });
-    c.script('--symbolic-full-name @{upstream}', { stdout: 'origin/main\n' });
-    c.script('git rev-parse @{upstream}', { stdout: `${options.upstream ?? NEW}\n` });
-    c.script('git rev-parse --abbrev-ref HEAD', { stdout: 'main\n' });
-    c.script('git status --porcelain', { stdout: options.status ?? '' });
-    c.script('merge-base --is-ancestor', { exitCode: options.ancestor ?? 0 });
-    c.script('git cat-file -e', { exitCode: options.production === false ? 128 : 0 });
+    c.script('@@deployfile-fact', checkout(options));
     return c;
   }
 
@@ -72,12 +77,24 @@ describe('fetch: every check before anything changes', () => {
     await fetch().run(c);
     expect(c.recorder.logs).toEqual([`origin/main is at ${NEW}; the site is at ${HEAD}`]);
     expect(c.shared.get('deployfile.tasks.fetched:alleged')).toEqual({ head: HEAD, revision: NEW, upstream: 'origin/main' });
+    // git fetch, then every question in one command: two SSH sessions, not eight.
+    expect(c.recorder.lines).toHaveLength(2);
+    expect(c.recorder.lines[0]).toBe(`${CODE}git fetch --quiet`);
+    expect(c.recorder.lines[1]).toContain('git cat-file -e "$__df_rev":./example_site/settings_production.py');
+  });
+
+  it('stops with what git said when it cannot answer where the checkout is', async () => {
+    const c = scriptedContext({ site: { name: 'alleged', vars: { settings: 'example_site' } } });
+    c.script('@@deployfile-fact', factsAnswer({ head: { exitCode: 128, stderr: 'fatal: not a git repository\n' }, upstreamName: {}, revision: {}, branch: {}, status: {}, ancestor: {}, production: {} }));
+    const error = await errorOf(fetch().run(c));
+    expect(error.message).toContain('fetch: git rev-parse HEAD failed in /home/alleged/Sites/alleged: fatal: not a git repository. Nothing was changed on the server');
   });
 
   it.each([
     ['the upstream is not what this run pushed', { upstream: HEAD }, /is at 1{40}, but this run pushed 2{40} from \./],
     ['local edits on the server', { status: ' M example_site/settings.py\n M pages/views.py\n' }, /local edits on the server[\s\S]* M pages\/views\.py/],
     ['a diverged history', { ancestor: 1 }, /history diverged/],
+    ['a branch that tracks no upstream', { upstreamName: { exitCode: 128, stderr: 'fatal: no upstream configured for branch main\n' } }, /has branch main checked out, which tracks no upstream/],
     ['no production settings in the new revision', { production: false }, /has no example_site\/settings_production\.py, so deploying it would serve the development settings/],
   ])('stops on %s, saying that nothing was changed', async (_name, options, message) => {
     const c = server(options);
