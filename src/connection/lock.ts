@@ -110,7 +110,7 @@ const HELD = 3;
 /** How the lock scripts run: through the runner (see connection/scripts.ts), with the run's bus, redactor and signal. */
 export type LockScriptOptions = Omit<ScriptOptions, 'label' | 'stdin'>;
 
-function scriptError(what: string, target: string, result: ScriptResult): Error {
+export function scriptError(what: string, target: string, result: ScriptResult): Error {
   const why = result.stderr.trim().split('\n').slice(-3).join('; ') || `exit code ${result.exitCode}`;
   return new Error(`could not ${what} on ${target}: ${why}`);
 }
@@ -146,14 +146,17 @@ export async function acquireLock(transport: Transport, info: LockInfo, options:
  * Resolves to whether it removed it.
  */
 export async function releaseLock(transport: Transport, runId: string, options: LockScriptOptions = {}): Promise<boolean> {
-  const script = [
-    `if grep -qF ${quote(`"runId":${JSON.stringify(runId)}`)} ${INFO} 2>/dev/null; then`,
-    `  rm -rf ${LOCK} && echo deployfile-lock-released`,
-    'fi',
-  ].join('\n');
-  const result = await runScript(transport, script, { ...options, label: `release the deploy lock ~/${LOCK_PATH}` });
+  const result = await runScript(transport, releaseLockScript(runId), { ...options, label: `release the deploy lock ~/${LOCK_PATH}` });
   if (result.exitCode !== 0) throw scriptError(`release the deploy lock ~/${LOCK_PATH}`, transport.target, result);
-  return result.stdout.includes('deployfile-lock-released');
+  return result.stdout.includes(LOCK_RELEASED);
+}
+
+/** Printed by {@link releaseLockScript} when it removed the lock. */
+export const LOCK_RELEASED = 'deployfile-lock-released';
+
+/** The script that removes the lock only while it is still `runId`'s: a lock a later run took survives. */
+export function releaseLockScript(runId: string): string {
+  return [`if grep -qF ${quote(`"runId":${JSON.stringify(runId)}`)} ${INFO} 2>/dev/null; then`, `  rm -rf ${LOCK} && echo ${LOCK_RELEASED}`, 'fi'].join('\n');
 }
 
 /** What `deploy unlock` shows: null when the site is not locked. */

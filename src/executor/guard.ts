@@ -9,7 +9,8 @@ import type { EventBus, SiteStatus } from '../core/events.ts';
 import type { Redactor } from '../core/secret.ts';
 import type { TaskDefinition } from '../config/define.ts';
 import type { Transport } from '../transports/transport.ts';
-import { appendHistory, revisionFrom, type HistoryRecord } from '../connection/history.ts';
+import { recordAndRelease } from '../connection/finish.ts';
+import { revisionFrom, type HistoryRecord } from '../connection/history.ts';
 import { releaseLock, LOCK_PATH, type LockInfo } from '../connection/lock.ts';
 
 /**
@@ -64,16 +65,15 @@ export async function finishSite(options: FinishSite): Promise<void> {
   const scripts = { site, bus, redactor: options.redactor, timeoutMs: BOOKKEEPING_TIMEOUT_MS };
   /** On the site's own connection any failure means "try a new one"; on the new one a history failure is only warned about. */
   const attempt = async (transport: Transport, last: boolean): Promise<void> => {
-    if (!recorded) {
-      await appendHistory(transport, record, scripts).then(
-        () => (recorded = true),
-        (error: unknown) => {
-          if (error instanceof ConnectionError || !last) throw error;
-          bus.emit({ type: 'log', site, level: 'warn', message: `history not recorded: ${error instanceof Error ? error.message : String(error)}` });
-        },
-      );
+    if (recorded) {
+      await releaseLock(transport, info.runId, scripts);
+      return;
     }
-    await releaseLock(transport, info.runId, scripts);
+    // One session for both: the record, then the release, whatever became of the record.
+    const { historyError } = await recordAndRelease(transport, record, info.runId, scripts);
+    if (historyError === undefined) recorded = true;
+    else if (!last) throw new Error(historyError);
+    else bus.emit({ type: 'log', site, level: 'warn', message: `history not recorded: ${historyError}` });
   };
 
   // The site's own connection, while it still works: a lost or given-up one

@@ -10,6 +10,7 @@ import { task } from '../../src/config/define.ts';
 import { InterruptedError } from '../../src/core/errors.ts';
 import { appendHistory, parseHistory, readHistory, revisionFrom } from '../../src/connection/history.ts';
 import { acquireLock, describeHolder, lockInfoFor, parseLockInfo, readLock, releaseLock, removeLock, SiteLockedError } from '../../src/connection/lock.ts';
+import { recordAndRelease } from '../../src/connection/finish.ts';
 import { SiteConnection } from '../../src/connection/site-connection.ts';
 import { runNeedsLock } from '../../src/executor/guard.ts';
 import { LocalTransport } from '../../src/transports/local.ts';
@@ -143,6 +144,39 @@ describe('the history on the server', () => {
     expect(revisionFrom(shared, 'alleged')).toBe('abc');
     expect(revisionFrom(shared, 'bravo')).toBe('def');
     expect(revisionFrom(new Map())).toBeUndefined();
+  });
+});
+
+describe('the end of a site: record, then release, in one script', () => {
+  const record = { time: '2025-05-01T10:00:00.000Z', operator: 'alice@laptop', tasks: ['deploy'], outcome: 'ok' as const, durationMs: 1200, runId: 'run-1' };
+
+  it('appends the record and removes the lock, over one command', async () => {
+    const { home, transport } = await tempHome();
+    await acquireLock(transport, lockInfoFor('run-1', ['deploy']));
+    let commands = 0;
+    const counting = Object.assign(Object.create(transport) as LocalTransport, { exec: (...args: Parameters<LocalTransport['exec']>) => (commands++, transport.exec(...args)) });
+    expect(await recordAndRelease(counting, record, 'run-1', {})).toEqual({ historyError: undefined, released: true });
+    expect(commands).toBe(1);
+    expect(existsSync(join(home, '.deployfile/lock'))).toBe(false);
+    expect(parseHistory(await readFile(join(home, '.deployfile/history.jsonl'), 'utf8'))).toEqual([record]);
+  });
+
+  it('releases the lock even when the history cannot be written, and says why', async () => {
+    const { home, transport } = await tempHome();
+    await acquireLock(transport, lockInfoFor('run-1', ['deploy']));
+    await mkdir(join(home, '.deployfile/history.jsonl'), { recursive: true });
+    const finished = await recordAndRelease(transport, record, 'run-1', {});
+    expect(finished.released).toBe(true);
+    expect(finished.historyError).toMatch(/could not append to ~\/\.deployfile\/history\.jsonl on .*: .*Is a directory/);
+    expect(existsSync(join(home, '.deployfile/lock'))).toBe(false);
+  });
+
+  it("records, but leaves alone a lock another run took since", async () => {
+    const { home, transport } = await tempHome();
+    await acquireLock(transport, lockInfoFor('run-2', ['deploy']));
+    expect(await recordAndRelease(transport, record, 'run-1', {})).toEqual({ historyError: undefined, released: false });
+    expect(existsSync(join(home, '.deployfile/lock'))).toBe(true);
+    expect(await readHistory(transport, 5)).toHaveLength(1);
   });
 });
 
