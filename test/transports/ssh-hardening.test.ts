@@ -134,7 +134,10 @@ describe('releasing the lock', () => {
     });
     return events;
   };
-  const releasing = { script: (command: string) => (command.includes('rm -rf') ? { stdout: 'deployfile-lock-released\n' } : undefined) };
+  // What a server prints for the end of a site: the record appended, then the lock released (connection/finish.ts).
+  const releasing = {
+    script: (command: string) => (command.includes('rm -rf') ? { stdout: `${command.includes('history.jsonl') ? 'deployfile-history-recorded\n' : ''}deployfile-lock-released\n` } : undefined),
+  };
 
   it('reconnects when the first connection fails with any error, not only a ConnectionError ("Not connected")', async () => {
     const first = new FakeTransport('alleged@web1:22', { script: () => ({ error: new Error('Not connected') }) });
