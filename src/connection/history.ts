@@ -49,22 +49,16 @@ export function revisionFrom(shared: ReadonlyMap<string, unknown>, site?: string
   return undefined;
 }
 
-/** The shell line that appends what it reads on stdin to the history file; `O_APPEND` writes of a line this short do not interleave. */
+/**
+ * The shell line that appends what it reads on stdin to the history file;
+ * `O_APPEND` writes of a line this short do not interleave. Run at the end
+ * of each site, before the lock's release (connection/finish.ts).
+ */
 export const APPEND_HISTORY_SCRIPT = `umask 077; mkdir -p "$HOME"/.deployfile && cat >> "$HOME"/${HISTORY_PATH}`;
 
 /** One record as its line in the file: one line, and short, since a long error would make the file hard to read with tail. */
 export function historyLine(record: HistoryRecord): string {
   return `${JSON.stringify({ ...record, error: record.error?.split('\n')[0]?.slice(0, 500) })}\n`;
-}
-
-/** Append one record. */
-export async function appendHistory(transport: Transport, record: HistoryRecord, options: HistoryScriptOptions = {}): Promise<void> {
-  const { exitCode, stderr } = await runScript(transport, APPEND_HISTORY_SCRIPT, {
-    ...options,
-    label: `append to ~/${HISTORY_PATH}`,
-    stdin: historyLine(record),
-  });
-  if (exitCode !== 0) throw new Error(`could not append to ~/${HISTORY_PATH} on ${transport.target}: ${stderr.slice(-2000).trim() || `exit code ${exitCode}`}`);
 }
 
 /** The last `limit` records, newest first; lines that do not parse are skipped. */

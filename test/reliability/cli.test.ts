@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderHistory } from '../../src/cli/history.ts';
 import { generateKeyPair, startEmbeddedSshServer, type EmbeddedSshServer } from '../../demo/embedded-ssh/server.ts';
-import { appendHistory } from '../../src/connection/history.ts';
+import { recordAndRelease } from '../../src/connection/finish.ts';
 import { acquireLock, lockInfoFor } from '../../src/connection/lock.ts';
 import { LocalTransport } from '../../src/transports/local.ts';
 import { style } from '../../src/views/style.ts';
@@ -109,8 +109,8 @@ describe('deploy history', () => {
   });
 
   it('shows the records on the server newest first; --json and --limit', async () => {
-    await appendHistory(onSite, { time: '2025-05-01T09:00:00.000Z', operator: 'alice@laptop', tasks: ['deploy'], outcome: 'ok', durationMs: 41200, runId: 'a' });
-    await appendHistory(onSite, { time: '2025-05-02T10:00:00.000Z', operator: 'bob@ci', revision: 'cafe0123456789abcdef', tasks: ['push', 'deploy'], outcome: 'failed', failedTask: 'deploy', durationMs: 4100, runId: 'b' });
+    await recordAndRelease(onSite, { time: '2025-05-01T09:00:00.000Z', operator: 'alice@laptop', tasks: ['deploy'], outcome: 'ok', durationMs: 41200, runId: 'a' }, 'a', {});
+    await recordAndRelease(onSite, { time: '2025-05-02T10:00:00.000Z', operator: 'bob@ci', revision: 'cafe0123456789abcdef', tasks: ['push', 'deploy'], outcome: 'failed', failedTask: 'deploy', durationMs: 4100, runId: 'b' }, 'b', {});
     const { code, stdout } = await run(['history', 'alleged']);
     expect(code).toBe(0);
     expect(stdout.trim().split('\n')).toEqual([

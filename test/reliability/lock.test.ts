@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { task } from '../../src/config/define.ts';
 import { InterruptedError } from '../../src/core/errors.ts';
-import { appendHistory, parseHistory, readHistory, revisionFrom } from '../../src/connection/history.ts';
+import { parseHistory, readHistory, revisionFrom } from '../../src/connection/history.ts';
 import { acquireLock, describeHolder, lockInfoFor, parseLockInfo, readLock, releaseLock, removeLock, SiteLockedError } from '../../src/connection/lock.ts';
 import { recordAndRelease } from '../../src/connection/finish.ts';
 import { SiteConnection } from '../../src/connection/site-connection.ts';
@@ -128,7 +128,7 @@ describe('the history on the server', () => {
     const { home, transport } = await tempHome();
     expect(await readHistory(transport, 10)).toEqual([]);
     for (const [i, outcome] of (['ok', 'failed', 'interrupted'] as const).entries()) {
-      await appendHistory(transport, { time: `2025-05-0${i + 1}T10:00:00.000Z`, operator: 'alice@laptop', tasks: ['deploy'], outcome, durationMs: 1000 * i, runId: `r${i}`, error: i === 1 ? 'boom\nsecond line' : undefined });
+      await recordAndRelease(transport, { time: `2025-05-0${i + 1}T10:00:00.000Z`, operator: 'alice@laptop', tasks: ['deploy'], outcome, durationMs: 1000 * i, runId: `r${i}`, error: i === 1 ? 'boom\nsecond line' : undefined }, `r${i}`, {});
     }
     const lines = (await readFile(join(home, '.deployfile/history.jsonl'), 'utf8')).trim().split('\n');
     expect(lines).toHaveLength(3);
