@@ -132,6 +132,10 @@ export default defineDeployfile<DjangoVars>({
    * loaded CI host: 30 s of "no python application found" after the good ini
    * was back). An operator would touch again; so does this, up to three
    * times, and a failure shows what the emperor logged about the vassal.
+   * Each wait is 30 s, not less: on a loaded 2-core CI host a graceful reload
+   * once took longer than 12 s, and a touch during it restarts the reload,
+   * so three quick touches never let the app finish loading (HTTP 500 to
+   * the end, with a reload logged for each touch).
    */
   async function serveAgain(): Promise<void> {
     const logPath = lab.emperorLogPath();
@@ -141,7 +145,7 @@ export default defineDeployfile<DjangoVars>({
       await new Promise((resolve) => setTimeout(resolve, 1100));
       await lab.touchVassal(BAD);
       try {
-        await lab.waitForHttp(`${nginx!.urls[BAD]}revision`, (_body, status) => status === 200, 12_000);
+        await lab.waitForHttp(`${nginx!.urls[BAD]}revision`, (_body, status) => status === 200, 30_000);
         return;
       } catch (error) {
         last = (error as Error).message;
