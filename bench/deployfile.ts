@@ -2,7 +2,7 @@
 // points -f at it). Sites come from the JSON file named by
 // DEPLOYFILE_BENCH_SITES, which run.ts writes for the lab it set up.
 //
-//   percmd   BENCH_N sequential `true` in one task (case 1 and 3)
+//   percmd   BENCH_N sequential `true` in one task (cases 1, 3 and 8)
 //   recipe   the remote part of the deploy recipe, every step always (case 2)
 //   deploy   the built-in deploy task (test, push, pull, ... touchVassalIni; case 4);
 //            with BENCH_VERIFY=0, touchVassalIni only touches (verify: false),
@@ -25,6 +25,8 @@ interface BenchSites {
   localDir: string;
   /** Sites deployed in another layout than in place (case 7's own sites). */
   layouts?: Record<string, 'in-place' | 'releases'>;
+  /** Bare site users for the growth case (case 8): only `percmd` runs on them. */
+  growth?: string[];
 }
 
 const file = process.env.DEPLOYFILE_BENCH_SITES;
@@ -35,7 +37,7 @@ const n = Number(process.env.BENCH_N ?? '200');
 const sites: Record<string, SiteConfig> = {};
 // The bench's uWSGI emperor watches its own vassal dir (see bench/lab.ts), not /etc/uwsgi/emperor.d.
 const vassal = (site: string): string => `/etc/uwsgi/deployfile-bench.d/${site}.ini`;
-for (const name of [...bench.sites, ...Object.keys(bench.layouts ?? {})]) {
+for (const name of [...bench.sites, ...Object.keys(bench.layouts ?? {}), ...(bench.growth ?? [])]) {
   sites[name] = { host: bench.host, port: bench.port, identityFile: bench.identityFile, vars: { settings: 'example_site', vassal: vassal(name), layout: bench.layouts?.[name] ?? 'in-place' } };
 }
 

@@ -4,7 +4,8 @@
  *
  *   npm run bench                      the full run (about 15 minutes on 2 cores)
  *   npm run bench -- --quick           10 sites at most, fewer runs (about 5 minutes)
- *   npm run bench -- --only 1,5        some cases only (1..7; 6 needs 2)
+ *   npm run bench -- --only 1,5        some cases only (1..8; 6 needs 2)
+ *   npm run bench -- --only 8          growth: 10, 50 and 200 sites (creates 200 bare users once)
  *   npm run bench -- --only 7 --out /tmp/R7.md   the releases case alone (about 3 minutes)
  *   npm run bench -- --sites 20 --runs 2 --keep-lab --out /tmp/R.md
  *
@@ -16,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ensureLab, ensureLayoutSites, stopLab, IN_PLACE_SITE, LAYOUT_SITES, RELEASES_SITE, lab as testLab, waitUwsgiQuiet, waitTouchedReloaded, serverCpuMs, siteName, DEFAULT_LAB_DIR, type BenchLab } from './lab.ts';
+import { ensureGrowthSites, ensureLab, ensureLayoutSites, stopLab, IN_PLACE_SITE, LAYOUT_SITES, RELEASES_SITE, lab as testLab, waitUwsgiQuiet, waitTouchedReloaded, serverCpuMs, siteName, DEFAULT_LAB_DIR, type BenchLab } from './lab.ts';
 import { fmtMs, fmtRatio, fmtStats, machineBusy, stats, summarizeCpuProfile, timed, timeline, type Invocation, type Sample, type Stats } from './measure.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -48,12 +49,16 @@ if (opt.help) {
 const quick = opt.quick;
 const maxSites = Math.min(50, Math.max(1, Number(opt.sites ?? (quick ? 10 : 50))));
 const runsOverride = opt.runs ? Math.max(1, Number(opt.runs)) : undefined;
-const only = new Set((opt.only ?? '1,2,3,4,5,6,7').split(',').map((s) => Number(s.trim())));
+const only = new Set((opt.only ?? '1,2,3,4,5,6,7,8').split(',').map((s) => Number(s.trim())));
 const want = (n: number): boolean => only.has(n);
 const fanSizes = [...new Set([1, 10, 50].map((n) => Math.min(n, maxSites)))];
 const orchSites = maxSites;
 const orchCommands = 50;
 const deploySites = Math.min(10, maxSites);
+// Growth (case 8): the orchestration-only run at sizes up to 200 (the lab makes bare users for it), with
+// fewer commands per site than case 3 so that 200 sites take about a minute per run on 2 cores.
+const growthSizes = quick ? [10, 50] : [10, 50, 200];
+const growthCommands = 10;
 const R = {
   percmd: runsOverride ?? (quick ? 3 : 5),
   fan: (size: number): number => runsOverride ?? (quick ? 2 : size >= 50 ? 3 : size >= 10 ? 3 : 5),
@@ -65,6 +70,7 @@ const R = {
   // 50 x 50 module runs take Ansible minutes; one run keeps the whole bench near 15 minutes.
   orchAnsible: 1,
   deploy: runsOverride ?? (quick ? 2 : 3),
+  growth: runsOverride ?? (quick ? 1 : 2),
   // One site each, about 6 s a deploy: five pairs keep case 7 near 3 minutes.
   layout: runsOverride ?? (quick ? 3 : 5),
   startupWarm: quick ? 10 : 20,
@@ -141,7 +147,7 @@ interface World {
   sitesJson: string;
 }
 
-function makeWorld(tmp: string, snap: Snapshot, lab: BenchLab): World {
+function makeWorld(tmp: string, snap: Snapshot, lab: BenchLab, growth: string[] = []): World {
   const home = path.join(tmp, 'home');
   fs.mkdirSync(path.join(home, '.ssh'), { recursive: true, mode: 0o700 });
   const knownHosts = path.join(home, '.ssh', 'known_hosts');
@@ -163,7 +169,7 @@ function makeWorld(tmp: string, snap: Snapshot, lab: BenchLab): World {
   };
   const sitesJson = path.join(tmp, 'sites.json');
   const layouts = { [RELEASES_SITE]: 'releases', [IN_PLACE_SITE]: 'in-place' };
-  fs.writeFileSync(sitesJson, JSON.stringify({ host: '127.0.0.1', port: lab.port, identityFile: lab.keyPath, sites: lab.sites, localDir: lab.origin.workDir, layouts }, null, 2));
+  fs.writeFileSync(sitesJson, JSON.stringify({ host: '127.0.0.1', port: lab.port, identityFile: lab.keyPath, sites: lab.sites, localDir: lab.origin.workDir, layouts, growth }, null, 2));
   return { tmp, home, knownHosts, snap, lab, env, sitesJson };
 }
 
@@ -435,7 +441,7 @@ async function main(): Promise<void> {
   ensurePackages();
   const tmp = fs.mkdtempSync('/tmp/dfbench-');
   const snap = snapshot(tmp);
-  const needLab = [1, 2, 3, 4, 6, 7].some(want);
+  const needLab = [1, 2, 3, 4, 6, 7, 8].some(want);
   const siteCount = Math.max(want(2) || want(6) ? Math.max(...fanSizes) : 1, want(3) ? orchSites : 1, want(4) ? deploySites : 1);
   say(`lab: ${siteCount} site(s) in ${labDirArg}`);
   const lab = needLab ? await ensureLab(siteCount, repoRoot, say) : undefined;
@@ -450,7 +456,8 @@ async function main(): Promise<void> {
   let failed = false;
 
   try {
-    const w = lab ? makeWorld(tmp, snap, lab) : makeWorld(tmp, snap, { labDir: '', port: 0, sshdPid: 0, keyPath: '', knownHostsLines: [], sites: [], origin: { barePath: '', workDir: '', branch: '', initialRevision: '' }, setupNote: '' });
+    const growthSites = lab && want(8) ? await ensureGrowthSites(Math.max(...growthSizes), say) : [];
+    const w = lab ? makeWorld(tmp, snap, lab, growthSites) : makeWorld(tmp, snap, { labDir: '', port: 0, sshdPid: 0, keyPath: '', knownHostsLines: [], sites: [], origin: { barePath: '', workDir: '', branch: '', initialRevision: '' }, setupNote: '' });
     if (lab) await warmUp(w);
 
     // -- Case 1: per-command cost ------------------------------------------
@@ -850,6 +857,68 @@ async function main(): Promise<void> {
       summary.push(`| peak RSS of \`deploy\`, ${size} sites at once | ${mb.toFixed(0)} MB | – | – | – | < 150 MB | ${mark(met)} |`);
       if (!met) notes.push('memory');
     }
+    // -- Case 8: growth ----------------------------------------------------------
+    if (want(8) && lab) {
+      const res = await runCase(
+        'case 8 growth',
+        w,
+        growthSizes.map((size) => ({ tool: 'deployfile', key: `${size} sites`, runs: R.growth, touches: false, make: () => deployInv(w, 'percmd', growthSites.slice(0, size), { BENCH_N: String(growthCommands) }) })),
+      );
+      const rows = growthSizes.map((size) => {
+        const key = `${size} sites`;
+        const wall = msOf(res, key);
+        const cpu = cpuOf(res, key);
+        const server = serverOf(res, key);
+        const rssMb = (stats((res.samples.get(key) ?? []).map((s) => s.maxRssKb ?? NaN).filter(Number.isFinite)).median * 1024) / 1e6;
+        return { size, wall, cpu, server, rssMb, wallPerSite: wall.median / size, cpuPerSite: cpu / size };
+      });
+      // A run has a fixed part (Node, loading the deployfile: about half a second of CPU) that more sites
+      // share, so the cost per site may fall as N grows; the target is that it never rises: at no size
+      // more than 20% above the smallest size's. The cost of each added site (the slope between two
+      // sizes) shows the part that grows with N.
+      const rise = (xs: number[]): number => Math.max(...xs) / xs[0]!;
+      const wallSpread = rise(rows.map((r) => r.wallPerSite));
+      const cpuSpread = rise(rows.map((r) => r.cpuPerSite));
+      const added = rows.map((r, i) => (i === 0 ? undefined : (r.cpu - rows[i - 1]!.cpu) / (r.size - rows[i - 1]!.size)));
+      report.push(
+        `## 8. Growth: orchestration only at ${growthSizes.join(', ')} sites, ${growthCommands} \`true\` each`,
+        '',
+        `\`deploy run percmd --parallel N\` on N bare site users (own Unix account and the operator's key, nothing else), all at once, ${growthCommands} sequential \`true\` per site, ${R.growth} runs per size in turns. What must not rise as N grows is the cost per site: wall time and the client's CPU (target: at every size within 20% of the smallest size's), and memory within its bounds. "Client CPU per added site" is the slope from the size before: the part of the client's work that grows with the number of sites, without the fixed start-up.`,
+        '',
+        '| sites | wall time | wall per site | client CPU | client CPU per site | client CPU per added site | server CPU | peak RSS |',
+        '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+        ...rows.map((r, i) => `| ${r.size} | ${fmtStats(r.wall)} | ${fmtMs(r.wallPerSite)} | ${fmtMs(r.cpu)} | ${fmtMs(r.cpuPerSite)} | ${added[i] === undefined ? '–' : fmtMs(added[i]!)} | ${fmtMs(r.server)} | ${r.rssMb.toFixed(0)} MB |`),
+        '',
+        CPU_NOTE,
+        '',
+        ...growthSizes.map((size) => failureNote(res, `${size} sites`)).filter(Boolean),
+      );
+      const metWall = wallSpread <= 1.2;
+      const metCpu = cpuSpread <= 1.2;
+      const rssAt = (size: number): number | undefined => rows.find((r) => r.size === size)?.rssMb;
+      targets.push({ target: `growth ${growthSizes.join('/')} sites: wall time per site never more than 20% above the smallest size's`, measured: `highest / smallest size's ${fmtRatio(wallSpread)} (${rows.map((r) => fmtMs(r.wallPerSite)).join(', ')})`, met: metWall });
+      targets.push({ target: `growth ${growthSizes.join('/')} sites: client CPU per site never more than 20% above the smallest size's`, measured: `highest / smallest size's ${fmtRatio(cpuSpread)} (${rows.map((r) => fmtMs(r.cpuPerSite)).join(', ')})`, met: metCpu });
+      const rssTargets: [number, number][] = [
+        [50, 150],
+        [200, 250],
+      ];
+      const rssMet: boolean[] = [];
+      for (const [size, limit] of rssTargets) {
+        const mb = rssAt(size);
+        if (mb === undefined) continue;
+        rssMet.push(mb <= limit);
+        targets.push({ target: `growth: peak RSS at ${size} sites ≤ ${limit} MB`, measured: `${mb.toFixed(0)} MB`, met: mb <= limit });
+      }
+      const allMet = metWall && metCpu && rssMet.every(Boolean);
+      summary.push(
+        `| growth, ${growthSizes.join(' / ')} sites × ${growthCommands} \`true\`: wall per site / client CPU per site / peak RSS | ${rows.map((r) => fmtMs(r.wallPerSite)).join(' / ')}; ${rows.map((r) => fmtMs(r.cpuPerSite)).join(' / ')}; ${rows.map((r) => `${r.rssMb.toFixed(0)} MB`).join(' / ')} | – | – | – | per site within 20% of the smallest size's; RSS ≤ 150 MB at 50, ≤ 250 MB at 200 | ${allMet ? 'met' : `**missed** (wall ${fmtRatio(wallSpread)}, CPU ${fmtRatio(cpuSpread)})`} |`,
+      );
+      if (!allMet) {
+        notes.push('growth');
+        const size = Math.max(...growthSizes);
+        profiles.push(await profileDeploy(w, `case 8: deploy run percmd, ${size} sites × ${growthCommands}`, (na) => deployInv(w, 'percmd', growthSites.slice(0, size), { BENCH_N: String(growthCommands) }, na)));
+      }
+    }
     failed = anyFailure || (targets.length === 0 && needLab);
   } finally {
     if (lab && !opt['keep-lab']) {
@@ -878,7 +947,7 @@ async function main(): Promise<void> {
     `- **deployfile**: ${snap.revision}; ${snap.buildNote}`,
     lab ? `- **Lab**: ${lab.labDir}, sshd on 127.0.0.1:${lab.port} (stock MaxStartups 10:30:100, MaxSessions 10), uWSGI emperor (tyrant mode, 1 worker per vassal); ${lab.setupNote}` : '- **Lab**: not used',
     `- **Load**: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before, ${loadAfter.map((l) => l.toFixed(2)).join(' ')} after; ${(busyBefore * 100).toFixed(0)}% CPU busy in the second before the first case. Other work on the machine shows up as spread (min–max).`,
-    `- **Runs**: per-command ${R.percmd} (Fabric ${Math.min(R.percmd, R.percmdFabric)}); fan-out ${fanSizes.map((s) => `${s} site${s > 1 ? 's' : ''}: ${R.fan(s)}${R.fanAnsible(s) !== R.fan(s) ? ` (Ansible ${R.fanAnsible(s)})` : ''}`).join(', ')}; orchestration ${R.orch} (Ansible ${R.orchAnsible}); typical deploy ${R.deploy}; start-up ${R.startupWarm} warm / ${R.startupFirst} first. Times are medians, with min–max in brackets; ratios are of medians. Contestants take turns run by run.`,
+    `- **Runs**: per-command ${R.percmd} (Fabric ${Math.min(R.percmd, R.percmdFabric)}); fan-out ${fanSizes.map((s) => `${s} site${s > 1 ? 's' : ''}: ${R.fan(s)}${R.fanAnsible(s) !== R.fan(s) ? ` (Ansible ${R.fanAnsible(s)})` : ''}`).join(', ')}; orchestration ${R.orch} (Ansible ${R.orchAnsible}); typical deploy ${R.deploy}; growth ${R.growth} per size; start-up ${R.startupWarm} warm / ${R.startupFirst} first. Times are medians, with min–max in brackets; ratios are of medians. Contestants take turns run by run.`,
     '',
     '## Summary',
     '',
