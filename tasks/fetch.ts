@@ -70,7 +70,8 @@ export async function fetchAndCheck(c: Context, options: SiteOptions): Promise<F
     {
       head: 'git rev-parse HEAD',
       upstreamName: 'git rev-parse --abbrev-ref --symbolic-full-name @{upstream}',
-      revision: 'git rev-parse @{upstream}',
+      // The setup line already asked; git runs again only to say why it could not answer.
+      revision: 'if [ -n "$__df_rev" ]; then echo "$__df_rev"; else git rev-parse @{upstream}; fi',
       branch: 'git rev-parse --abbrev-ref HEAD',
       status: 'git status --porcelain --untracked-files=no',
       ancestor: 'git merge-base --is-ancestor HEAD "$__df_rev"',
