@@ -14,7 +14,10 @@
  *
  * Connecting happens once: the first command (or connect()) starts steps 1-4,
  * later ones wait for the same promise; a failure other than a refused lock
- * lets a later command try again.
+ * lets a later command try again. preconnect() starts steps 1-3 early, in
+ * the background (while the operator's machine runs the tests and pushes);
+ * the first command then gets that handshake's outcome, a failure included,
+ * so an unreachable host is not waited for twice.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConnectionError, InterruptedError } from '../core/errors.ts';
@@ -60,7 +63,13 @@ export const RELEASE_RETRY: RetryPolicy = { attempts: 3, baseDelayMs: 500, maxDe
 export class SiteConnection implements Transport {
   private readonly transport: Transport;
   private ready: Promise<void> | undefined;
+  /** A preconnect() that failed before any command asked: the next connect() reports it instead of trying again. */
+  private earlyFailure: { error: unknown } | undefined;
+  /** The handshake preconnect() started, until connect() takes it over (or it fails with nobody waiting). */
+  private early: { promise: Promise<void>; waited: boolean } | undefined;
   private lockHeld = false;
+  /** Aborted by close(): a handshake preconnect() started must not outlive the site (and keep the process alive). */
+  private readonly closing = new AbortController();
 
   constructor(private readonly options: SiteConnectionOptions) {
     this.transport = options.open();
@@ -85,6 +94,11 @@ export class SiteConnection implements Transport {
    * wait for a handshake slot and the handshake started for that command.
    */
   connect(signal?: AbortSignal): Promise<void> {
+    const early = this.earlyFailure;
+    if (early) {
+      this.earlyFailure = undefined;
+      return Promise.reject(early.error);
+    }
     this.ready ??= this.establish(signal).catch((error: unknown) => {
       // A refused lock stays refused; a failed connection may be tried again by a later command.
       if (!(error instanceof SiteLockedError)) this.ready = undefined;
@@ -93,9 +107,32 @@ export class SiteConnection implements Transport {
     return this.ready;
   }
 
-  /** Steps 1 to 4. */
+  /**
+   * Steps 1 to 3, started now without waiting: the handshake overlaps
+   * whatever the run does first on the operator's machine. The lock waits
+   * for the first command, so a site whose tasks stop before any has nothing
+   * written on it. A failure is kept for the first command, never thrown here.
+   */
+  preconnect(): void {
+    if (this.ready || this.early) return;
+    const early = { promise: this.handshake(this.closing.signal), waited: false };
+    this.early = early;
+    early.promise.catch((error: unknown) => {
+      if (this.early === early) this.early = undefined;
+      if (!early.waited) this.earlyFailure = { error };
+    });
+  }
+
+  /** Steps 1 to 4: the handshake preconnect() started, if any, else a new one; then the lock. */
   private async establish(signal: AbortSignal | undefined): Promise<void> {
-    await this.handshake(signal);
+    const early = this.early;
+    if (early) {
+      early.waited = true;
+      this.early = undefined;
+      await early.promise;
+    } else {
+      await this.handshake(signal);
+    }
     const info = this.options.lock;
     if (!info) return;
     const result = await acquireLock(this.transport, info, { site: this.options.site, signal: this.options.signal, bus: this.options.bus, redactor: this.options.redactor });
@@ -156,6 +193,7 @@ export class SiteConnection implements Transport {
   }
 
   close(): Promise<void> {
+    this.closing.abort();
     return this.transport.close();
   }
 }

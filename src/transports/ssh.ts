@@ -416,6 +416,12 @@ export class SshTransport implements Transport {
       });
       const settle = (): void => {
         if (settled) return;
+        if (this.closed) {
+          // close() came during the handshake: this client must not outlive it.
+          client.end();
+          fail(new ConnectionError(`connection to ${this.target} is closed`, site));
+          return;
+        }
         ready = true;
         settled = true;
         deadline.cancel();

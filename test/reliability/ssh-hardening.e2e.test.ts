@@ -42,6 +42,7 @@ const TASKS = `
       await c.cd('-P').run('echo "in $(pwd)"');
     },
     hello: async (c) => { await c.run('echo hello'); },
+    stopHere: async (c) => { await c.local('true'); c.abort('stopped before any remote command'); },
 `;
 
 const skipReason = lab.labUnavailableReason();
@@ -120,6 +121,8 @@ describe.skipIf(skipReason !== undefined)(`SSH hardening against OpenSSH${skipRe
       silentSockets.add(socket);
       socket.on('close', () => silentSockets.delete(socket));
       socket.on('error', () => undefined);
+      // Read (and ignore) what the client sends, so its closing the connection is seen.
+      socket.resume();
     });
     await new Promise<void>((resolve) => silent.listen(0, lab.LOOPBACK, resolve));
     silentPort = (silent.address() as net.AddressInfo).port;
@@ -275,6 +278,18 @@ describe.skipIf(skipReason !== undefined)(`SSH hardening against OpenSSH${skipRe
       expect(elapsed).toBeLessThan(6_000); // ConnectTimeout is 20 s
       expect(result.stdout).toMatch(/silent\s+interrupted/);
       expect(result.stdout).toContain(`interrupted while connecting to ${PLAIN}@127.0.0.1:${silentPort}`);
+    });
+
+    it('a site whose tasks stop before any remote command is not waited for: its early handshake is ended', async () => {
+      const started = Date.now();
+      const result = await deploy(['run', 'stopHere', '-s', 'silent']);
+      const elapsed = Date.now() - started;
+      expect(result.code).toBe(1);
+      expect(result.stdout).toContain('stopped before any remote command');
+      expect(result.stdout).not.toContain('could not connect');
+      expect(elapsed).toBeLessThan(10_000); // ConnectTimeout is 20 s
+      // The handshake the run started early was closed with it, not left to time out.
+      await eventually(() => silentSockets.size === 0, 'the early connection to the silent server is closed');
     });
 
     it('a refused port (nothing listening) fails at once, says so, and is not retried', async () => {

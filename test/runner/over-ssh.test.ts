@@ -132,10 +132,38 @@ describe('one connection per site', () => {
     expect(fx.server.stats.connections - before).toBe(1);
   });
 
-  it('connects nothing for a site whose tasks fail before any remote command', async () => {
+  it('runs nothing (no lock, no history) on a site whose tasks fail before any remote command', async () => {
+    const before = fx.server.stats.commands.length;
+    const { outcome } = await runDeployfile(fx, { sites: sitesOn(fx), tasks: { t: async (c) => { c.abort('stop here'); } } }, ['t']);
+    expect(outcome.exitCode).not.toBe(0);
+    expect(fx.server.stats.commands.slice(before)).toEqual([]);
+  });
+
+  it('connects while the first task still works on this machine, and runs the site\'s commands over that connection', async () => {
     const before = fx.server.stats.connections;
-    await runDeployfile(fx, { sites: sitesOn(fx), tasks: { t: async (c) => { c.abort('stop here'); } } }, ['t']);
-    expect(fx.server.stats.connections).toBe(before);
+    const commandsBefore = fx.server.stats.commands.length;
+    let connectedEarly = false;
+    const { outcome } = await runDeployfile(
+      fx,
+      {
+        sites: one(),
+        tasks: {
+          t: async (c) => {
+            // Local work (the tests, the push): the site's handshake is already under way.
+            for (let i = 0; i < 100 && !connectedEarly; i++) {
+              await c.local('true');
+              connectedEarly = fx.server.stats.connections > before;
+            }
+            expect(fx.server.stats.commands.length).toBe(commandsBefore);
+            await c.run('true');
+          },
+        },
+      },
+      ['t'],
+    );
+    expect(outcome.exitCode).toBe(0);
+    expect(connectedEarly).toBe(true);
+    expect(fx.server.stats.connections - before).toBe(1);
   });
 });
 
