@@ -149,7 +149,7 @@ function uwsgiTicks(): number {
  * its log (read incrementally): "reload the uwsgi instance X.ini" opens one,
  * "vassal X.ini is ready to accept requests" closes it.
  */
-const emperorLog = { offset: 0, partial: '', pending: new Set<string>(), reloaded: new Set<string>() };
+const emperorLog = { offset: 0, partial: '', pending: new Set<string>(), reloaded: new Set<string>(), reloadedAt: new Map<string, number>() };
 
 function pendingReloads(): Set<string> {
   let fd: number | undefined;
@@ -167,6 +167,9 @@ function pendingReloads(): Set<string> {
       if (reload) {
         emperorLog.pending.add(reload[1] as string);
         emperorLog.reloaded.add(reload[1] as string);
+        // "Wed Dec  2 03:25:07 2026 - [emperor] ...": the emperor's clock, to the second (the lab's TZ is the machine's).
+        const at = Date.parse(line.slice(0, line.indexOf(' - [emperor]')));
+        if (!Number.isNaN(at)) emperorLog.reloadedAt.set(reload[1] as string, at);
       }
       const ready = /\[emperor\] vassal (\S+)\.ini is ready to accept requests|\[emperor\] (?:stop|removed) the uwsgi instance (\S+)\.ini/.exec(line);
       if (ready) emperorLog.pending.delete((ready[1] ?? ready[2]) as string);
@@ -183,6 +186,7 @@ function pendingReloads(): Set<string> {
 function resetEmperorLog(): void {
   emperorLog.pending.clear();
   emperorLog.reloaded.clear();
+  emperorLog.reloadedAt.clear();
   emperorLog.partial = '';
   try {
     emperorLog.offset = fs.statSync(lab.emperorLogPath()).size;
@@ -230,15 +234,57 @@ export async function waitTouchedReloaded(sinceMs: number, timeoutMs = 120_000):
   return settle(started, timeoutMs);
 }
 
+/**
+ * Vassals the emperor reloaded whose workers are not all newer than that
+ * reload (and a second old). The emperor's "ready" line is not proof: a
+ * worker that keeps serving a request (or missed its SIGHUP because a second
+ * reload reached the new master before the worker had its handler) holds the
+ * reload for up to the 60 s mercy, and a touch meanwhile is lost.
+ */
+function staleVassals(): string[] {
+  if (emperorLog.reloadedAt.size === 0) return [];
+  const uids = new Map<number, string>();
+  for (const line of fs.readFileSync('/etc/passwd', 'utf8').split('\n')) {
+    const [name, , uid] = line.split(':');
+    if (name && emperorLog.reloadedAt.has(name)) uids.set(Number(uid), name);
+  }
+  const ticks = 100; // USER_HZ on Linux
+  const boot = Number(/^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'))?.[1]) * 1000;
+  const procs = new Map<number, { name: string; ppid: number; startedMs: number }>();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const name = uids.get(fs.statSync(`/proc/${d}`).uid);
+      if (!name) continue;
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (!stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).startsWith('uwsgi')) continue;
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      procs.set(Number(d), { name, ppid: Number(f[1]), startedMs: boot + (Number(f[19]) * 1000) / ticks });
+    } catch {
+      // exited
+    }
+  }
+  const stale = new Set<string>();
+  const now = Date.now();
+  for (const p of procs.values()) {
+    // A worker is a uWSGI process whose parent is its vassal's master (a process of the same user).
+    if (procs.get(p.ppid)?.name !== p.name) continue;
+    const reloaded = emperorLog.reloadedAt.get(p.name) ?? 0;
+    if (p.startedMs < reloaded || now - p.startedMs < 1000) stale.add(p.name);
+  }
+  return [...stale];
+}
+
 async function settle(started: number, timeoutMs: number): Promise<number> {
   let before = uwsgiTicks();
   for (;;) {
     await sleep(500);
     const now = uwsgiTicks();
     const pending = pendingReloads();
+    const stale = pending.size === 0 ? staleVassals() : [];
     // Ticks of processes that exited in the window are lost, so `now` can be lower.
-    if ((now - before <= 1 && pending.size === 0) || Date.now() - started > timeoutMs) {
-      if (pending.size > 0) process.stderr.write(`bench: still reloading after ${timeoutMs / 1000} s: ${[...pending].join(', ')}\n`);
+    if ((now - before <= 1 && pending.size === 0 && stale.length === 0) || Date.now() - started > timeoutMs) {
+      if (pending.size > 0 || stale.length > 0) process.stderr.write(`bench: still reloading after ${timeoutMs / 1000} s: ${[...pending, ...stale].join(', ')}\n`);
       return Date.now() - started;
     }
     before = now;
