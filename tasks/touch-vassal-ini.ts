@@ -141,7 +141,10 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       const args: string[] = app ? ['--program', app.program, ...(app.user ? ['--user', app.user] : [])] : ['--ini', site.vassal];
       if (app && plan.marker) args.push('--marker', plan.marker);
       if (log) args.push('--log', log);
-      const snapshot = await c.warnOnly().run(sh`python3 - snapshot ${args}`, { quiet: true, stdin: PROBE_SCRIPT });
+      // A touch of the ini while the emperor still reloads from an earlier one can be lost: wait for that one first.
+      const touchesVassal = !app && plan.marker === site.vassal;
+      const settleArgs = touchesVassal ? ['--settle-earlier', String(SETTLE_EARLIER_S)] : [];
+      const snapshot = await c.warnOnly().run(sh`python3 - snapshot ${[...args, ...settleArgs]}`, { quiet: true, stdin: PROBE_SCRIPT });
       const before = lastJson<ProbeSnapshot>(snapshot.stdout);
       if (!before) {
         return c.abort(
@@ -165,6 +168,16 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
           "If this emperor is not in tyrant mode (a root-owned vassal with uid/gid in it), reload it another way: reload: 'touch-reload' or 'sudo-touch' (README: Choosing how a site reloads).",
         ].join('\n');
         throw new AppNotBackError(message, site.site, 'the vassal ini is owned by root', [], headline, null, 'ini-owner');
+      }
+
+      const earlier = before.earlier;
+      if (earlier?.settled) {
+        c.log(`${site.vassal} was touched ${earlier.ago}s before this deploy; waited ${earlier.waited}s for the reload that started to finish (a touch during a reload can be lost)`);
+      } else if (earlier) {
+        c.warn(
+          `${site.vassal} was touched ${earlier.ago}s before this deploy, and the reload that started was not over after ${earlier.waited}s; ` +
+            'touching it anyway (uWSGI can lose a touch that comes during a reload)',
+        );
       }
 
       const commandSaid = await trigger(plan);
@@ -214,12 +227,27 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       });
       // The reload command's own words come after the cause: "ERROR (spawn error)" says that, not why.
       const said = commandSaid ? [`${plan.label} said: ${commandSaid}`] : [];
-      const message = [explained.headline, ...explained.detail, ...said].join('\n');
+      // The likeliest reason nothing restarted: the touch came while an earlier reload was still under way.
+      const during =
+        earlier && !earlier.settled && outcome.kind === 'timeout-no-restart'
+          ? [
+              `The vassal was still reloading from a touch ${earlier.ago}s before this one: uWSGI loses a reload asked for during a reload, and waits up to its reload-mercy (60 s) for a worker that missed the signal. ` +
+                'Deploy again once the site has settled (a minute), and look for an earlier deploy or cron job touching the ini.',
+            ]
+          : [];
+      const message = [explained.headline, ...during, ...explained.detail, ...said].join('\n');
       c.report(`reload failed, verdict ${outcome.seconds}s after ${plan.since}`);
       throw new AppNotBackError(message, site.site, outcome.reason, explained.logLines, explained.headline, outcome.seconds, outcome.kind);
     },
   });
 }
+
+/**
+ * How long a deploy waits, before touching the vassal ini, for a reload an
+ * earlier touch started (the emperor scans every 3 s; a graceful reload of a
+ * Django app takes a few seconds more on a busy server).
+ */
+const SETTLE_EARLIER_S = 20;
 
 function describeStrategy(strategy: ReloadStrategy): string {
   if (isServiceReload(strategy)) return serviceKind(strategy);

@@ -550,10 +550,48 @@ def whose():
             sys.exit('there is no user %s on this server (vars.app.user names whose processes the app server runs)' % A['user'])
     return uid, None, A.get('program', 'uwsgi')
 
+def uptime():
+    with open('/proc/uptime') as f:
+        return float(f.read().split()[0])
+
+# A reload still under way from an earlier touch of the ini: the vassal has
+# no worker yet, or one older than that touch, or one born under a second
+# ago. A touch then can be lost: the emperor's message reaches the master
+# mid-reload, or reaches the new master before its new worker can take the
+# signal, and the master waits out its reload-mercy (60 s) for that worker.
+def reloading(procs, touched_ago):
+    if not procs:
+        return False
+    ws = workers(procs)
+    if not ws:
+        return True
+    hz, up = os.sysconf('SC_CLK_TCK'), uptime()
+    for p in ws:
+        age = up - int(procs[p][0]) / hz
+        if age >= touched_ago or age < 1.0:
+            return True
+    return False
+
 def snapshot():
     size, err = log_size(A['log']) if A.get('log') else (None, None)
     uid, ini_base, program = whose()
     procs = vassal_procs(uid, ini_base, program)
+    earlier = None
+    settle = float(A.get('settle-earlier') or 0)
+    if settle and A.get('ini'):
+        began = time.time()
+        try:
+            touched = os.stat(A['ini']).st_mtime
+        except OSError:
+            touched = None
+        if touched is not None and 0 <= began - touched < 120 and reloading(procs, began - touched):
+            while time.time() - began < settle:
+                time.sleep(0.2)
+                procs = vassal_procs(uid, ini_base, program)
+                if not reloading(procs, time.time() - touched):
+                    break
+            earlier = {'ago': round(began - touched, 1), 'waited': round(time.time() - began, 1),
+                       'settled': not reloading(procs, time.time() - touched)}
     # A touch within the second of the last change may not be seen (mtimes are compared in whole seconds).
     marked = A.get('ini') or A.get('marker')
     mtime = os.stat(marked).st_mtime if marked and os.path.exists(marked) else None
@@ -562,7 +600,7 @@ def snapshot():
         time.sleep(0.1)
         waited += 0.1
     print(json.dumps({'logSize': size, 'logError': err, 'procs': procs_text(procs), 'ini': ini_facts(A['ini']) if A.get('ini') else None,
-                      'uid': os.getuid(), 'mtime': mtime, 'now': time.time()}))
+                      'uid': os.getuid(), 'mtime': mtime, 'now': time.time(), 'earlier': earlier}))
 
 REPRO = r'''
 import importlib, importlib.util, json, os, sys, traceback
@@ -840,6 +878,13 @@ export interface ProbeSnapshot {
   uid: number;
   mtime: number | null;
   now: number;
+  /**
+   * With `--settle-earlier S`: the ini had been touched `ago` seconds before
+   * and the reload that touch started was still under way, so the snapshot
+   * waited (`waited` s, at most S) until it was over (`settled`), since a
+   * touch during a reload can be lost. Null when there was nothing to wait for.
+   */
+  earlier?: { ago: number; waited: number; settled: boolean } | null;
 }
 
 /** What reproducing the app's load as the site user found. */

@@ -189,6 +189,32 @@ export default defineDeployfile<DjangoVars>({
     await restoreGood();
   });
 
+  it('a reload still under way from an earlier touch is waited for, then the deploy touches and verifies its own', async () => {
+    const revision = await ship('A change deployed right after another touch', () => editWsgi((py) => `${py}\n# deployed after an earlier touch\n`), ['rlone']);
+    // Someone touched the ini a moment ago (a deploy without verify, a cron job), and that reload is
+    // slow: its master is held still, so the emperor's message waits until it runs again.
+    const master = lab.vassalMasterPid(emperor!, sites.rlone.user.uid);
+    expect(master, 'the vassal master of rlone').toBeDefined();
+    await lab.touchVassal('rlone');
+    process.kill(master!, 'SIGSTOP');
+    const resumed = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        process.kill(master!, 'SIGCONT');
+        resolve();
+      }, 4000),
+    );
+    let result: CliRun & { output: string };
+    try {
+      result = await reload('after an earlier touch', ['rlone']);
+    } finally {
+      await resumed;
+    }
+    expectExit(result, 0);
+    expect(result.output).toMatch(new RegExp(`\\[rlone\\] ${lab.vassalPath('rlone').replace(/[.]/g, '\\.')} was touched [\\d.]+s before this deploy; waited [\\d.]+s for the reload that started to finish`));
+    expect(result.output).toMatch(/\[rlone\] rlone is back after [\d.]+s: new uWSGI processes/);
+    await lab.waitForHttp(revisionUrl('rlone'), (b, s) => s === 200 && b === revision, 30_000);
+  });
+
   it('a vassal ini owned by root:root: refused by the tyrant emperor, explained, not touched', async () => {
     const ini = lab.vassalPath('rlone');
     const { uid, gid } = fs.statSync(ini);

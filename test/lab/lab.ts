@@ -797,6 +797,17 @@ export interface Emperor {
   stop(): Promise<void>;
 }
 
+/** A vassal's master: the emperor's child that runs as `uid` (tyrant mode runs it as its ini's owner). */
+export function vassalMasterPid(emperor: Emperor, uid: number): number | undefined {
+  return childPids(emperor.pid).find((pid) => {
+    try {
+      return fs.statSync(`/proc/${pid}`).uid === uid;
+    } catch {
+      return false;
+    }
+  });
+}
+
 function childPids(parent: number): number[] {
   // Vassal masters are the emperor's direct children; stop() waits for them so the sockets are free again.
   const out: number[] = [];

@@ -168,6 +168,51 @@ describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', (
     expect(Math.floor(snap.now)).toBeGreaterThan(Math.floor(snap.mtime ?? Infinity));
   });
 
+  describe('--settle-earlier: a reload an earlier touch started is waited for before touching again', () => {
+    const workerPids = (snap: ProbeSnapshot, master: number) =>
+      snap.procs
+        .split(',')
+        .map((p) => p.split(':').map(Number))
+        .filter(([, , ppid]) => ppid === master)
+        .map(([pid]) => pid);
+
+    it('waits until the workers are newer than that touch, and says how long', async () => {
+      const vassal = await startVassal();
+      const before = workerPids(await runProbe<ProbeSnapshot>('snapshot', { ini }), vassal.pid!);
+      // Someone touched the ini a moment ago, and the emperor has just begun the reload.
+      const now = new Date();
+      utimesSync(ini, now, now);
+      vassal.kill('SIGHUP');
+      const snap = await runProbe<ProbeSnapshot>('snapshot', { ini, 'settle-earlier': 10 });
+      expect(snap.earlier).toMatchObject({ settled: true });
+      expect(snap.earlier!.waited).toBeGreaterThan(0);
+      // What it records is the instance after that reload, not the one it replaced.
+      const after = workerPids(snap, vassal.pid!);
+      expect(after).toHaveLength(2);
+      expect(after.filter((pid) => before.includes(pid))).toEqual([]);
+    });
+
+    it('gives up after the given seconds when nothing reloads (and says it did not settle)', async () => {
+      await startVassal();
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const now = new Date();
+      utimesSync(ini, now, now); // touched, and nobody acts on it
+      const snap = await runProbe<ProbeSnapshot>('snapshot', { ini, 'settle-earlier': 1 });
+      expect(snap.earlier).toMatchObject({ settled: false });
+      expect(snap.earlier!.waited).toBeGreaterThanOrEqual(1);
+    });
+
+    it('does not wait for a vassal whose last touch is long past, nor without the option', async () => {
+      await startVassal();
+      const past = new Date(Date.now() - 300_000);
+      utimesSync(ini, past, past);
+      expect((await runProbe<ProbeSnapshot>('snapshot', { ini, 'settle-earlier': 10 })).earlier).toBeNull();
+      const now = new Date();
+      utimesSync(ini, now, now);
+      expect((await runProbe<ProbeSnapshot>('snapshot', { ini })).earlier).toBeNull();
+    });
+  });
+
   it('without a log: new workers, the old ones gone, are the new instance; the verdict comes as soon as it answers', async () => {
     const vassal = await startVassal();
     // A grace longer than the timeout: a verdict at all proves it came from the processes, not from waiting.

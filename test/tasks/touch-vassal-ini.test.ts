@@ -138,7 +138,8 @@ describe('touchVassalIni', () => {
     const load = JSON.stringify({ env: [], pythonpath: [], chdir: '/home/alleged/Sites/alleged', module: 'alleged.wsgi', callable: 'application' });
     expect(c.recorder.lines).toEqual([
       `cat ${INI}`,
-      `python3 - snapshot --ini ${INI} --log /var/log/uwsgi/alleged.log`,
+      // A reload an earlier touch started is waited for first (at most 20 s): a touch during one can be lost.
+      `python3 - snapshot --ini ${INI} --log /var/log/uwsgi/alleged.log --settle-earlier 20`,
       `touch ${INI}`,
       `python3 - wait --ini ${INI} --log /var/log/uwsgi/alleged.log --log-offset 1234 --procs 10:500:1,11:600:10 ` +
         `--socket /run/uwsgi/alleged.sock --protocol uwsgi --load '${load}' --timeout 30 --interval 0.5 --grace 5`,
@@ -150,6 +151,46 @@ describe('touchVassalIni', () => {
     expect([snapshot?.output, wait?.output]).toEqual(['', '']);
     expect(c.recorder.logs).toEqual(['alleged is back after 1.2s: new uWSGI processes (pids 12,13); HTTP/1.0 200 OK']);
     expect(c.recorder.warnings).toEqual([]);
+  });
+
+  describe('a reload an earlier touch started', () => {
+    const contextWith = (earlier: object | null, vars: Record<string, unknown> = {}) => {
+      const c = scriptedContext({ site: { vars } });
+      c.script(`cat ${INI}`, { stdout: `${VASSAL}master-fifo = /home/alleged/uwsgi.fifo\n` });
+      c.script('python3 - snapshot', { stdout: `${JSON.stringify({ ...JSON.parse(SNAPSHOT), earlier })}\n` });
+      return c;
+    };
+
+    it('is waited for by the snapshot, and the log says how long', async () => {
+      const c = contextWith({ ago: 1.4, waited: 2.1, settled: true });
+      c.script('python3 - wait', { stdout: `${waitOutcome({})}\n` });
+      await touchVassalIni().run(c);
+      expect(c.recorder.logs[0]).toBe(`${INI} was touched 1.4s before this deploy; waited 2.1s for the reload that started to finish (a touch during a reload can be lost)`);
+      expect(c.recorder.warnings).toEqual([]);
+    });
+
+    it('that never ends: a warning, the touch anyway, and a touch that changed nothing is explained by it', async () => {
+      const c = contextWith({ ago: 3, waited: 20, settled: false });
+      c.script('python3 - wait', {
+        stdout: waitOutcome({ ok: false, kind: 'timeout-no-restart', reason: 'no sign of a restart within 30s (was the ini touched? is the emperor watching it?)', evidence: null, source: null, probe: null, seconds: 30.2 }),
+      });
+      const error = (await errorOf(touchVassalIni().run(c))) as AppNotBackError;
+      expect(c.recorder.warnings).toEqual([`${INI} was touched 3s before this deploy, and the reload that started was not over after 20s; touching it anyway (uWSGI can lose a touch that comes during a reload)`]);
+      expect(c.recorder.lines).toContain(`touch ${INI}`);
+      expect(error.kind).toBe('timeout-no-restart');
+      expect(error.message.split('\n')[1]).toBe(
+        'The vassal was still reloading from a touch 3s before this one: uWSGI loses a reload asked for during a reload, and waits up to its reload-mercy (60 s) for a worker that missed the signal. ' +
+          'Deploy again once the site has settled (a minute), and look for an earlier deploy or cron job touching the ini.',
+      );
+    });
+
+    it('is not waited for when the reload does not touch the ini (the master FIFO)', async () => {
+      const c = contextWith(null, { reload: 'fifo' });
+      c.script('test -p', {});
+      c.script('python3 - wait', { stdout: `${waitOutcome({})}\n` });
+      await touchVassalIni().run(c);
+      expect(c.recorder.lines[1]).toBe(`python3 - snapshot --ini ${INI} --log /var/log/uwsgi/alleged.log`);
+    });
   });
 
   it('a wait whose connection hangs is ended by the runner 30s after its own bound', async () => {
