@@ -548,6 +548,8 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   // Config errors are easier to read from -t than from a daemon that died.
   await run(SSHD, ['-t', '-f', configPath]);
 
+  // The dir is named by port, and an earlier sshd of this lab may have had the port: its log is not this one's.
+  await fsp.rm(logPath, { force: true });
   const d = await spawnDaemon('sshd', String(port), SSHD, ['-D', '-e', '-f', configPath], logPath);
   await waitForPort(port, d, logPath, 'SSH-');
 
