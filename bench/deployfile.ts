@@ -60,7 +60,6 @@ export default defineDeployfile({
       await c.run(`touch ${vassal(site)}`);
     }),
 
-    // BENCH_RELOAD=touch: the touch even where the vassal has a master FIFO (case 4's like-for-like row).
-    ...djangoTasks({ apps: ['pages'], localDir: bench.localDir, verify: process.env.BENCH_VERIFY !== '0', reload: process.env.BENCH_RELOAD === 'touch' ? 'touch' : undefined }),
+    ...djangoTasks({ apps: ['pages'], localDir: bench.localDir, verify: process.env.BENCH_VERIFY !== '0' }),
   },
 });

@@ -101,10 +101,7 @@ async function writeVassal(name: string): Promise<void> {
   const vp = benchVassalPath(name);
   const siteDir = path.join(user.home, 'Sites', name);
   const venvDir = path.join(user.home, 'virtualenvs', name);
-  // A master FIFO, as uWSGI's docs suggest for reloading without the emperor: deployfile reloads through it by default
-  // (case 4 also times reload: 'touch'); the Fabric recipe touches the ini, as the seed does.
-  const extra = [`master-fifo = ${path.join(user.home, 'uwsgi.fifo')}`];
-  await fsp.writeFile(vp, lab.vassalIni({ name, home: user.home, siteDir, venvDir, settingsPackage: SETTINGS_PACKAGE, processes: 1, extra }));
+  await fsp.writeFile(vp, lab.vassalIni({ name, home: user.home, siteDir, venvDir, settingsPackage: SETTINGS_PACKAGE, processes: 1 }));
   const gid = Number(execFileSync('getent', ['group', lab.UWSGI_GROUP], { encoding: 'utf8' }).split(':')[2]);
   await fsp.chown(vp, user.uid, gid);
   await fsp.chmod(vp, 0o644);

@@ -654,7 +654,6 @@ async function main(): Promise<void> {
       };
       const contestants: Contestant[] = [
         { tool: 'deployfile', key: 'deployfile', runs: R.deploy, touches: true, before: commit, make: () => deployInv(w, 'deploy', sites, {}, [], work) },
-        { tool: 'deployfile', key: 'deployfile reload touch', runs: R.deploy, touches: true, before: commit, make: () => deployInv(w, 'deploy', sites, { BENCH_RELOAD: 'touch' }, [], work) },
         { tool: 'deployfile', key: 'deployfile touch only', runs: R.deploy, touches: true, before: commit, make: () => deployInv(w, 'deploy', sites, { BENCH_VERIFY: '0' }, [], work) },
         { tool: 'Fabric 2', key: 'Fabric 2', runs: R.deploy, touches: true, before: commit, make: () => fabInv(w, 'deploy', sites, ['--local-dir', work]) },
       ];
@@ -668,25 +667,23 @@ async function main(): Promise<void> {
       }
       const res = await runCase('case 4 typical deploy', w, contestants);
       const d = msOf(res, 'deployfile');
-      const dr = msOf(res, 'deployfile reload touch');
       const dt = msOf(res, 'deployfile touch only');
       const f = msOf(res, 'Fabric 2');
       const skipped = (res.samples.get('deployfile') ?? []).some((s) => fs.readFileSync(s.log, 'utf8').includes('requirements unchanged'));
       report.push(
         `## 4. A typical deploy: a code-only change to ${deploySites} sites`,
         '',
-        `Before each run a new commit changes a Python module (REQUIREMENTS unchanged) in the operator's checkout. deployfile: \`deploy run deploy --parallel ${deploySites}\` with the built-in tasks (test and push once, then per site pull and check the revision, production settings, pip skipped when REQUIREMENTS is byte-identical to the last installed one${skipped ? ' (it was: "requirements unchanged")' : ' (**it was not skipped**)'}, mkdir + collectstatic, reload **and wait until the new app answers**; the lab's vassals have a \`master-fifo\`, so the default reload writes \`r\` to it instead of waiting for the emperor's scan of a touched ini; the second row names \`reload: 'touch'\`). Fabric 2: the seed recipe as a fabfile, a thread per site, every step always (\`./manage.py test pages\` and \`git push\` locally, then pull, cp, \`pip install -r REQUIREMENTS\`, mkdir, collectstatic, touch; it does not wait for the app). ${R.deploy} runs each, after one untimed deploy each.`,
+        `Before each run a new commit changes a Python module (REQUIREMENTS unchanged) in the operator's checkout. deployfile: \`deploy run deploy --parallel ${deploySites}\` with the built-in tasks (test and push once, then per site pull and check the revision, production settings, pip skipped when REQUIREMENTS is byte-identical to the last installed one${skipped ? ' (it was: "requirements unchanged")' : ' (**it was not skipped**)'}, mkdir + collectstatic, touch the vassal **and wait until the new app answers**). Fabric 2: the seed recipe as a fabfile, a thread per site, every step always (\`./manage.py test pages\` and \`git push\` locally, then pull, cp, \`pip install -r REQUIREMENTS\`, mkdir, collectstatic, touch; it does not wait for the app). ${R.deploy} runs each, after one untimed deploy each.`,
         '',
         '| tool | wall time | vs deployfile |',
         '| --- | ---: | ---: |',
-        `| deployfile \`deploy\` (waits until the new app answers; reloads through the master FIFO) | ${fmtStats(d)} | 1.00x |`,
-        `| deployfile \`deploy\`, reload: 'touch' (waits for the emperor's scan, then the new app) | ${fmtStats(dr)} | ${fmtRatio(dr.median / d.median)} |`,
+        `| deployfile \`deploy\` (waits until the new app answers) | ${fmtStats(d)} | 1.00x |`,
         `| deployfile \`deploy\`, touchVassalIni({ verify: false }): touch only, as the seed recipe | ${fmtStats(dt)} | ${fmtRatio(dt.median / d.median)} |`,
         `| Fabric 2 seed recipe | ${fmtStats(f)} | ${fmtRatio(f.median / d.median)} |`,
         '',
-        `Fabric 2 / deployfile: ${fmtRatio(f.median / d.median)} with the default deploy, ${fmtRatio(f.median / dr.median)} with reload: 'touch', ${fmtRatio(f.median / dt.median)} like for like (touch only). The built-in touchVassalIni waits for the reload (through the FIFO at once; after a touch, at the emperor's next scan of its directory, every 3 s) and for the new app to answer; the seed recipe returns as soon as the file is touched, before anyone knows whether the new code runs.`,
+        `Fabric 2 / deployfile: ${fmtRatio(f.median / d.median)} with the default deploy, ${fmtRatio(f.median / dt.median)} like for like (touch only). The built-in touchVassalIni waits for the uWSGI emperor to notice the touch (it scans its directory every few seconds) and for the new app to answer; the seed recipe returns as soon as the file is touched, before anyone knows whether the new code runs.`,
         '',
-        ...['deployfile', 'deployfile reload touch', 'deployfile touch only', 'Fabric 2'].map((k) => failureNote(res, k)).filter(Boolean),
+        ...['deployfile', 'deployfile touch only', 'Fabric 2'].map((k) => failureNote(res, k)).filter(Boolean),
       );
       const met = f.median >= 1.3 * d.median;
       const metLike = f.median >= 1.3 * dt.median;

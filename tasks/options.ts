@@ -78,7 +78,7 @@ export type DjangoVars = {
   uwsgiLog?: string;
   localDir?: string;
   layout?: Layout;
-  /** How touchVassalIni reloads the app: see ReloadStrategy (default: 'fifo' when the vassal ini has a master-fifo, else 'touch'). */
+  /** How touchVassalIni reloads the app: see ReloadStrategy (default 'touch'). */
   reload?: ReloadStrategy;
   /** An app server that is not a uWSGI emperor's vassal (gunicorn, a supervised uWSGI, mod_fcgid): see AppServer. */
   app?: AppServer;

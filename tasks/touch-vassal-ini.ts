@@ -20,11 +20,8 @@ export interface TouchVassalIniOptions extends SiteOptions {
   /** Check that the app came back (default true). False only touches. */
   verify?: boolean;
   /**
-   * How the app is told to reload: see {@link ReloadStrategy}. A site's
-   * `vars.reload` wins. Default: its master FIFO when the vassal ini has a
-   * `master-fifo` (no wait for the emperor's scan; a FIFO nobody reads falls
-   * back to the touch), else a touch of the ini. With `verify: false` (and in
-   * a dry run) the ini is not read, and the default is the touch.
+   * How the app is told to reload (default `touch`, the vassal ini): see
+   * {@link ReloadStrategy}. A site's `vars.reload` wins.
    */
   reload?: PerSite<ReloadStrategy>;
 }
@@ -82,10 +79,7 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       const site = resolveSite(c.site, options);
       const vassal = shellPath(site.vassal);
       const vars = c.site.vars as { reload?: unknown; app?: unknown };
-      const named = vars.reload ?? (typeof options.reload === 'function' ? options.reload(c.site) : options.reload);
-      let strategy = reloadStrategyOf(named, c.site.name);
-      // No reload named: the vassal decides, once its ini is read (its master FIFO when it has one, else the touch).
-      const byDefault = named === undefined || named === null;
+      const strategy = reloadStrategyOf(vars.reload ?? (typeof options.reload === 'function' ? options.reload(c.site) : options.reload), c.site.name);
       // An app server that is no emperor's vassal is described in the deployfile, not read from an ini.
       const app = appServerOf(vars.app, c.site.name);
       // A reload that could not even be asked for is explained here, with what to do, not as a bare failed command.
@@ -123,8 +117,6 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
         // touch would create a missing ini, and the emperor would start an empty vassal.
         if (ini.failed) return c.abort(`touchVassalIni: cannot read the vassal ini ${site.vassal}: ${ini.stderr.trim() || `exit code ${ini.exitCode}`}. Is the vassal var right?`);
         info = parseVassalIni(ini.stdout, site.vassal);
-        // A master FIFO reloads at once; the touch waits for the emperor's next scan (every 3 s).
-        if (byDefault && info.masterFifo) strategy = 'fifo';
       }
       let plan;
       try {
@@ -149,8 +141,9 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       const args: string[] = app ? ['--program', app.program, ...(app.user ? ['--user', app.user] : [])] : ['--ini', site.vassal];
       if (app && plan.marker) args.push('--marker', plan.marker);
       if (log) args.push('--log', log);
-      // A reload asked for while the vassal still reloads from an earlier touch can be lost: wait for that one first.
-      const settleArgs = app ? [] : ['--settle-earlier', String(SETTLE_EARLIER_S), ...(plan.marker && plan.marker !== site.vassal ? ['--marker', plan.marker] : [])];
+      // A touch of the ini while the emperor still reloads from an earlier one can be lost: wait for that one first.
+      const touchesVassal = !app && plan.marker === site.vassal;
+      const settleArgs = touchesVassal ? ['--settle-earlier', String(SETTLE_EARLIER_S)] : [];
       const snapshot = await c.warnOnly().run(sh`python3 - snapshot ${[...args, ...settleArgs]}`, { quiet: true, stdin: PROBE_SCRIPT });
       const before = lastJson<ProbeSnapshot>(snapshot.stdout);
       if (!before) {
@@ -179,29 +172,15 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
 
       const earlier = before.earlier;
       if (earlier?.settled) {
-        c.log(`${earlier.path ?? site.vassal} was touched ${earlier.ago}s before this deploy; waited ${earlier.waited}s for the reload that started to finish (a reload asked for during one can be lost)`);
+        c.log(`${site.vassal} was touched ${earlier.ago}s before this deploy; waited ${earlier.waited}s for the reload that started to finish (a touch during a reload can be lost)`);
       } else if (earlier) {
         c.warn(
-          `${earlier.path ?? site.vassal} was touched ${earlier.ago}s before this deploy, and the reload that started was not over after ${earlier.waited}s; ` +
-            'reloading anyway (uWSGI can lose a reload asked for during one)',
+          `${site.vassal} was touched ${earlier.ago}s before this deploy, and the reload that started was not over after ${earlier.waited}s; ` +
+            'touching it anyway (uWSGI can lose a touch that comes during a reload)',
         );
       }
 
-      let commandSaid: string | undefined;
-      if (byDefault && strategy === 'fifo') {
-        // Chosen here, not by the deployfile: a FIFO nobody reads (the vassal is down, or between masters) is no reason
-        // to stop; the touch the emperor acts on is the way it would have reloaded anyway.
-        const done = await c.warnOnly().run(plan.command, { label: plan.label });
-        if (done.failed) {
-          const why = (done.stderr || done.stdout).trim().split('\n').slice(-1)[0] || `exit code ${done.exitCode}`;
-          c.warn(`${plan.label} did not work (${why}); touching ${site.vassal} instead`);
-          strategy = 'touch';
-          plan = planReload('touch', info, site.vassal);
-          commandSaid = await trigger(plan);
-        }
-      } else {
-        commandSaid = await trigger(plan);
-      }
+      const commandSaid = await trigger(plan);
 
       const url = site.healthUrl ? new URL(site.healthUrl) : undefined;
       const path = url ? `${url.pathname}${url.search}` : '/';

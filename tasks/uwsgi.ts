@@ -280,7 +280,7 @@ export function explainUwsgiLog(text: string, max = 20): string[] {
  * exception (Django's `got_request_exception` too). It prints one JSON line.
  */
 export const PROBE_LIBRARY = String.raw`
-import json, os, socket, stat, struct, subprocess, sys, time
+import json, os, socket, struct, subprocess, sys, time
 ${PYTHON_ARGS}
 LOG_LIMIT = 65536
 
@@ -580,18 +580,17 @@ def snapshot():
     settle = float(A.get('settle-earlier') or 0)
     if settle and A.get('ini'):
         began = time.time()
-        # The last reload asked for: the ini touched, or the touch-reload file (--marker). Not a master
-        # FIFO: the master makes it anew after forking its workers, so its mtime is no request.
-        marks = sorted((os.stat(p).st_mtime, p) for p in (A['ini'], A.get('marker'))
-                       if p and os.path.exists(p) and not stat.S_ISFIFO(os.stat(p).st_mode))
-        touched, mark = marks[-1] if marks else (None, None)
+        try:
+            touched = os.stat(A['ini']).st_mtime
+        except OSError:
+            touched = None
         if touched is not None and 0 <= began - touched < 120 and reloading(procs, began - touched):
             while time.time() - began < settle:
                 time.sleep(0.2)
                 procs = vassal_procs(uid, ini_base, program)
                 if not reloading(procs, time.time() - touched):
                     break
-            earlier = {'path': mark, 'ago': round(began - touched, 1), 'waited': round(time.time() - began, 1),
+            earlier = {'ago': round(began - touched, 1), 'waited': round(time.time() - began, 1),
                        'settled': not reloading(procs, time.time() - touched)}
     # A touch within the second of the last change may not be seen (mtimes are compared in whole seconds).
     marked = A.get('ini') or A.get('marker')
@@ -880,14 +879,12 @@ export interface ProbeSnapshot {
   mtime: number | null;
   now: number;
   /**
-   * With `--settle-earlier S`: the ini (or the `--marker`, a touch-reload
-   * file, not a FIFO; `path` says which) had been touched `ago` seconds
-   * before and the reload that started was still under way, so the snapshot
+   * With `--settle-earlier S`: the ini had been touched `ago` seconds before
+   * and the reload that touch started was still under way, so the snapshot
    * waited (`waited` s, at most S) until it was over (`settled`), since a
-   * reload asked for during a reload can be lost. Null when there was
-   * nothing to wait for.
+   * touch during a reload can be lost. Null when there was nothing to wait for.
    */
-  earlier?: { path?: string; ago: number; waited: number; settled: boolean } | null;
+  earlier?: { ago: number; waited: number; settled: boolean } | null;
 }
 
 /** What reproducing the app's load as the site user found. */

@@ -9,16 +9,14 @@ import { planServiceReload, serviceKind, serviceReloadOf, type ServiceReload } f
  * new instance's processes appear and it answers, or the failure is
  * explained with the load reproduced as the site user.
  *
- * - `touch`: touch the vassal ini; a tyrant-mode emperor, whose vassal the
- *   site user owns, does a full graceful reload after its next directory
- *   scan. The default, unless the ini has a `master-fifo`: then `fifo`,
- *   falling back to the touch when no master reads the FIFO.
+ * - `touch` (default): touch the vassal ini; a tyrant-mode emperor, whose
+ *   vassal the site user owns, does a full graceful reload after its next
+ *   directory scan.
  * - `touch-reload`: touch the first file the ini's `touch-reload` names; for
  *   a vassal root owns (a non-tyrant emperor, `uid`/`gid` in the ini), the
  *   site user owning that file.
  * - `fifo`: write `r` to the ini's `master-fifo`: the master reloads
- *   gracefully at once, without waiting for the emperor's scan (the same
- *   reload as the touch's: it re-reads the ini, chdir and home).
+ *   gracefully at once, without waiting for the emperor's scan.
  * - `chain`: write `c` to the `master-fifo`: one worker at a time, so the
  *   others keep serving; needs `lazy-apps` and at least two workers.
  * - `sudo-touch`: `sudo -n touch` the vassal ini, for a root-owned vassal

@@ -1,5 +1,5 @@
 // Reload strategies beyond the tyrant touch, against the real thing: a
-// vassal with a master FIFO (graceful `r`, also by default, and chain `c` reloads), a
+// vassal with a master FIFO (graceful `r` and chain `c` reloads), a
 // `touch-reload` file, and a reload command, each verified the same way as
 // the touch (the new instance serves the new revision; a broken one is
 // explained), and a chain reload refused where it would leave a gap.
@@ -145,18 +145,6 @@ export default defineDeployfile<DjangoVars>({
     expect(result.output).toContain(`[rsfifo] $ write r to the master FIFO ${fifoOf('rsfifo')} (graceful reload)`);
     expect(result.output).toMatch(/\[rsfifo\] rsfifo is back after [\d.]+s: new uWSGI processes \(pids [\d,]+\)/);
     expect(result.output).toMatch(/reload verified [\d.]+s after the reload \(master FIFO, graceful\)/);
-    await served('rsfifo', revision);
-  });
-
-  it("with no reload named, a vassal with a master-fifo is reloaded through it (no wait for the emperor's scan)", async () => {
-    const revision = await ship('A change for the default reload', () => editWsgi((py) => `${py}\n# default reload, FIFO vassal\n`));
-    const ini = lab.vassalPath('rsfifo');
-    const touched = fs.statSync(ini).mtimeMs;
-    const result = await reload('default (FIFO vassal)', {});
-    expectExit(result, 0);
-    expect(result.output).toContain(`[rsfifo] $ write r to the master FIFO ${fifoOf('rsfifo')} (graceful reload)`);
-    expect(result.output).toMatch(/reload verified [\d.]+s after the reload \(master FIFO, graceful\)/);
-    expect(fs.statSync(ini).mtimeMs).toBe(touched);
     await served('rsfifo', revision);
   });
 

@@ -202,21 +202,6 @@ describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', (
       expect(snap.earlier!.waited).toBeGreaterThanOrEqual(1);
     });
 
-    it("counts the marker's last change too (a touch-reload file touched), and names it; not a FIFO's, which its master makes after its workers", async () => {
-      await startVassal();
-      await new Promise((resolve) => setTimeout(resolve, 1100));
-      const past = new Date(Date.now() - 300_000);
-      utimesSync(ini, past, past);
-      const touchFile = join(dir, 'reload-me');
-      writeFileSync(touchFile, ''); // its mtime is what counts
-      const snap = await runProbe<ProbeSnapshot>('snapshot', { ini, marker: touchFile, 'settle-earlier': 1 });
-      expect(snap.earlier).toMatchObject({ path: touchFile, settled: false });
-      // A master FIFO made after the workers: no reload was asked for.
-      const fifo = join(dir, 'uwsgi.fifo');
-      spawnSync('mkfifo', [fifo]);
-      expect((await runProbe<ProbeSnapshot>('snapshot', { ini, marker: fifo, 'settle-earlier': 1 })).earlier).toBeNull();
-    });
-
     it('does not wait for a vassal whose last touch is long past, nor without the option', async () => {
       await startVassal();
       const past = new Date(Date.now() - 300_000);
