@@ -63,10 +63,11 @@ export const RELEASE_RETRY: RetryPolicy = { attempts: 3, baseDelayMs: 500, maxDe
 export class SiteConnection implements Transport {
   private readonly transport: Transport;
   private ready: Promise<void> | undefined;
-  /** A preconnect() that failed before any command asked: the next connect() reports it instead of trying again. */
-  private earlyFailure: { error: unknown } | undefined;
-  /** The handshake preconnect() started, until connect() takes it over (or it fails with nobody waiting). */
-  private early: { promise: Promise<void>; waited: boolean } | undefined;
+  /**
+   * The handshake preconnect() started, until the first connect() takes it
+   * over: its outcome, a failure included, is that connect()'s.
+   */
+  private early: Promise<void> | undefined;
   private lockHeld = false;
   /** Aborted by close(): a handshake preconnect() started must not outlive the site (and keep the process alive). */
   private readonly closing = new AbortController();
@@ -94,11 +95,6 @@ export class SiteConnection implements Transport {
    * wait for a handshake slot and the handshake started for that command.
    */
   connect(signal?: AbortSignal): Promise<void> {
-    const early = this.earlyFailure;
-    if (early) {
-      this.earlyFailure = undefined;
-      return Promise.reject(early.error);
-    }
     this.ready ??= this.establish(signal).catch((error: unknown) => {
       // A refused lock stays refused; a failed connection may be tried again by a later command.
       if (!(error instanceof SiteLockedError)) this.ready = undefined;
@@ -115,21 +111,17 @@ export class SiteConnection implements Transport {
    */
   preconnect(): void {
     if (this.ready || this.early) return;
-    const early = { promise: this.handshake(this.closing.signal), waited: false };
-    this.early = early;
-    early.promise.catch((error: unknown) => {
-      if (this.early === early) this.early = undefined;
-      if (!early.waited) this.earlyFailure = { error };
-    });
+    this.early = this.handshake(this.closing.signal);
+    // Reported by the first command; until then, not an unhandled rejection.
+    this.early.catch(() => undefined);
   }
 
   /** Steps 1 to 4: the handshake preconnect() started, if any, else a new one; then the lock. */
   private async establish(signal: AbortSignal | undefined): Promise<void> {
     const early = this.early;
     if (early) {
-      early.waited = true;
       this.early = undefined;
-      await early.promise;
+      await early;
     } else {
       await this.handshake(signal);
     }

@@ -326,10 +326,11 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
 
   let stopStarting = false;
   // The site's lock: taken with its first connection, unless every task says it needs none (or nothing really runs).
-  const locking = !options.dryRun && (options.locks ?? true) && runNeedsLock(options.tasks.map(lookup));
+  const definitions = options.tasks.map(lookup);
+  const locking = !options.dryRun && (options.locks ?? true) && runNeedsLock(definitions);
   const lockInfo = lockInfoFor(bus.runId, options.tasks, deployfile.file);
   // A run with a task of its own per site will talk to each site; a dry run or a run-once task alone does not.
-  const connectsEarly = !options.dryRun && options.tasks.map(lookup).some((definition) => !definition.once);
+  const connectsEarly = !options.dryRun && definitions.some((definition) => !definition.once);
   const runSite = async (site: ResolvedSite): Promise<SiteSummary> => {
     const siteStarted = performance.now();
     const target = siteTarget(site);
@@ -349,8 +350,8 @@ export async function execute(options: ExecuteOptions): Promise<RunOutcome> {
       bus,
       redactor,
     });
-    // The handshake and the lock need nothing from the tasks: start them now, so they overlap
-    // what runs first on this machine (the tests, the push) instead of waiting behind it.
+    // The handshake needs nothing from the tasks: start it now, so it overlaps what runs first on
+    // this machine (the tests, the push) instead of waiting behind it. The lock waits for the first command.
     if (connectsEarly) transport.preconnect();
     // The site stops with the run, or alone when an error escapes its tasks.
     const siteStop = new AbortController();
