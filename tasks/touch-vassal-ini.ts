@@ -193,6 +193,8 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       if (site.healthUrl) wait.push('--url', site.healthUrl, '--path', path, '--host', url?.hostname ?? 'localhost');
       if (info.load) wait.push('--load', JSON.stringify(info.load));
       wait.push('--timeout', seconds(timeoutMs), '--interval', seconds(intervalMs), '--grace', seconds(graceMs));
+      const deaf = touchesVassal ? deafWindow(before, 'reloadMercy' in info ? info.reloadMercy : undefined) : undefined;
+      if (deaf) wait.push('--mercy-until', String(deaf.until));
       const result = await c.warnOnly().run(sh`python3 - wait ${wait}`, {
         quiet: true,
         // The arguments carry the ini's load settings as JSON: say what it does instead (--json keeps the line).
@@ -205,6 +207,13 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       if (outcome?.ok && commandSaid) c.warn(`${plan.label} failed (${commandSaid}), yet the new instance answers`);
       if (outcome?.ok) {
         c.log(`${site.site} is back after ${outcome.seconds}s: ${outcome.evidence}${outcome.probe ? `; ${outcome.probe}` : ''}`);
+        if (outcome.waitedForMercy && deaf) {
+          c.warn(
+            `${site.site} did not reload when touched, only ${outcome.seconds}s later: the ini had been touched ${deaf.ago}s before this deploy, ` +
+              `and uWSGI most likely dropped this touch while waiting out the reload-mercy (${deaf.mercy} s) of the reload that one started. ` +
+              'Touch a vassal again only once its last reload is over.',
+          );
+        }
         // In the summary and in --json (site:end notes): how long the verdict took.
         c.report(`reload verified ${outcome.seconds}s after ${plan.since}${strategy === 'touch' ? '' : ` (${describeStrategy(strategy)})`}`);
         return;
@@ -235,11 +244,44 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
                 'Deploy again once the site has settled (a minute), and look for an earlier deploy or cron job touching the ini.',
             ]
           : [];
-      const message = [explained.headline, ...during, ...explained.detail, ...said].join('\n');
+      // Or the reload an earlier touch started left the master deaf to reloads until its mercy ran out, and it never came back.
+      const deafened =
+        outcome.kind === 'timeout-no-restart' && outcome.waitedForMercy && deaf && during.length === 0
+          ? [
+              `The ini had been touched ${deaf.ago}s before this deploy. A touch during a reload can leave uWSGI's master waiting out its reload-mercy (${deaf.mercy} s) and dropping every reload asked for meanwhile; ` +
+                'the deploy waited until that mercy had run out, and still nothing restarted.',
+            ]
+          : [];
+      const message = [explained.headline, ...during, ...deafened, ...explained.detail, ...said].join('\n');
       c.report(`reload failed, verdict ${outcome.seconds}s after ${plan.since}`);
       throw new AppNotBackError(message, site.site, outcome.reason, explained.logLines, explained.headline, outcome.seconds, outcome.kind);
     },
   });
+}
+
+/** uWSGI's reload-mercy when the ini sets none: how long a graceful reload waits for a worker to stop. */
+const DEFAULT_RELOAD_MERCY_S = 60;
+/** How long after a touch its reload may still be starting (the emperor's scan, the old workers' stop on a busy server). */
+const EARLIER_RELOAD_S = 30;
+/** From the end of a mercy to the new instance: the master kills the worker, re-executes itself and loads the app. */
+const AFTER_MERCY_S = 20;
+
+/**
+ * When the ini was touched shortly before this deploy's touch: until when the
+ * master may be deaf to reloads. A touch that comes during a reload is read
+ * by the new master right after it forks its worker, before the worker can
+ * take the signal; the master then waits out its reload-mercy for that
+ * worker, and uWSGI 2.0 drops every reload asked for in that state (the
+ * emperor's log: "received message 1 from emperor" with nothing after it).
+ * Nothing a site user can read shows that state, so the wait for a restart
+ * goes on until the mercy has run out, when the master reloads by itself.
+ */
+function deafWindow(before: ProbeSnapshot, iniMercy: number | undefined): { ago: number; mercy: number; until: number } | undefined {
+  if (before.mtime === null || before.mtime === undefined) return undefined;
+  const ago = before.now - before.mtime;
+  const mercy = iniMercy ?? DEFAULT_RELOAD_MERCY_S;
+  if (ago < 0 || ago >= mercy + EARLIER_RELOAD_S) return undefined;
+  return { ago: Math.round(ago * 10) / 10, mercy, until: before.now + mercy + AFTER_MERCY_S };
 }
 
 /**

@@ -50,6 +50,12 @@ export interface VassalInfo {
   lazyApps?: boolean;
   /** `processes`/`workers`: how many workers (uWSGI's default is 1). */
   processes?: number;
+  /**
+   * The longer of `reload-mercy` and `worker-reload-mercy`, in seconds, when
+   * the ini sets either: how long a graceful reload waits for a worker
+   * (uWSGI's default is 60).
+   */
+  reloadMercy?: number;
 }
 
 const SOCKET_KEYS: Record<string, VassalSocket['protocol']> = { socket: 'uwsgi', 'uwsgi-socket': 'uwsgi', 'http-socket': 'http', 'fastcgi-socket': 'fastcgi' };
@@ -90,6 +96,7 @@ export function parseVassalIni(text: string, iniPath: string): VassalInfo {
     if (key === 'touch-reload') (info.touchReload ??= []).push(value);
     if (key === 'lazy-apps' || key === 'lazy') info.lazyApps = isTrue(value);
     if ((key === 'processes' || key === 'workers' || key === 'p') && /^\d+$/.test(value)) info.processes = Number(value);
+    if ((key === 'reload-mercy' || key === 'worker-reload-mercy') && /^\d+$/.test(value)) info.reloadMercy = Math.max(info.reloadMercy ?? 0, Number(value));
     if (key === 'chdir') load.chdir = value;
     if (HOME_KEYS.has(key)) load.home = value;
     if (key === 'env') {
@@ -739,6 +746,10 @@ def wait():
     if touched is None or not (started - 10 < touched <= started + 1):
         touched = float(A['start']) if A.get('start') else started
     deadline = started + timeout
+    # An earlier touch can leave the master deaf to reloads until its
+    # reload-mercy runs out (see mercyUntil in touch-vassal-ini.ts): with no
+    # sign of a restart by the timeout, wait until then, when it reloads itself.
+    mercy_until = float(A['mercy-until']) if A.get('mercy-until') else None
     log, offset = A.get('log'), int(A.get('log-offset') or 0)
     addr, proto, url = A.get('socket'), A.get('protocol', 'uwsgi'), A.get('url')
     path, host = A.get('path', '/'), A.get('host', 'localhost')
@@ -746,13 +757,13 @@ def wait():
     old_workers = workers(before)
     before_keys = set((p, s) for p, (s, pp) in before.items())
     st = {'evidence': None, 'source': None, 'probe': None, 'text': '', 'logError': None, 'fives': 0, 'dead': 0,
-          'status': None, 'body': ''}
+          'status': None, 'body': '', 'mercy': False}
 
     def finish(ok, kind, reason):
         seconds = round(time.time() - touched, 1)
         out = {'ok': ok, 'kind': kind, 'reason': reason, 'evidence': st['evidence'], 'source': st['source'],
                'probe': st['probe'], 'status': st['status'], 'body': st['body'][:300], 'log': st['text'],
-               'logError': st['logError'], 'seconds': seconds}
+               'logError': st['logError'], 'seconds': seconds, 'waitedForMercy': st['mercy']}
         if not ok:
             out['ini'] = ini_facts(ini) if ini else None
             if addr and is_unix(addr):
@@ -835,9 +846,14 @@ def wait():
                 st['dead'] = 0
         else:
             st['dead'] = 0
+        if time.time() >= deadline and st['evidence'] is None and mercy_until and time.time() < mercy_until:
+            st['mercy'] = True
+            deadline = mercy_until
         if time.time() >= deadline:
             if st['evidence']:
                 return finish(False, 'timeout', 'the new instance did not answer within %gs' % timeout)
+            if st['mercy']:
+                return finish(False, 'timeout-no-restart', 'no sign of a restart within %gs, though the reload-mercy an earlier touch may have started had run out' % round(time.time() - touched))
             return finish(False, 'timeout-no-restart', ('no sign of a restart within %gs (was the ini touched? is the emperor watching it?)' % timeout) if ini else
                           ('no new %s process of uid %d within %gs: did the reload restart it? (app.program and app.user say which processes are its)' % (what, uid, timeout)))
         time.sleep(interval)
@@ -927,6 +943,11 @@ export interface ProbeOutcome {
   logError: string | null;
   /** From the touch (the ini's mtime) to the verdict. */
   seconds: number;
+  /**
+   * With `--mercy-until`: nothing had restarted by the timeout, so the wait
+   * went on until the reload-mercy an earlier touch may have started ran out.
+   */
+  waitedForMercy?: boolean;
   ini?: FileFacts | null;
   socketDir?: FileFacts;
   socketFile?: FileFacts;

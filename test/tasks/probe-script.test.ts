@@ -229,6 +229,35 @@ describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', (
     expect(outcome.reason).toMatch(/^no sign of a restart within 1s/);
   });
 
+  describe('--mercy-until: a master left deaf to reloads by an earlier touch reloads by itself when its mercy runs out', () => {
+    it('with no restart by the timeout, keeps waiting until then, and says it did', async () => {
+      const vassal = await startVassal();
+      const waiting = reloadAndWait({ socket: sock, timeout: 1, 'mercy-until': Date.now() / 1000 + 15 });
+      // The restart comes after the timeout, as when the mercy runs out.
+      await later(2500, () => vassal.kill('SIGHUP'));
+      const outcome = await waiting;
+      expect(outcome).toMatchObject({ ok: true, kind: 'answered', source: 'procs', waitedForMercy: true });
+      expect(outcome.seconds).toBeGreaterThan(2);
+      expect(outcome.seconds).toBeLessThan(15);
+    });
+
+    it('and when nothing restarts by then either, says the mercy had run out', async () => {
+      await startVassal();
+      const outcome = await reloadAndWait({ socket: sock, timeout: 1, 'mercy-until': Date.now() / 1000 + 3 });
+      expect(outcome).toMatchObject({ ok: false, kind: 'timeout-no-restart', evidence: null, waitedForMercy: true });
+      expect(outcome.reason).toMatch(/^no sign of a restart within \d+s, though the reload-mercy an earlier touch may have started had run out$/);
+      // Past its own 1 s timeout, to the mercy's end.
+      expect(outcome.seconds).toBeGreaterThan(1.5);
+    });
+
+    it('does not wait past the timeout for a restart that was seen', async () => {
+      const vassal = await startVassal();
+      const outcome = await reloadAndWait({ socket: sock, timeout: 10, 'mercy-until': Date.now() / 1000 + 60 }, () => vassal.kill('SIGHUP'));
+      expect(outcome).toMatchObject({ ok: true, waitedForMercy: false });
+      expect(outcome.seconds).toBeLessThan(10);
+    });
+  });
+
   it('succeeds once the log shows the restart and the socket answers', async () => {
     await startVassal();
     const outcome = await reloadAndWait({ log, socket: sock }, () =>

@@ -105,7 +105,7 @@ describe('explainUwsgiLog', () => {
 });
 
 const INI_FACTS = { path: INI, uid: 1001, gid: 998, user: 'alleged', group: 'uwsgi', mode: '0644' };
-const SNAPSHOT = JSON.stringify({ logSize: 1234, logError: null, procs: '10:500:1,11:600:10', ini: INI_FACTS, uid: 1001, mtime: 1700000000.5, now: 1700000001.1 });
+const SNAPSHOT = JSON.stringify({ logSize: 1234, logError: null, procs: '10:500:1,11:600:10', ini: INI_FACTS, uid: 1001, mtime: 1699913600.5, now: 1700000001.1 });
 const outcomeOf = (over: Partial<ProbeOutcome>): ProbeOutcome => ({
   ok: true,
   kind: 'answered',
@@ -182,6 +182,60 @@ describe('touchVassalIni', () => {
         'The vassal was still reloading from a touch 3s before this one: uWSGI loses a reload asked for during a reload, and waits up to its reload-mercy (60 s) for a worker that missed the signal. ' +
           'Deploy again once the site has settled (a minute), and look for an earlier deploy or cron job touching the ini.',
       );
+    });
+
+    describe('that left the master deaf to reloads until its reload-mercy ran out', () => {
+      // The ini was last touched 12 s before the snapshot; nothing the snapshot sees says a reload is under way.
+      const recentContext = (vassal = VASSAL) => {
+        const c = scriptedContext();
+        c.script(`cat ${INI}`, { stdout: vassal });
+        c.script('python3 - snapshot', { stdout: `${JSON.stringify({ ...JSON.parse(SNAPSHOT), mtime: 1700000001.1 - 12 })}\n` });
+        return c;
+      };
+      const waitLine = (c: ReturnType<typeof scriptedContext>) => c.recorder.lines.find((line) => line.startsWith('python3 - wait')) ?? '';
+
+      it('is waited out: with no restart by the timeout, the wait goes on until the mercy (60 s by default) has run out, and says what happened', async () => {
+        const c = recentContext();
+        c.script('python3 - wait', { stdout: `${waitOutcome({ seconds: 54.2, waitedForMercy: true })}\n` });
+        await touchVassalIni().run(c);
+        // The snapshot's clock, plus the mercy, plus the time a master takes to re-execute and load the app.
+        expect(waitLine(c)).toMatch(/ --timeout 30 --interval 0\.5 --grace 5 --mercy-until 1700000081\.1$/);
+        expect(c.recorder.logs).toEqual(['alleged is back after 54.2s: new uWSGI processes (pids 12,13); HTTP/1.0 200 OK']);
+        expect(c.recorder.warnings).toEqual([
+          'alleged did not reload when touched, only 54.2s later: the ini had been touched 12s before this deploy, and uWSGI most likely dropped this touch ' +
+            'while waiting out the reload-mercy (60 s) of the reload that one started. Touch a vassal again only once its last reload is over.',
+        ]);
+      });
+
+      it("takes the ini's own reload-mercy", async () => {
+        const c = recentContext(`${VASSAL}reload-mercy = 8\nworker-reload-mercy = 15\n`);
+        c.script('python3 - wait', { stdout: `${waitOutcome({})}\n` });
+        await touchVassalIni().run(c);
+        expect(waitLine(c)).toMatch(/ --mercy-until 1700000036\.1$/);
+        expect(c.recorder.warnings).toEqual([]);
+      });
+
+      it('still nothing after the mercy: the failure says an earlier touch can do this', async () => {
+        const c = recentContext();
+        c.script('python3 - wait', {
+          stdout: waitOutcome({ ok: false, kind: 'timeout-no-restart', reason: 'no sign of a restart within 80s, though the reload-mercy an earlier touch may have started had run out', evidence: null, source: null, probe: null, seconds: 80.3, waitedForMercy: true }),
+        });
+        const error = (await errorOf(touchVassalIni().run(c))) as AppNotBackError;
+        expect(error.kind).toBe('timeout-no-restart');
+        expect(error.message).toContain(
+          "The ini had been touched 12s before this deploy. A touch during a reload can leave uWSGI's master waiting out its reload-mercy (60 s) and dropping every reload asked for meanwhile; " +
+            'the deploy waited until that mercy had run out, and still nothing restarted.',
+        );
+      });
+
+      it('is not waited for when the last touch is older than a mercy and a reload', async () => {
+        const c = scriptedContext();
+        c.script(`cat ${INI}`, { stdout: VASSAL });
+        c.script('python3 - snapshot', { stdout: `${JSON.stringify({ ...JSON.parse(SNAPSHOT), mtime: 1700000001.1 - 95 })}\n` });
+        c.script('python3 - wait', { stdout: `${waitOutcome({})}\n` });
+        await touchVassalIni().run(c);
+        expect(waitLine(c)).not.toContain('--mercy-until');
+      });
     });
 
     it('is not waited for when the reload does not touch the ini (the master FIFO)', async () => {
