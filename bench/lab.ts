@@ -149,7 +149,7 @@ function uwsgiTicks(): number {
  * its log (read incrementally): "reload the uwsgi instance X.ini" opens one,
  * "vassal X.ini is ready to accept requests" closes it.
  */
-const emperorLog = { offset: 0, partial: '', pending: new Set<string>(), reloaded: new Set<string>(), reloadedAt: new Map<string, number>() };
+const emperorLog = { offset: 0, partial: '', pending: new Set<string>(), reloadedAt: new Map<string, number>() };
 
 function pendingReloads(): Set<string> {
   let fd: number | undefined;
@@ -166,7 +166,6 @@ function pendingReloads(): Set<string> {
       const reload = /\[emperor\] reload the uwsgi instance (\S+)\.ini/.exec(line);
       if (reload) {
         emperorLog.pending.add(reload[1] as string);
-        emperorLog.reloaded.add(reload[1] as string);
         // "Wed Dec  2 03:25:07 2026 - [emperor] ...": the emperor's clock, to the second (the lab's TZ is the machine's).
         const at = Date.parse(line.slice(0, line.indexOf(' - [emperor]')));
         if (!Number.isNaN(at)) emperorLog.reloadedAt.set(reload[1] as string, at);
@@ -185,7 +184,6 @@ function pendingReloads(): Set<string> {
 /** Forget what the emperor did so far (e.g. starting every vassal): only later reloads are waited for. */
 function resetEmperorLog(): void {
   emperorLog.pending.clear();
-  emperorLog.reloaded.clear();
   emperorLog.reloadedAt.clear();
   emperorLog.partial = '';
   try {
@@ -212,23 +210,28 @@ export async function waitUwsgiQuiet(settleMs = 0, timeoutMs = 120_000): Promise
 
 /**
  * After a run that started at `sinceMs`: wait until the emperor has noticed
- * every vassal ini touched since then (a "reload" line for it, at most 4 s:
- * the emperor scans every 3 s), then as waitUwsgiQuiet. Faster than a fixed
+ * every vassal ini touched since then (a "reload" line for it, at most 8 s:
+ * the emperor scans every 3 s, later on a loaded machine), then as waitUwsgiQuiet. Faster than a fixed
  * pause, and exact about which apps are still reloading.
  */
 export async function waitTouchedReloaded(sinceMs: number, timeoutMs = 120_000): Promise<number> {
   const started = Date.now();
-  const touched = new Set<string>();
+  /** Each ini touched since `sinceMs`, with when (the emperor's log has whole seconds). */
+  const touched = new Map<string, number>();
   for (const f of fs.existsSync(BENCH_VASSAL_DIR) ? fs.readdirSync(BENCH_VASSAL_DIR) : []) {
     try {
-      if (f.endsWith('.ini') && fs.statSync(path.join(BENCH_VASSAL_DIR, f)).mtimeMs >= sinceMs - 1000) touched.add(f.slice(0, -4));
+      const mtimeMs = fs.statSync(path.join(BENCH_VASSAL_DIR, f)).mtimeMs;
+      if (f.endsWith('.ini') && mtimeMs >= sinceMs - 1000) touched.set(f.slice(0, -4), Math.floor(mtimeMs / 1000) * 1000);
     } catch {
       // removed meanwhile
     }
   }
-  while (touched.size > 0 && Date.now() - started < 4500) {
+  // A reload line for this touch, not any earlier one: a vassal reloaded by the run before would
+  // otherwise count as noticed, and the settle below could end before the emperor's scan saw the
+  // touch (it did on 2026-12-02, and the next run's touch was lost: RESULTS.md, "A lost reload").
+  while (touched.size > 0 && Date.now() - started < 8000) {
     pendingReloads();
-    for (const name of emperorLog.reloaded) touched.delete(name);
+    for (const [name, at] of touched) if ((emperorLog.reloadedAt.get(name) ?? 0) >= at) touched.delete(name);
     if (touched.size > 0) await sleep(100);
   }
   return settle(started, timeoutMs);
