@@ -195,13 +195,15 @@ export function touchVassalIni(options: TouchVassalIniOptions = {}): TaskDefinit
       wait.push('--timeout', seconds(timeoutMs), '--interval', seconds(intervalMs), '--grace', seconds(graceMs));
       const deaf = touchesVassal ? deafWindow(before, 'reloadMercy' in info ? info.reloadMercy : undefined) : undefined;
       if (deaf) wait.push('--mercy-until', String(deaf.until));
+      // The script's own bound: the timeout, or the end of a mercy the master may be deaf for, whichever is later.
+      const boundMs = Math.max(timeoutMs, deaf ? Math.ceil((deaf.until - before.now) * 1000) : 0);
       const result = await c.warnOnly().run(sh`python3 - wait ${wait}`, {
         quiet: true,
         // The arguments carry the ini's load settings as JSON: say what it does instead (--json keeps the line).
-        label: `python3 - wait: until the new instance of ${site.site} answers (at most ${timeoutMs / 1000}s)`,
+        label: `python3 - wait: until the new instance of ${site.site} answers (at most ${boundMs / 1000}s)`,
         stdin: PROBE_SCRIPT,
         // The script stops itself at the deadline (plus a bounded reproduction); this only catches a hung connection.
-        timeout: timeoutMs + 30_000,
+        timeout: boundMs + 30_000,
       });
       const outcome = lastJson<ProbeOutcome>(result.stdout);
       if (outcome?.ok && commandSaid) c.warn(`${plan.label} failed (${commandSaid}), yet the new instance answers`);

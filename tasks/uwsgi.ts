@@ -747,7 +747,7 @@ def wait():
         touched = float(A['start']) if A.get('start') else started
     deadline = started + timeout
     # An earlier touch can leave the master deaf to reloads until its
-    # reload-mercy runs out (see mercyUntil in touch-vassal-ini.ts): with no
+    # reload-mercy runs out (see deafWindow in touch-vassal-ini.ts): with no
     # sign of a restart by the timeout, wait until then, when it reloads itself.
     mercy_until = float(A['mercy-until']) if A.get('mercy-until') else None
     log, offset = A.get('log'), int(A.get('log-offset') or 0)

@@ -200,11 +200,28 @@ describe('touchVassalIni', () => {
         await touchVassalIni().run(c);
         // The snapshot's clock, plus the mercy, plus the time a master takes to re-execute and load the app.
         expect(waitLine(c)).toMatch(/ --timeout 30 --interval 0\.5 --grace 5 --mercy-until 1700000081\.1$/);
+        // Its bound is the mercy's end, not the 30 s timeout: the label says so.
+        const wait = c.recorder.commands.find((command) => command.line.startsWith('python3 - wait'));
+        expect(wait?.shown).toBe('python3 - wait: until the new instance of alleged answers (at most 80s)');
         expect(c.recorder.logs).toEqual(['alleged is back after 54.2s: new uWSGI processes (pids 12,13); HTTP/1.0 200 OK']);
         expect(c.recorder.warnings).toEqual([
           'alleged did not reload when touched, only 54.2s later: the ini had been touched 12s before this deploy, and uWSGI most likely dropped this touch ' +
             'while waiting out the reload-mercy (60 s) of the reload that one started. Touch a vassal again only once its last reload is over.',
         ]);
+      });
+
+      it('a hung wait is ended by the runner 30s after the mercy-long bound, not the timeout', async () => {
+        vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+        try {
+          const c = recentContext();
+          c.script('python3 - wait', { hang: true });
+          const run = errorOf(touchVassalIni().run(c));
+          await vi.advanceTimersByTimeAsync(110_000);
+          await run;
+          expect(c.recorder.commands.find((x) => x.line.startsWith('python3 - wait'))?.endedAfterMs).toBe(110_000);
+        } finally {
+          vi.useRealTimers();
+        }
       });
 
       it("takes the ini's own reload-mercy", async () => {
