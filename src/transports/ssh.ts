@@ -9,6 +9,7 @@ type Client = ssh2.Client;
 import { ConnectionError, InterruptedError } from '../core/errors.ts';
 import { showPath } from '../core/show-path.ts';
 import { sshTarget } from '../core/target.ts';
+import { NOT_STARTED, SharedShell, SHELL_STDIN_LIMIT, ShellChannelError, type ShellChannel } from './shared-shell.ts';
 import type { ExecOptions, ExecResult, Transport } from './transport.ts';
 
 /** After TERM, how long a timed-out or interrupted command has to exit before KILL. */
@@ -89,6 +90,11 @@ export interface SshTransportOptions {
   maxChannels?: number;
   /** How errors name this connection, e.g. `jump host bastion for site alleged`; default `site <site>`. */
   description?: string;
+  /**
+   * Run commands that need no stdin in one long-lived shell instead of a
+   * session each (shared-shell.ts); default true. False: a session per command.
+   */
+  sharedShell?: boolean;
 }
 
 const HOST_KEY_ALGORITHMS = [
@@ -223,6 +229,11 @@ export class SshTransport implements Transport {
   /** A refusal that no retry can change (host key, authentication): every later use fails the same way. */
   private fatal: ConnectionError | undefined;
   private readonly channels: Semaphore;
+  /** Runs the commands that need no stdin, one at a time, without a session each (shared-shell.ts). */
+  private shell: SharedShell | undefined;
+  private shellClient: Client | undefined;
+  /** Set when a shared shell could not start a command here: every command then gets its own session. */
+  private shellRefused = false;
   /** What each authentication attempt came to, for the error when all fail. */
   readonly authLog: string[] = [];
 
@@ -475,13 +486,19 @@ export class SshTransport implements Transport {
   async exec(command: string, options: ExecOptions): Promise<ExecResult> {
     refuseNul('command', command);
     const client = await this.ensureClient();
+    // A command runs in the connection's shared shell when it is free (and its stdin is small).
+    if ((options.stdin ?? '').length <= SHELL_STDIN_LIMIT) {
+      const shell = this.idleShell(client);
+      if (shell) {
+        const result = await shell.run(command, options);
+        if (result !== NOT_STARTED) return result;
+        // A shell that ended before its first command began will not work on this server (a restricted shell): sessions only.
+        if (!shell.worked) this.shellRefused = true;
+      }
+    }
     const release = await this.channels.acquire();
     try {
-      // The command's shell says its pid first: sshd starts every session's
-      // command as a session (so process group) leader, and that group is what
-      // a timeout or Ctrl-C must end when the server will not deliver signals.
-      const marker = `deployfile-pgid-${randomBytes(6).toString('hex')} `;
-      const wrapped = `printf '%s%s\\n' '${marker}' "$$" >&2\n${command}`;
+      const { marker, wrapped } = withGroupMarker(command);
       return await new Promise<ExecResult>((resolve, reject) => {
         const onOpen = (error: Error | undefined, channel: ClientChannel): void => {
           if (error) {
@@ -516,7 +533,71 @@ export class SshTransport implements Transport {
     }
   }
 
-  private pump(client: Client, stream: ClientChannel, command: string, marker: string, options: ExecOptions): Promise<ExecResult> {
+  /**
+   * The connection's shared shell if it is free, a new one if there is none
+   * (or the last one ended), or nothing: busy, turned off, refused by this
+   * server, or no channel free (it keeps one of the MaxSessions for itself).
+   */
+  private idleShell(client: Client): SharedShell | undefined {
+    if (this.options.sharedShell === false || this.shellRefused) return undefined;
+    if (this.shell?.alive && this.shellClient === client) return this.shell.idle ? this.shell : undefined;
+    const release = this.channels.tryAcquire();
+    if (!release) return undefined;
+    this.shellClient = client;
+    this.shell = new SharedShell(
+      (onStdout, onStderr) => this.openShellChannel(client, onStdout, onStderr, release),
+      (command) => new ConnectionError(`connection to ${this.target} lost during: ${command} (${this.lostReason ?? 'the channel closed without an exit status'})`, this.options.site),
+    );
+    return this.shell;
+  }
+
+  /** The shared shell's channel: `/bin/sh` reading lines, pumped like a command that never ends until stopped. */
+  private openShellChannel(client: Client, onStdout: (chunk: string) => void, onStderr: (chunk: string) => void, release: () => void): ShellChannel {
+    const { marker, wrapped } = withGroupMarker('exec /bin/sh -s');
+    const stopper = new AbortController();
+    let stream: ClientChannel | undefined;
+    let pending = '';
+    const ended = new Promise<ExecResult>((resolve, reject) => {
+      const onOpen = (error: Error | undefined, channel: ClientChannel): void => {
+        if (error) {
+          // As for a command: a refusal, unless the connection went with it.
+          setTimeout(() => reject(new ShellChannelError(error.message, this.client === client && this.lostReason === undefined)), 100);
+          return;
+        }
+        this.pump(client, channel, 'the shared shell', marker, { onStdout, onStderr, signal: stopper.signal }, (open) => {
+          stream = open;
+          if (pending !== '') open.write(pending);
+          pending = '';
+        }).then(resolve, reject);
+      };
+      try {
+        client.exec(wrapped, {}, onOpen);
+      } catch (error) {
+        this.lostReason ??= error instanceof Error ? error.message : String(error);
+        reject(new ShellChannelError(this.lostReason, false));
+      }
+    });
+    ended.then(release, release);
+    return {
+      write: (text) => {
+        if (!stream) pending += text;
+        // A channel already closing takes nothing; its end tells the shell the command never started.
+        else if (stream.writable) stream.write(text);
+      },
+      stop: () => stopper.abort(),
+      end: () => {
+        if (stream?.writable) stream.end();
+      },
+      ended,
+    };
+  }
+
+  /**
+   * Passes a channel's output on and settles with its end, ending the command
+   * on abort. `hold` keeps stdin open and gets the channel to write to (the
+   * shared shell); otherwise `options.stdin` is written and stdin closed.
+   */
+  private pump(client: Client, stream: ClientChannel, command: string, marker: string, options: ExecOptions, hold?: (stream: ClientChannel) => void): Promise<ExecResult> {
     return new Promise<ExecResult>((resolve, reject) => {
       let exitCode: number | null = null;
       let signal: string | null = null;
@@ -632,7 +713,8 @@ export class SshTransport implements Transport {
           reject(new ConnectionError(`connection to ${this.target} lost during: ${command} (${why})`, this.options.site));
         }
       });
-      stream.end(options.stdin ?? '');
+      if (hold) hold(stream);
+      else stream.end(options.stdin ?? '');
     });
   }
 
@@ -681,6 +763,17 @@ export class SshTransport implements Transport {
     }
     await this.options.onClose?.();
   }
+}
+
+/**
+ * The command as a session runs it: its shell says its pid first. sshd
+ * starts every session's command as a session (so process group) leader,
+ * and that group is what a timeout or Ctrl-C must end when the server will
+ * not deliver signals.
+ */
+function withGroupMarker(command: string): { marker: string; wrapped: string } {
+  const marker = `deployfile-pgid-${randomBytes(6).toString('hex')} `;
+  return { marker, wrapped: `printf '%s%s\\n' '${marker}' "$$" >&2\n${command}` };
 }
 
 /**
@@ -936,14 +1029,30 @@ export class Semaphore {
   constructor(private readonly size: number) {}
 
   async acquire(): Promise<() => void> {
-    if (this.active >= this.size) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    if (this.active < this.size) {
+      this.active++;
+    } else {
+      // Woken by a release that hands its place straight over (so `tryAcquire` cannot take it in between).
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+    return this.releaser();
+  }
+
+  /** A place if one is free now, else nothing (no waiting). */
+  tryAcquire(): (() => void) | undefined {
+    if (this.active >= this.size) return undefined;
     this.active++;
+    return this.releaser();
+  }
+
+  private releaser(): () => void {
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.active--;
-      this.waiting.shift()?.();
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
     };
   }
 }
