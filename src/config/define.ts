@@ -44,6 +44,15 @@ export interface SiteConfig<V = Record<string, unknown>> {
    */
   hostKeyChecking?: false;
   /**
+   * `false` gives every command a new SSH session, as `ssh host cmd` does.
+   * By default the commands that need no stdin run one after another in one
+   * long-lived shell on the connection, each as `$SHELL -c '<line>'`: about
+   * 30 ms less server time per command. Turn it off if a command leaves a
+   * process running in the background that a later command's timeout or
+   * Ctrl-C must not end (they share that shell's process group).
+   */
+  sharedShell?: false;
+  /**
    * The admin account on the same host (`'root'`, or a user with sudo, whose
    * password is DEPLOY_SUDO_PASSWORD or asked on a TTY) through which
    * `deploy provision` sets the site up and `deploy doctor` checks what the

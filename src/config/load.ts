@@ -21,6 +21,8 @@ export interface ResolvedSite {
   proxyJump?: string;
   /** `false` only when the deployfile turns host key checking off for this site. */
   hostKeyChecking?: false;
+  /** `false` when the deployfile wants a session per command (no shared shell). */
+  sharedShell?: false;
   /**
    * True when `user` is only the site name (the deployfile set none), so
    * ~/.ssh/config's User for the host may take its place.
@@ -168,6 +170,7 @@ export function resolveDeployfile(config: ValidDeployfile, file: string): Loaded
       forwardAgent: site.forwardAgent,
       proxyJump: site.proxyJump,
       hostKeyChecking: site.hostKeyChecking,
+      sharedShell: site.sharedShell,
       admin: site.admin ?? config.admins?.[site.host],
       vars: site.vars ?? {},
     })),

@@ -17,6 +17,7 @@ export const SiteSchema = z
     proxyJump: z.string().min(1, 'expected jump hosts like "deploy@bastion:22", comma-separated, or "none"').optional(),
     hostKeyChecking: z.literal(false, { error: 'hostKeyChecking can only be set to false (verification is always on otherwise)' }).optional(),
     admin: z.string().regex(USER, 'expected the Unix user name of an admin account on the same host, like "root" or "ops"').optional(),
+    sharedShell: z.literal(false, { error: 'sharedShell can only be set to false (a session per command); the shared shell is the default' }).optional(),
     vars: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();

@@ -24,7 +24,7 @@ export { DEFAULT_IDENTITY_FILES, planConnection, type ConnectionPlan, type Endpo
 export { SshRunState } from './run-state.ts';
 export type { HostKeyQuestion, PassphraseRequest, SshSettings } from './settings.ts';
 
-function transportFor(endpoint: Endpoint, site: string, settings: SshSettings, home: string, extra: { description: string; checking: boolean; openSocket?: SshTransportOpenSocket; onClose?: () => Promise<void>; forwardAgent: boolean }): SshTransport {
+function transportFor(endpoint: Endpoint, site: string, settings: SshSettings, home: string, extra: { description: string; checking: boolean; openSocket?: SshTransportOpenSocket; onClose?: () => Promise<void>; forwardAgent: boolean; sharedShell?: boolean }): SshTransport {
   const knownTypes = knownKeyTypes(endpoint.knownHostsFiles, endpoint.knownHostsName);
   const verify = hostVerifierFor(endpoint, site, settings, home);
   const warned = { done: false };
@@ -43,6 +43,7 @@ function transportFor(endpoint: Endpoint, site: string, settings: SshSettings, h
     forwardAgentSocket: endpoint.forwardAgent === false ? undefined : endpoint.forwardAgent,
     openSocket: extra.openSocket,
     onClose: extra.onClose,
+    sharedShell: extra.sharedShell,
     hostVerifier: extra.checking
       ? verify
       : (key) => {
@@ -97,6 +98,7 @@ export function sshTransportFor(site: ResolvedSite, settings: SshSettings = {}):
     description: `site ${site.name}`,
     checking: plan.hostKeyChecking,
     forwardAgent: true,
+    sharedShell: site.sharedShell !== false,
     openSocket: last ? () => last.forwardOut(plan.target.hostName, plan.target.port) : undefined,
     onClose: jumps.length > 0 ? async () => {
       for (const jump of [...jumps].reverse()) await jump.close().catch(() => undefined);

@@ -29,6 +29,13 @@ describe('deployfile validation', () => {
     expect(text).toContain('sites.alleged.port: expected a number, got "22x"');
   });
 
+  it('takes sharedShell: false per site, and refuses true with what the setting means', () => {
+    const loaded = validateDeployfile({ sites: { alleged: { host: 'web1', sharedShell: false }, other: { host: 'web1' } }, tasks }, 'd.ts');
+    expect(loaded.sites.map((s) => [s.name, s.sharedShell])).toEqual([['alleged', false], ['other', undefined]]);
+    const text = message(() => validateDeployfile({ sites: { alleged: { host: 'web1', sharedShell: true } }, tasks } as never, 'd.ts'));
+    expect(text).toContain('sites.alleged.sharedShell: sharedShell can only be set to false (a session per command)');
+  });
+
   it('lists every problem, not just the first', () => {
     const text = message(() => validateDeployfile({ sites: { a: { port: 70000 }, b: { host: 'x', user: 'no spaces' } }, tasks: { t: 'echo' } }, 'd.ts'));
     expect(text).toContain('sites.a.host: expected a string, got nothing');

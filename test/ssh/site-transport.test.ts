@@ -311,3 +311,26 @@ describe('settings for a deploy run', () => {
     expect(await ci.sudoPassword()).toBe('from-env');
   });
 });
+
+describe('sessions', () => {
+  beforeEach(() => {
+    writeKey('id_ed25519', operator.privateKey);
+    writeFileSync(knownHosts(), `${server.knownHostsLine}\n`);
+  });
+
+  async function sessionsFor(overrides: Partial<ResolvedSite>): Promise<number> {
+    const transport = sshTransportFor(site(overrides), settings());
+    const before = server.stats.sessions;
+    try {
+      for (let i = 0; i < 5; i++) await transport.exec('true', {});
+    } finally {
+      await transport.close();
+    }
+    return server.stats.sessions - before;
+  }
+
+  it("runs a site's commands in one shared shell, or a session each where the site says sharedShell: false", async () => {
+    expect(await sessionsFor({})).toBe(1);
+    expect(await sessionsFor({ sharedShell: false })).toBe(5);
+  });
+});
