@@ -502,7 +502,7 @@ async function main(): Promise<void> {
       report.push(
         `## 1. Per-command cost: ${N} sequential \`true\` on one site, in one task`,
         '',
-        `Each tool is timed as a whole process running ${N} commands and running 1 command (same connection setup, start-up and teardown); the cost of one command is (T${N} − T1) / ${N - 1}, computed per run pair. deployfile: \`deploy run percmd\` (one task, \`await c.run('true')\` ${N} times over one SSH connection, a channel per command); OpenSSH: ${N} \`ssh\` processes over one ControlMaster; Fabric 2: one Connection, \`c.run('true', hide=True)\` ${N} times. ${R.percmd} runs each (Fabric ${Math.min(R.percmd, R.percmdFabric)}).`,
+        `Each tool is timed as a whole process running ${N} commands and running 1 command (same connection setup, start-up and teardown); the cost of one command is (T${N} − T1) / ${N - 1}, computed per run pair. deployfile: \`deploy run percmd\` (one task, \`await c.run('true')\` ${N} times over one SSH connection, in its shared shell: src/transports/shared-shell.ts); OpenSSH: ${N} \`ssh\` processes over one ControlMaster; Fabric 2: one Connection, \`c.run('true', hide=True)\` ${N} times. ${R.percmd} runs each (Fabric ${Math.min(R.percmd, R.percmdFabric)}).`,
         '',
         `| tool | ${N} commands | 1 command | per command | vs deployfile | client CPU per command | server CPU per command |`,
         '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -511,7 +511,7 @@ async function main(): Promise<void> {
             `| ${r.tool === 'ssh2 channels' ? 'reference: bare ssh2, a channel per command' : r.tool === 'OpenSSH' ? 'OpenSSH ControlMaster (floor)' : r.tool} | ${fmtStats(r.total)} | ${fmtStats(r.base)} | ${fmtStats(r.per)} | ${r.tool === 'deployfile' ? '1.00x' : fmtRatio(r.per.median / d)} | ${fmtMs(perClient(r.tool))}${r.tool === 'OpenSSH' ? ' (without the master)' : ''} | ${fmtMs(perServer(r.tool))} |`,
         ),
         '',
-        `The reference row is bench/peers/ssh2-channels.mjs: the ssh2 library alone (TCP_NODELAY on, host key checked), ${N} sequential exec channels and nothing else: the server's cost per command (a session, the login shell, \`true\`) plus the round trips, i.e. the least a channel-per-command tool can pay here. deployfile's own overhead per command is the difference: ${fmtMs(d - rows[3]!.per.median)}${d - rows[3]!.per.median < 0.5 ? ' (within the noise of this machine)' : ''}. Server CPU is what the lab's sshd and everything it started (sessions, login shells, commands) used, from a CPU-accounting cgroup.`,
+        `The reference row is bench/peers/ssh2-channels.mjs: the ssh2 library alone (TCP_NODELAY on, host key checked), ${N} sequential exec channels and nothing else: the server's cost per command (a session, the login shell, \`true\`) plus the round trips, i.e. the least a channel-per-command tool can pay here. deployfile pays less by not opening a channel per command (one shell per connection runs them): ${fmtMs(rows[3]!.per.median - d)} per command less than that reference. Server CPU is what the lab's sshd and everything it started (sessions, login shells, commands) used, from a CPU-accounting cgroup.`,
         '',
         ...rows.map((r) => failureNote(res, `${r.tool} ${N}`) + failureNote(res, `${r.tool} 1`)).filter(Boolean),
       );
@@ -519,7 +519,7 @@ async function main(): Promise<void> {
       const once = rows[0]!.base;
       const metOnce = once.median <= fresh.median;
       report.push(
-        `One site, one command, whole process: \`deploy run percmd\` with 1 command ${fmtStats(once)} against a fresh \`ssh host true\` (no ControlMaster) ${fmtStats(fresh)}: ${fmtRatio(once.median / fresh.median)}. deployfile's run also takes and releases the site's deploy lock and appends its history (two more sessions), and loads Node and the deployfile.`,
+        `One site, one command, whole process: \`deploy run percmd\` with 1 command ${fmtStats(once)} against a fresh \`ssh host true\` (no ControlMaster) ${fmtStats(fresh)}: ${fmtRatio(once.median / fresh.median)}. deployfile's run also takes and releases the site's deploy lock and appends its history (two more commands, in the same shared shell), and loads Node and the deployfile.`,
         '',
       );
       targets.push({ target: 'one site, one command (`deploy run`, whole process) ≤ 1.0x a fresh `ssh host true`', measured: `${fmtMs(once.median)} vs ${fmtMs(fresh.median)} (${fmtRatio(once.median / fresh.median)})`, met: metOnce });
