@@ -493,7 +493,7 @@ export class SshTransport implements Transport {
         const result = await shell.run(command, options);
         if (result !== NOT_STARTED) return result;
         // A shell that ended before its first command began will not work on this server (a restricted shell): sessions only.
-        if (!shell.worked) this.shellRefused = true;
+        if (!shell.alive && !shell.worked) this.shellRefused = true;
       }
     }
     const release = await this.channels.acquire();

@@ -64,6 +64,17 @@ describe('SshTransport runs commands that need no stdin in one shared shell', ()
     expect(fx.server.stats.sessions - before).toBe(1);
   });
 
+  it('a command already aborted when it comes does not turn the shared shell off for the commands after it', async () => {
+    const ssh = transport();
+    await ssh.connect();
+    const controller = new AbortController();
+    controller.abort();
+    await execCollect(ssh, 'true', { signal: controller.signal });
+    const before = fx.server.stats.sessions;
+    for (let i = 0; i < 3; i++) expect((await execCollect(ssh, `echo ${i}`)).stdout).toBe(`${i}\n`);
+    expect(fx.server.stats.sessions - before).toBeLessThanOrEqual(1);
+  });
+
   it('sharedShell: false gives every command a session, as before', async () => {
     const ssh = transport(false);
     const before = fx.server.stats.sessions;
