@@ -526,3 +526,30 @@ export function serverCpuMs(): number {
     return NaN;
   }
 }
+
+/**
+ * Ends whatever a failed run left running on the server: every process in
+ * the sshd's cgroup but the listener itself (`listener`). sshd does not end
+ * a non-pty command when its connection dies, so a tool killed at its time
+ * limit (Ansible's 50 x 50 run) leaves its remote Pythons spinning, and
+ * the next contestant's run would pay for them. Returns how many it ended.
+ */
+export function endStrays(listener: number): number {
+  const cg = cgroupDir();
+  if (!cg) return 0;
+  let ended = 0;
+  try {
+    for (const pid of fs.readFileSync(path.join(cg.dir, 'cgroup.procs'), 'utf8').split('\n').map(Number)) {
+      if (!Number.isInteger(pid) || pid <= 1 || pid === listener) continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+        ended++;
+      } catch {
+        // gone already
+      }
+    }
+  } catch {
+    // no cgroup: nothing tracked
+  }
+  return ended;
+}

@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ensureGrowthSites, ensureLab, ensureLayoutSites, stopLab, IN_PLACE_SITE, LAYOUT_SITES, RELEASES_SITE, lab as testLab, waitUwsgiQuiet, waitTouchedReloaded, serverCpuMs, siteName, DEFAULT_LAB_DIR, type BenchLab } from './lab.ts';
+import { ensureGrowthSites, ensureLab, ensureLayoutSites, stopLab, IN_PLACE_SITE, LAYOUT_SITES, RELEASES_SITE, lab as testLab, waitUwsgiQuiet, waitTouchedReloaded, serverCpuMs, endStrays, siteName, DEFAULT_LAB_DIR, type BenchLab } from './lab.ts';
 import { fmtMs, fmtRatio, fmtStats, machineBusy, stats, summarizeCpuProfile, timed, timeline, type Invocation, type Sample, type Stats } from './measure.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -275,7 +275,12 @@ async function runCase(name: string, w: World, contestants: Contestant[]): Promi
       await new Promise((done) => setTimeout(done, 200));
       s.serverCpuMs = serverCpuMs() - server0;
       lastTouched = c.touches ? s.startedAt : undefined;
-      if (s.exitCode !== 0) anyFailure = true;
+      if (s.exitCode !== 0) {
+        anyFailure = true;
+        // A run killed at its limit leaves its remote commands running (sshd does not end them): not the next run's cost.
+        const strays = endStrays(w.lab.sshdPid);
+        if (strays > 0) say(`${name}: ended ${strays} process(es) the failed run left on the server`);
+      }
       const bucket = s.exitCode === 0 ? samples : failures;
       bucket.set(c.key, [...(bucket.get(c.key) ?? []), s]);
       say(`${name}: ${c.key} run ${r + 1}/${c.runs}: ${fmtMs(s.ms)}${s.exitCode === 0 ? '' : ` FAILED (exit ${s.exitCode}, ${log})`}`);
