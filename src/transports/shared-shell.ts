@@ -13,19 +13,29 @@ import type { ExecOptions, ExecResult } from './transport.ts';
  *
  * What a command sees stays what a session gives it: it runs as
  * `"$SHELL" -c '<line>'` (the user's shell, as sshd starts it), with the
- * session's environment, from the login directory, stdin at end of file, in
- * a process of its own, so nothing it sets or `cd`s carries over. Its end
+ * session's environment, from the login directory, in a process of its own,
+ * so nothing it sets or `cd`s carries over; without stdin of its own it
+ * reads end of file, never the lines meant for the shell. Its end
  * is told by a line with a random token on each stream; output is passed on
  * as it comes, except for the few bytes that might be the start of that line.
  *
  * A command's stdin, if any (the lock's record, a sudo password), reaches it
- * through a pipe from `printf`, a builtin. A command with more stdin than
- * {@link SHELL_STDIN_LIMIT} gets a session of its own, as does one asked for
+ * through a pipe from `printf`, a builtin. A command whose stdin does not fit
+ * ({@link fitsShellLine}) gets a session of its own, as does one asked for
  * while the shell is busy.
  */
 
 /** The most stdin a command run in the shared shell takes (it travels inside the shell's line). */
 export const SHELL_STDIN_LIMIT = 64 * 1024;
+
+/**
+ * Whether a command's stdin can travel inside the shell's line: small, and
+ * without a NUL byte (no shell can hold one in a string; a session's stdin
+ * carries any byte).
+ */
+export function fitsShellLine(stdin: string | undefined): boolean {
+  return stdin === undefined || (stdin.length <= SHELL_STDIN_LIMIT && !stdin.includes('\0'));
+}
 
 /** What {@link SharedShell.run} gives when the command never started: run it in a session instead. */
 export const NOT_STARTED = Symbol('not started');

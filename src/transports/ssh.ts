@@ -9,7 +9,7 @@ type Client = ssh2.Client;
 import { ConnectionError, InterruptedError } from '../core/errors.ts';
 import { showPath } from '../core/show-path.ts';
 import { sshTarget } from '../core/target.ts';
-import { NOT_STARTED, SharedShell, SHELL_STDIN_LIMIT, ShellChannelError, type ShellChannel } from './shared-shell.ts';
+import { fitsShellLine, NOT_STARTED, SharedShell, ShellChannelError, type ShellChannel } from './shared-shell.ts';
 import type { ExecOptions, ExecResult, Transport } from './transport.ts';
 
 /** After TERM, how long a timed-out or interrupted command has to exit before KILL. */
@@ -486,8 +486,8 @@ export class SshTransport implements Transport {
   async exec(command: string, options: ExecOptions): Promise<ExecResult> {
     refuseNul('command', command);
     const client = await this.ensureClient();
-    // A command runs in the connection's shared shell when it is free (and its stdin is small).
-    if ((options.stdin ?? '').length <= SHELL_STDIN_LIMIT) {
+    // A command runs in the connection's shared shell when it is free and its stdin fits in a shell line.
+    if (fitsShellLine(options.stdin)) {
       const shell = this.idleShell(client);
       if (shell) {
         const result = await shell.run(command, options);

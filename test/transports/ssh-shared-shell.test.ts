@@ -41,16 +41,18 @@ describe('SshTransport runs commands that need no stdin in one shared shell', ()
     expect(fx.server.stats.sessions - before).toBe(1);
   });
 
-  it('small stdin goes in the shell; a command with more, or one asked for while the shell is busy, gets a session of its own', async () => {
+  it('small stdin goes in the shell; a command with more, or with a NUL byte, or one asked for while the shell is busy, gets a session of its own', async () => {
     const ssh = transport();
     await execCollect(ssh, 'true');
     const before = fx.server.stats.sessions;
     expect((await execCollect(ssh, 'cat', { stdin: 'secret\n' })).stdout).toBe('secret\n');
     expect(fx.server.stats.sessions - before).toBe(0);
     expect((await execCollect(ssh, 'wc -c', { stdin: 'x'.repeat(SHELL_STDIN_LIMIT + 1) })).stdout.trim()).toBe(String(SHELL_STDIN_LIMIT + 1));
+    // A NUL byte cannot be in a shell line; a session's stdin carries it.
+    expect((await execCollect(ssh, 'od -An -c', { stdin: 'a\0b' })).stdout.replace(/\s+/g, ' ').trim()).toBe('a \\0 b');
     const [slow, quick] = await Promise.all([execCollect(ssh, 'sleep 0.3; echo slow'), execCollect(ssh, 'echo quick')]);
     expect([slow.stdout, quick.stdout]).toEqual(['slow\n', 'quick\n']);
-    expect(fx.server.stats.sessions - before).toBe(2);
+    expect(fx.server.stats.sessions - before).toBe(3);
   });
 
   it('after a timeout ends the shell, the next command starts a new one', async () => {
