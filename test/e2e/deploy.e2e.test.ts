@@ -54,7 +54,7 @@ describe.skipIf(skipReason !== undefined)(`deploy run deploy, for real${skipReas
       // installed REQUIREMENTS so the first deploy here really runs pip.
       fs.rmSync(path.join(sites[name].venvDir, '.deployfile'), { recursive: true, force: true });
     }
-    // VERBOSE: sshd logs "Starting session: command ..." for every command, so a test can tell that none ran.
+    // VERBOSE: sshd logs "Starting session: command ..." for every session (a site's first command opens one), so a test can tell that none ran.
     sshd = await lab.startSshd({ extraConfig: 'LogLevel VERBOSE' });
     emperor = await lab.startEmperor();
     refuseOtherEmperors(emperor.pid);
@@ -97,7 +97,7 @@ export default defineDeployfile<DjangoVars>({
 `;
   }
 
-  /** Sessions sshd started (one per command run over SSH) since the log had `from` bytes. */
+  /** Sessions sshd started (a site's shared shell, or a command's own session) since the log had `from` bytes. */
   function sshSessionsSince(from: number): string[] {
     return fs
       .readFileSync(sshd!.logPath, 'utf8')
@@ -165,8 +165,9 @@ export default defineDeployfile<DjangoVars>({
     const logSize = fs.statSync(sshd!.logPath).size;
     const result = await run('first deploy, both sites', ['run', 'deploy']);
     expectExit(result, 0);
-    // What the failing-tests case below relies on: sshd logs each command a deploy runs.
-    expect(sshSessionsSince(logSize).length).toBeGreaterThan(10);
+    // What the failing-tests case below relies on: sshd logs a session on every site a deploy runs anything on
+    // (the site's shared shell, which runs its commands one after another; a session each for the rest).
+    expect(sshSessionsSince(logSize).length).toBeGreaterThanOrEqual(SITES.length);
     expect(await originHead()).toBe(revision);
     for (const name of SITES) {
       expect(await siteHead(name)).toBe(revision);
