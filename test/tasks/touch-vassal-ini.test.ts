@@ -211,17 +211,7 @@ describe('touchVassalIni', () => {
       });
 
       it('a hung wait is ended by the runner 30s after the mercy-long bound, not the timeout', async () => {
-        vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
-        try {
-          const c = recentContext();
-          c.script('python3 - wait', { hang: true });
-          const run = errorOf(touchVassalIni().run(c));
-          await vi.advanceTimersByTimeAsync(110_000);
-          await run;
-          expect(c.recorder.commands.find((x) => x.line.startsWith('python3 - wait'))?.endedAfterMs).toBe(110_000);
-        } finally {
-          vi.useRealTimers();
-        }
+        expect(await hungWaitEndedAfterMs(() => recentContext(), 110_000)).toBe(110_000);
       });
 
       it("takes the ini's own reload-mercy", async () => {
@@ -265,17 +255,7 @@ describe('touchVassalIni', () => {
   });
 
   it('a wait whose connection hangs is ended by the runner 30s after its own bound', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
-    try {
-      const c = vassalContext();
-      c.script('python3 - wait', { hang: true });
-      const run = errorOf(touchVassalIni().run(c));
-      await vi.advanceTimersByTimeAsync(60_000);
-      await run;
-      expect(c.recorder.commands.find((x) => x.line.startsWith('python3 - wait'))?.endedAfterMs).toBe(60_000);
-    } finally {
-      vi.useRealTimers();
-    }
+    expect(await hungWaitEndedAfterMs(() => vassalContext(), 60_000)).toBe(60_000);
   });
 
   it("leads with the cause the vassal's log shows, then its lines", async () => {
@@ -534,3 +514,22 @@ describe('explainReload', () => {
     expect(detail.join('\n')).toContain("The emperor's log says why the vassal stopped; site users cannot read it.");
   });
 });
+
+/**
+ * Runs touchVassalIni with a wait that never answers, on fake timers moved
+ * `advanceMs` ahead: how long the runner let the wait run before ending it.
+ * The context is made once the timers are fake, so its clock is theirs.
+ */
+async function hungWaitEndedAfterMs(makeContext: () => ReturnType<typeof vassalContext>, advanceMs: number): Promise<number | undefined> {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+  try {
+    const c = makeContext();
+    c.script('python3 - wait', { hang: true });
+    const run = errorOf(touchVassalIni().run(c));
+    await vi.advanceTimersByTimeAsync(advanceMs);
+    await run;
+    return c.recorder.commands.find((x) => x.line.startsWith('python3 - wait'))?.endedAfterMs;
+  } finally {
+    vi.useRealTimers();
+  }
+}
