@@ -103,12 +103,13 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 /** What touchVassalIni does: snapshot, touch the ini, then wait. `reload` plays the emperor. */
-async function reloadAndWait(args: Record<string, string | number | undefined>, reload?: () => void): Promise<ProbeOutcome> {
+/** Takes a snapshot, touches the ini, starts the wait, and runs `reload` `reloadAfterMs` after the touch. */
+async function reloadAndWait(args: Record<string, string | number | undefined>, reload?: () => void, reloadAfterMs = 300): Promise<ProbeOutcome> {
   const snap = await runProbe<ProbeSnapshot>('snapshot', { ini, log: args.log });
   const now = new Date();
   utimesSync(ini, now, now);
   const waiting = runProbe<ProbeOutcome>('wait', { ini, procs: snap.procs, 'log-offset': snap.logSize ?? 0, interval: 0.1, timeout: 10, ...args });
-  if (reload) await later(300, reload);
+  if (reload) await later(reloadAfterMs, reload);
   return waiting;
 }
 
@@ -232,10 +233,9 @@ describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', (
   describe('--mercy-until: a master left deaf to reloads by an earlier touch reloads by itself when its mercy runs out', () => {
     it('with no restart by the timeout, keeps waiting until then, and says it did', async () => {
       const vassal = await startVassal();
-      const waiting = reloadAndWait({ socket: sock, timeout: 1, 'mercy-until': Date.now() / 1000 + 15 });
-      // The restart comes after the timeout, as when the mercy runs out.
-      await later(2500, () => vassal.kill('SIGHUP'));
-      const outcome = await waiting;
+      // The restart comes 2.5 s after the touch, past the 1 s timeout, as when the mercy runs out.
+      // (Timed from the touch, not from the call: the snapshot before it takes a while on a busy machine.)
+      const outcome = await reloadAndWait({ socket: sock, timeout: 1, 'mercy-until': Date.now() / 1000 + 15 }, () => vassal.kill('SIGHUP'), 2500);
       expect(outcome).toMatchObject({ ok: true, kind: 'answered', source: 'procs', waitedForMercy: true });
       expect(outcome.seconds).toBeGreaterThan(2);
       expect(outcome.seconds).toBeLessThan(15);
@@ -243,7 +243,7 @@ describe.skipIf(!usable)('the probe script touchVassalIni runs on the server', (
 
     it('and when nothing restarts by then either, says the mercy had run out', async () => {
       await startVassal();
-      const outcome = await reloadAndWait({ socket: sock, timeout: 1, 'mercy-until': Date.now() / 1000 + 3 });
+      const outcome = await reloadAndWait({ socket: sock, timeout: 1, 'mercy-until': Date.now() / 1000 + 4 });
       expect(outcome).toMatchObject({ ok: false, kind: 'timeout-no-restart', evidence: null, waitedForMercy: true });
       expect(outcome.reason).toMatch(/^no sign of a restart within \d+s, though the reload-mercy an earlier touch may have started had run out$/);
       // Past its own 1 s timeout, to the mercy's end.
