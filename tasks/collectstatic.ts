@@ -1,7 +1,6 @@
 import { quotePath, raw, sh, task, type TaskDefinition } from '../src/index.ts';
-import { lastJson } from './uwsgi.ts';
 import { resolveSite, shellPath, type PerSite, type SiteOptions } from './options.ts';
-import { RECORD_CODE, RECORD_MARKER, STATIC_SCRIPT, staticStateOf, type StaticCheck } from './static-inputs.ts';
+import { checkStaticInputs, recordStaticInputs, staticStateOf } from './static-inputs.ts';
 
 /** Options of {@link collectstatic}. */
 export interface CollectstaticOptions extends SiteOptions {
@@ -45,27 +44,19 @@ export function collectstatic(options: CollectstaticOptions = {}): TaskDefinitio
       const settingsDir = `${site.codeDir}/${site.settings}`;
       const skipping = options.skipUnchanged !== false && !c.dryRun;
       if (skipping) {
-        const check = await c.warnOnly().run(sh`python3 - check --state ${state} --settings ${settingsDir}`, { quiet: true, stdin: STATIC_SCRIPT, label: 'python3 - check: are the static inputs as the last collect left them?' });
-        const verdict = lastJson<StaticCheck>(check.stdout);
+        const verdict = await checkStaticInputs(c, { state, settingsDir });
         if (verdict?.unchanged) {
           c.skip(`static files unchanged since the last collect (${verdict.files} files in ${verdict.staticRoot})`);
           return;
         }
-        if (!verdict) c.warn(`could not check the static inputs (${check.stderr.trim().split('\n').at(-1) || `exit code ${check.exitCode}`}); collecting`);
       }
       // Relative to the home directory: commands start there, before any cd.
       if (dirs.length > 0) await c.run(sh`mkdir -p ${raw(dirs.map((dir) => quotePath(dir)).join(' '))}`);
       const inVenv = c.cd(site.codeDir).prefix(sh`. ${shellPath(site.virtualenv)}/bin/activate`);
       const collected = await inVenv.run`./manage.py collectstatic --noinput`;
       if (!skipping || collected.failed) return;
-      // Where the finders read from, as Django says, for the next deploy's check. A failure here only costs that skip.
-      const asked = await inVenv.warnOnly().run(sh`./manage.py shell -c ${RECORD_CODE}`, { quiet: true, label: './manage.py shell: where the static finders read from' });
-      const line = asked.stdout.split('\n').find((l) => l.startsWith(RECORD_MARKER));
-      if (!line) {
-        c.warn(`could not record the static inputs (${asked.stderr.trim().split('\n').at(-1) || `exit code ${asked.exitCode}`}): the next deploy collects again`);
-        return;
-      }
-      await c.warnOnly().run(sh`python3 - save --state ${state} --settings ${settingsDir} --record ${line.slice(RECORD_MARKER.length)}`, { quiet: true, stdin: STATIC_SCRIPT, label: 'python3 - save: the static inputs of this collect' });
+      // Where the finders read from, as Django says, for the next deploy's check.
+      await recordStaticInputs(c, inVenv, { state, settingsDir });
     },
   });
 }

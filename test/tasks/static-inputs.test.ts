@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { STATIC_SCRIPT, type StaticCheck } from '../../tasks/static-inputs.ts';
@@ -75,5 +75,59 @@ describe('the static inputs check collectstatic runs on the server', () => {
   it('other finders than Django\'s two defaults: never skipped, their inputs are theirs to know', () => {
     save({ ...record(), otherFinders: ['compressor.finders.CompressorFinder'] });
     expect(check()).toEqual({ unchanged: false, why: 'other static finders (compressor.finders.CompressorFinder) read inputs only they know' });
+  });
+});
+
+describe('the same check in the releases layout (--release): a new release is a fresh checkout in a new directory', () => {
+  // The stand-in's code/ is the first release; a second is a copy of it elsewhere, every file with a new mtime.
+  const first = () => join(root, 'code');
+  const second = () => join(root, 'releases', 'second');
+  const marker = () => join(root, 'home', '.deployfile', 'static-collected.json');
+  const inRelease = <T>(mode: 'check' | 'save', release: string, extra: string[] = []): T => {
+    const r = spawnSync('python3', ['-', mode, '--state', state(), '--settings', join(release, 'site'), '--release', release, '--marker', marker(), ...extra], { input: STATIC_SCRIPT, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as T;
+  };
+  const newRelease = (): void => {
+    cpSync(first(), second(), { recursive: true });
+    const later = new Date(Date.now() + 5000);
+    utimesSync(join(second(), 'pages', 'static', 'pages', 'site.css'), later, later);
+  };
+
+  it('a release with the same inputs as the last collected one is unchanged, though its files are new', () => {
+    inRelease('save', first(), ['--record', JSON.stringify(record())]);
+    newRelease();
+    expect(inRelease<StaticCheck>('check', second())).toEqual({ unchanged: true, staticRoot: join(root, 'static'), files: 2 });
+  });
+
+  it('a static file with other content, or a new static directory, in the new release means collect', () => {
+    inRelease('save', first(), ['--record', JSON.stringify(record())]);
+    newRelease();
+    writeFileSync(join(second(), 'pages', 'static', 'pages', 'site.css'), 'body { color: red }\n');
+    expect(inRelease<StaticCheck>('check', second())).toMatchObject({ unchanged: false, why: 'static inputs or settings changed' });
+    rmSync(second(), { recursive: true });
+    newRelease();
+    mkdirSync(join(second(), 'blog', 'static'), { recursive: true });
+    writeFileSync(join(second(), 'blog', 'static', 'blog.css'), 'a {}\n');
+    expect(inRelease<StaticCheck>('check', second())).toMatchObject({ unchanged: false });
+  });
+
+  it('after another collect into STATIC_ROOT (a release with another virtualenv), or with that collect cut short, collects', () => {
+    inRelease('save', first(), ['--record', JSON.stringify(record())]);
+    newRelease();
+    expect(inRelease<StaticCheck>('check', second()).unchanged).toBe(true);
+    // A release with other requirements collected with its own virtualenv's record: the marker names that one.
+    writeFileSync(marker(), JSON.stringify({ state: join(root, 'other-venv', '.deployfile', 'static.json'), fingerprint: 'x' }));
+    expect(inRelease<StaticCheck>('check', second())).toEqual({ unchanged: false, why: 'another collect has written to STATIC_ROOT since' });
+    // buildRelease removes the marker before it collects: a collect that failed half way leaves none.
+    rmSync(marker());
+    expect(inRelease<StaticCheck>('check', second())).toEqual({ unchanged: false, why: 'another collect has written to STATIC_ROOT since' });
+  });
+
+  it('a record of an in-place collect does not count for a release, nor one of a release in place', () => {
+    save();
+    expect(inRelease<StaticCheck>('check', first())).toEqual({ unchanged: false, why: 'the last collect was not from a release' });
+    inRelease('save', first(), ['--record', JSON.stringify(record())]);
+    expect(check()).toEqual({ unchanged: false, why: 'the last collect was from a release' });
   });
 });
