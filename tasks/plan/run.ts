@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sh, type Context } from '../../src/index.ts';
 import { installedCopyOf } from '../install-requirements.ts';
-import { staticStateOf } from '../static-inputs.ts';
+import { LAST_COLLECT_MARKER, staticStateOf } from '../static-inputs.ts';
 import { displayDir, localDirOf, resolveSite, shellPath, type ResolvedSiteOptions } from '../options.ts';
 import { addedMigrations, irreversibleReason } from './migrations.ts';
 import { describeRequirementsDiff, diffRequirements, requirementLines } from './requirements.ts';
@@ -82,8 +82,6 @@ async function planSite(c: Context, site: ResolvedSiteOptions, local: LocalFacts
   const servedSettings = await read(server, generated, generated);
   const copy = installedCopyOf(c.site, site.virtualenv, options);
   const installed = await read(c, shellPath(copy), copy);
-  const staticState = staticStateOf(site.virtualenv);
-  const staticRecord = await c.run(sh`if [ -f ${shellPath(staticState)} ]; then echo recorded; fi`, { ...quiet, label: `test -f ${staticState}` });
 
   // -- The working copy: what deploy would push, and the files between.
   const ship = local.head;
@@ -136,8 +134,11 @@ async function planSite(c: Context, site: ResolvedSiteOptions, local: LocalFacts
       changed: diff.changed.map((d) => ({ name: d.name, from: d.from!, to: d.to! })),
     };
   };
+  // The virtualenv the new code would run in: its record says what the last collect read.
+  let shipVenv = site.virtualenv;
   if (site.layout === 'releases') {
     const venv = `${site.virtualenv}@${createHash('sha256').update(nextRequirements.raw).digest('hex').slice(0, 12)}`;
+    shipVenv = venv;
     const built = await c.run(sh`if [ -f ${shellPath(`${venv}/.deployfile-complete`)} ]; then echo built; fi`, { ...quiet, label: `test -f ${venv}/.deployfile-complete` });
     if (built.stdout.trim() === 'built') {
       requirements = { file: site.requirements, status: 'unchanged', ...noDiff };
@@ -162,9 +163,14 @@ async function planSite(c: Context, site: ResolvedSiteOptions, local: LocalFacts
   const files = changedFiles.split('\n').filter(Boolean).map((line) => line.split('\t').at(-1)!);
   let staticPlan: SitePlan['static'];
   const staticInputs = files.filter((f) => /(^|\/)static\//.test(f) || f.startsWith(`${site.settings}/`));
-  if (site.layout === 'releases') staticPlan = { status: 'always', reason: 'every release collects its static files' };
-  else if (options.skipUnchanged === false) staticPlan = { status: 'always', reason: 'skipUnchanged is off: collectstatic runs on every deploy' };
-  else if (staticRecord.stdout.trim() !== 'recorded') staticPlan = { status: 'collected', reason: 'no record of an earlier collect on the server' };
+  // A record of an in-place collect does not count for a release, nor the other way round (see static-inputs.ts).
+  const staticState = staticStateOf(shipVenv);
+  const recordKind = (await c.run(sh`if [ -f ${shellPath(staticState)} ]; then if grep -q '"release"' ${shellPath(staticState)}; then echo releases; else echo in-place; fi; fi`, { ...quiet, label: `test -f ${staticState}` })).stdout.trim();
+  // Releases: the site's last collect into STATIC_ROOT must be the one that record describes.
+  const lastCollect = site.layout === 'releases' && recordKind === 'releases' ? await read(c, LAST_COLLECT_MARKER, `~/${LAST_COLLECT_MARKER}`) : undefined;
+  if (options.skipUnchanged === false) staticPlan = { status: 'always', reason: 'skipUnchanged is off: collectstatic runs on every deploy' };
+  else if (recordKind !== site.layout) staticPlan = { status: 'collected', reason: `no record of an earlier collect${site.layout === 'releases' ? ` of a release with ${shipVenv}` : ''} on the server` };
+  else if (lastCollect && !lastCollect.out.includes(JSON.stringify(staticState))) staticPlan = { status: 'collected', reason: `another collect has written to STATIC_ROOT since the last one with ${shipVenv}` };
   else if (staticInputs.length > 0) staticPlan = { status: 'collected', reason: `static inputs differ: ${staticInputs.slice(0, 5).join(', ')}${staticInputs.length > 5 ? ` and ${staticInputs.length - 5} more` : ''}` };
   else if (!known) staticPlan = { status: 'collected', reason: 'the files that differ are unknown here (the server is at a commit this working copy lacks)' };
   else staticPlan = { status: 'skipped', reason: 'no static file or settings differ' };

@@ -3,6 +3,7 @@ import { displayDir, shellPath } from '../options.ts';
 import { pushedFor } from '../push.ts';
 import { appendRecord, migrationStateOf, operator, readReleases, recordCommand, relinkLines, releasePaths, uninterruptible, type ReleaseOptions, type ReleasePaths } from './layout.ts';
 import { currentRelease, releaseId } from './record.ts';
+import { checkStaticInputs, LAST_COLLECT_MARKER, recordStaticInputs, staticStateOf, type StaticPlace } from '../static-inputs.ts';
 
 /** The `c.shared` key (per site) under which `buildRelease` leaves the release it built for `activateRelease`. */
 export const BUILT_PREFIX = 'deployfile.tasks.builtRelease:';
@@ -25,7 +26,8 @@ const HOME_DIRS = raw('static caches/django');
  * revision into `~/releases/<id>`, copy its production settings in, give it
  * the virtualenv of its requirements (one per requirements hash; pip runs
  * only for a hash not built before) and collect its static files into the
- * shared static root, so the live release's files stay available.
+ * shared static root, so the live release's files stay available (skipped
+ * when they are the same as the last release's: `skipUnchanged`).
  *
  * @example
  * tasks: { buildRelease: buildRelease({ keepReleases: 10 }) }
@@ -49,8 +51,7 @@ export function buildRelease(options: ReleaseOptions = {}): TaskDefinition {
       const release = c.cd(dir);
       await release.run(sh`cp ${paths.settings}/settings_production.py ${paths.settings}/settings.py`);
       const venv = await virtualenvFor(c, paths, dir);
-      await c.run(sh`mkdir -p ${HOME_DIRS}`);
-      await release.prefix(sh`. ${venv}/bin/activate`).run('./manage.py collectstatic --noinput');
+      await collectInto(c, release.prefix(sh`. ${venv}/bin/activate`), { state: staticStateOf(venv), settingsDir: `${dir}/${paths.settings}`, release: dir }, options.skipUnchanged !== false && !c.dryRun);
       await appendRecord(c, paths, { event: 'built', release: id, revision, venv, operator: operator() });
       if (paths.migrate) {
         // Before the switch, as Django expects: the live code keeps working on the migrated schema
@@ -63,6 +64,23 @@ export function buildRelease(options: ReleaseOptions = {}): TaskDefinition {
       c.log(`built release ${id} in ${dir} with ${venv}`);
     },
   });
+}
+
+/**
+ * collectstatic into the shared static root, unless the release's static
+ * inputs have the same content as those of the last release collected
+ * with this virtualenv (its record is in the virtualenv, as pip's is): a
+ * code-only release then skips a start of Django, and says so.
+ */
+async function collectInto(c: Context, inVenv: Context, place: StaticPlace, skipping: boolean): Promise<void> {
+  const verdict = skipping ? await checkStaticInputs(c, place) : undefined;
+  if (verdict?.unchanged) {
+    c.log(`static files unchanged since the last collect (${verdict.files} files in ${verdict.staticRoot}): not collecting`);
+    return;
+  }
+  await c.run(sh`mkdir -p ${HOME_DIRS} && rm -f ${LAST_COLLECT_MARKER}`);
+  const collected = await inVenv.run('./manage.py collectstatic --noinput');
+  if (skipping && !collected.failed) await recordStaticInputs(c, inVenv, place);
 }
 
 async function checkFreeSpace(c: Context, paths: ReleasePaths): Promise<void> {

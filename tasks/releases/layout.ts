@@ -24,6 +24,14 @@ export interface ReleaseOptions extends SiteOptions {
    * says what to migrate back first. Default false.
    */
   migrate?: boolean;
+  /**
+   * Skip collectstatic, and say so, when the new release's static inputs
+   * (the files the finders read, by content, and the settings package) are
+   * those of the last release collected with the same virtualenv, and
+   * STATIC_ROOT still holds what it collected. Default true; as the in-place
+   * `collectstatic`'s option of the same name.
+   */
+  skipUnchanged?: boolean;
 }
 
 /** Where a site's releases live, every path absolute. */

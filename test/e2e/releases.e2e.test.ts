@@ -154,15 +154,18 @@ export default defineDeployfile<DjangoVars>({
   it('a code-only deploy reuses the virtualenv of its requirements and serves the new release, with no failed request', async () => {
     const venvBefore = fs.readlinkSync(site.venvDir);
     const next = await commit('A code-only change', (dir) => fs.appendFileSync(path.join(dir, 'README.md'), '\nCode only.\n'));
-    // deploy plan knows the releases layout: a virtualenv for these requirements is built, every release collects.
+    // deploy plan knows the releases layout: a virtualenv for these requirements is built, and no static input changed.
     const plan = await deploy(['plan', '--json'], { cwd: origin.workDir, env: operator!.env, timeoutMs: RUN_MS });
     expect(plan.code, plan.stderr).toBe(3);
     const planned = (JSON.parse(plan.stdout) as { sites: Array<Record<string, unknown>> }).sites[0]!;
-    expect(planned).toMatchObject({ layout: 'releases', history: 'behind', ship: next, commitCount: 1, requirements: { status: 'unchanged' }, static: { status: 'always' }, settings: { changed: false } });
+    expect(planned).toMatchObject({ layout: 'releases', history: 'behind', ship: next, commitCount: 1, requirements: { status: 'unchanged' }, static: { status: 'skipped' }, settings: { changed: false } });
     const result = await runWatched(['run', 'deploy']);
     expectExit(result, 0);
     expect(result.output).toMatch(/requirements unchanged: reusing .*@[0-9a-f]{12}/);
     expect(result.output).not.toContain('pip install');
+    // The new release's static files are those the last release collected (by content, not mtime): not collected again.
+    expect(result.output).toMatch(/static files unchanged since the last collect \(\d+ files in \S+\/static\): not collecting/);
+    expect(result.output).not.toContain('collectstatic');
     await served(next);
     const after = await deploy(['plan', '--json'], { cwd: origin.workDir, env: operator!.env, timeoutMs: RUN_MS });
     expect(after.code, after.stderr).toBe(0);
