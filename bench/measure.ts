@@ -201,9 +201,10 @@ interface Ev {
  * (connecting), each task's duration (median and max over sites), and the
  * time from the run's end to the process's exit. Rows are markdown.
  */
-export function timeline(log: string, sample: Sample): string[] {
+/** The `--json` events in a run's log (its human lines left out). */
+function jsonEvents(text: string): Ev[] {
   const events: Ev[] = [];
-  for (const line of fs.readFileSync(log, 'utf8').split('\n')) {
+  for (const line of text.split('\n')) {
     if (!line.startsWith('{')) continue;
     try {
       events.push(JSON.parse(line) as Ev);
@@ -211,6 +212,31 @@ export function timeline(log: string, sample: Sample): string[] {
       // a human line
     }
   }
+  return events;
+}
+
+/**
+ * For each site that ended ok: its time from `site:start` to `site:end`
+ * (durationMs), and to the first start of the task `until` (NaN if it never
+ * started).
+ */
+export function siteDurations(log: string, until: string): Map<string, { totalMs: number; untilMs: number }> {
+  const took = new Map<string, { totalMs: number; untilMs: number }>();
+  const started = new Map<string, number>();
+  const reached = new Map<string, number>();
+  for (const e of jsonEvents(log)) {
+    if (!e.site) continue;
+    if (e.type === 'site:start') started.set(e.site, Date.parse(e.ts));
+    if (e.type === 'task:start' && e.task === until && !reached.has(e.site)) reached.set(e.site, Date.parse(e.ts));
+    if (e.type === 'site:end' && e.status === 'ok' && typeof e.durationMs === 'number') {
+      took.set(e.site, { totalMs: e.durationMs, untilMs: (reached.get(e.site) ?? NaN) - (started.get(e.site) ?? NaN) });
+    }
+  }
+  return took;
+}
+
+export function timeline(log: string, sample: Sample): string[] {
+  const events = jsonEvents(fs.readFileSync(log, 'utf8'));
   const t = (e: Ev | undefined): number => (e ? Date.parse(e.ts) : NaN);
   const runStart = events.find((e) => e.type === 'run:start');
   const runEnd = events.find((e) => e.type === 'run:end');

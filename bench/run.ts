@@ -18,7 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureGrowthSites, ensureLab, ensureLayoutSites, stopLab, IN_PLACE_SITE, LAYOUT_SITES, RELEASES_SITE, lab as testLab, waitUwsgiQuiet, waitTouchedReloaded, serverCpuMs, endStrays, siteName, DEFAULT_LAB_DIR, type BenchLab } from './lab.ts';
-import { fmtMs, fmtRatio, fmtStats, machineBusy, stats, summarizeCpuProfile, timed, timeline, type Invocation, type Sample, type Stats } from './measure.ts';
+import { fmtMs, fmtRatio, fmtStats, machineBusy, siteDurations, stats, summarizeCpuProfile, timed, timeline, type Invocation, type Sample, type Stats } from './measure.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(benchDir, '..');
@@ -730,6 +730,34 @@ async function main(): Promise<void> {
       const inPlace = msOf(res, 'in place');
       const releases = msOf(res, 'releases');
       const ratio = releases.median / inPlace.median;
+      // One layout at a time, a touch that lands just after one of the emperor's scans (every 3 s) waits for the
+      // next, and five runs cannot average out that step. Both layouts in one run (one new commit, both sites at
+      // once) put their touches in the same scan: the difference left is the layout's own.
+      const paired: { inPlace: number; releases: number; inPlaceToTouch: number; releasesToTouch: number }[] = [];
+      let pairedFailed = 0;
+      await waitUwsgiQuiet(0);
+      for (let r = 0; r < R.layout; r++) {
+        commit();
+        const inv = deployInv(w, 'deploy', [IN_PLACE_SITE, RELEASES_SITE], {}, [], work);
+        inv.argv.push('--json');
+        const s = await timed(inv, path.join(w.tmp, 'logs', 'case-7-paired', `run-${r + 1}.log`));
+        await waitTouchedReloaded(s.startedAt);
+        const took = siteDurations(fs.readFileSync(s.log, 'utf8'), 'touchVassalIni');
+        const a = took.get(IN_PLACE_SITE);
+        const b = took.get(RELEASES_SITE);
+        if (s.exitCode !== 0 || a === undefined || b === undefined) {
+          pairedFailed++;
+          say(`case 7: both layouts in one run, run ${r + 1}/${R.layout}: FAILED (exit ${s.exitCode}, ${s.log})`);
+          continue;
+        }
+        paired.push({ inPlace: a.totalMs, releases: b.totalMs, inPlaceToTouch: a.untilMs, releasesToTouch: b.untilMs });
+        say(`case 7: both layouts in one run, run ${r + 1}/${R.layout}: in place ${fmtMs(a.totalMs)} (reload from ${fmtMs(a.untilMs)}), releases ${fmtMs(b.totalMs)} (reload from ${fmtMs(b.untilMs)})`);
+      }
+      const pairedInPlace = stats(paired.map((p) => p.inPlace));
+      const pairedReleases = stats(paired.map((p) => p.releases));
+      const pairedRatios = stats(paired.map((p) => p.releases / p.inPlace));
+      const meanRatio = paired.reduce((sum, p) => sum + p.releases / p.inPlace, 0) / paired.length;
+      const toTouch = (key: 'inPlaceToTouch' | 'releasesToTouch'): string => fmtStats(stats(paired.map((p) => p[key]).filter(Number.isFinite)));
 
       // Visitors during a good and a broken deploy, through nginx.
       const nginx = await testLab.startNginx(LAYOUT_SITES.map((name) => ({ name, socket: testLab.socketPath(name), staticRoot: `/home/${name}/static` })));
@@ -777,8 +805,17 @@ async function main(): Promise<void> {
         '',
         '| layout | wall time | vs in place |',
         '| --- | ---: | ---: |',
-        `| in place (pull, settings, pip skipped, collectstatic, reload and verify) | ${fmtStats(inPlace)} | 1.00x |`,
-        `| releases (worktree beside the live release, settings, virtualenv reused, collectstatic, switch, reload and verify, retention) | ${fmtStats(releases)} | ${fmtRatio(ratio)} |`,
+        `| in place (pull, settings, pip skipped, collectstatic skipped: inputs unchanged, reload and verify) | ${fmtStats(inPlace)} | 1.00x |`,
+        `| releases (worktree beside the live release, settings, virtualenv reused, collectstatic skipped: inputs unchanged, switch, reload and verify, retention) | ${fmtStats(releases)} | ${fmtRatio(ratio)} |`,
+        '',
+        `Both layouts in one run (\`deploy run deploy -s ${IN_PLACE_SITE},${RELEASES_SITE} --json\`, a new commit each time, ${R.layout} runs; each site's time is its \`site:end\` durationMs), so that both touches fall in the same scan of the emperor (every 3 s): one layout at a time, a touch just after a scan waits for the next one, a 3 s step that ${R.layout} runs cannot average out.${pairedFailed ? ` **${pairedFailed} run(s) failed**; their logs are under logs/case-7-paired.` : ''}`,
+        '',
+        '| layout, in the same run | site start → touchVassalIni starts | whole site | releases / in place, per run: median (min–max), mean |',
+        '| --- | ---: | ---: | ---: |',
+        `| in place | ${paired.length ? toTouch('inPlaceToTouch') : '–'} | ${paired.length ? fmtStats(pairedInPlace) : '–'} | |`,
+        `| releases | ${paired.length ? toTouch('releasesToTouch') : '–'} | ${paired.length ? fmtStats(pairedReleases) : '–'} | ${paired.length ? `${fmtRatio(pairedRatios.median)} (${fmtRatio(pairedRatios.min)}–${fmtRatio(pairedRatios.max)}), ${fmtRatio(meanRatio)}` : '–'} |`,
+        '',
+        'The first column is the layout\'s own work before the reload; what follows it (the emperor noticing the touch, the app loading, the verdict) is the same for both layouts, except that a touch that comes later may miss a scan the other one made. The target is judged on the mean of the per-run ratios, which counts those misses as often as they happen.',
         '',
         `Then, with a request to \`/revision\` through nginx every 50 ms while the deploy runs (one at a time; a failure is a 5xx or no answer within 30 s; a request that waits for the reload is slow, not failed, and counted under "over 1 s"):`,
         '',
@@ -792,13 +829,15 @@ async function main(): Promise<void> {
         '',
         ...['in place', 'releases'].map((k) => failureNote(res, k)).filter(Boolean),
       );
-      const metTime = ratio <= 1.1;
+      // Judged on the runs that share the emperor's scan; the one-at-a-time ratio is shown beside it.
+      const metTime = paired.length > 0 && pairedFailed === 0 ? meanRatio <= 1.1 : ratio <= 1.1;
+      const timeMeasured = `in one run: ${paired.length ? `${fmtMs(pairedReleases.median)} vs ${fmtMs(pairedInPlace.median)} (per run: mean ${fmtRatio(meanRatio)}, median ${fmtRatio(pairedRatios.median)})` : 'no run succeeded'}; one at a time: ${fmtMs(releases.median)} vs ${fmtMs(inPlace.median)} (${fmtRatio(ratio)})`;
       const metGood = good.sample.exitCode === 0 && g.failed === 0;
-      targets.push({ target: 'code-only deploy in the releases layout ≤ 1.1x the in-place deploy of the same change', measured: `${fmtMs(releases.median)} vs ${fmtMs(inPlace.median)} (${fmtRatio(ratio)})`, met: metTime });
+      targets.push({ target: 'code-only deploy in the releases layout ≤ 1.1x the in-place deploy of the same change', measured: timeMeasured, met: metTime });
       targets.push({ target: 'no failed request through nginx during a good deploy (releases)', measured: `${g.failed} of ${g.total}`, met: metGood });
       targets.push({ target: 'a broken deploy (releases): errors only between its reload and the rollback, the window printed', measured: `${b.failed} of ${b.total} failed over ${fmtMs(b.spanMs)}; printed: ${printed ? `at most ${printed} s` : 'none'}`, met: within });
       summary.push(
-        `| releases layout: code-only deploy, 1 site, vs in place | ${fmtMs(releases.median)} (in place ${fmtMs(inPlace.median)}) | – | – | – | ≤ 1.1x in place | ${mark(metTime)} (${fmtRatio(ratio)}) |`,
+        `| releases layout: code-only deploy, 1 site, vs in place | ${timeMeasured} | – | – | – | ≤ 1.1x in place | ${mark(metTime)} |`,
         `| releases layout: failed requests, good deploy / broken deploy | ${g.failed}/${g.total} / ${b.failed}/${b.total} in ${fmtMs(b.spanMs)} (printed: ≤ ${printed ?? '?'} s) | – | – | – | 0 / only in the printed window | ${mark(metGood && within)} |`,
       );
       if (!metTime) notes.push('releases layout');
