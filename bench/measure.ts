@@ -41,8 +41,16 @@ export async function timed(inv: Invocation, log: string, timeoutMs = 600_000): 
   const argv = ['/usr/bin/time', '-f', '%M %U %S', '-o', rssFile, ...inv.argv];
   const startedAt = Date.now();
   const started = performance.now();
-  const child = spawn(argv[0] as string, argv.slice(1), { env: inv.env, cwd: inv.cwd, stdio: ['ignore', out, out] });
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  // Its own process group, ended whole at the limit: killing only GNU time left the tool under it running
+  // (an Ansible play went on after its 600 s, and its ssh masters wrote into a directory being removed).
+  const child = spawn(argv[0] as string, argv.slice(1), { env: inv.env, cwd: inv.cwd, stdio: ['ignore', out, out], detached: true });
+  const timer = setTimeout(() => {
+    try {
+      process.kill(-(child.pid as number), 'SIGKILL');
+    } catch {
+      child.kill('SIGKILL');
+    }
+  }, timeoutMs);
   const exitCode = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => resolve(code));

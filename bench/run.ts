@@ -240,7 +240,12 @@ function ansible(w: World, playbook: string, sites: string[], extra: string[] = 
       for (const sock of fs.existsSync(cpDir) ? fs.readdirSync(cpDir) : []) {
         spawnSync('ssh', ['-F', '/dev/null', '-o', `ControlPath=${path.join(cpDir, sock)}`, '-O', 'exit', 'x'], { stdio: 'ignore' });
       }
-      fs.rmSync(cpDir, { recursive: true, force: true });
+      // A master that is still exiting may add a socket meanwhile: a leftover directory is not worth the whole run.
+      try {
+        fs.rmSync(cpDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+      } catch (error) {
+        say(`could not remove ${cpDir}: ${(error as Error).message}`);
+      }
     },
   };
 }
