@@ -51,9 +51,25 @@ export async function timed(inv: Invocation, log: string, timeoutMs = 600_000): 
       child.kill('SIGKILL');
     }
   }, timeoutMs);
+  // Detached, the group no longer gets the terminal's Ctrl-C: pass a stop on to it, then stop as before.
+  const passOn = (signal: NodeJS.Signals): void => {
+    try {
+      process.kill(-(child.pid as number), 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    process.kill(process.pid, signal);
+  };
+  const onInt = (): void => passOn('SIGINT');
+  const onTerm = (): void => passOn('SIGTERM');
+  process.once('SIGINT', onInt);
+  process.once('SIGTERM', onTerm);
   const exitCode = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => resolve(code));
+  }).finally(() => {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
   });
   const ms = performance.now() - started;
   clearTimeout(timer);
