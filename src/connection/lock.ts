@@ -121,11 +121,12 @@ export function scriptError(what: string, target: string, result: ScriptResult):
  * directory without it waits a moment before calling the holder unknown.
  */
 export async function acquireLock(transport: Transport, info: LockInfo, options: LockScriptOptions = {}): Promise<{ acquired: true } | { acquired: false; holder: LockInfo | null }> {
+  // Builtins where they do (test, read, printf): each program started costs the server a process on every deploy.
   const script = [
     'umask 077',
-    `mkdir -p ${DIR} || exit 2`,
+    `[ -d ${DIR} ] || mkdir -p ${DIR} || exit 2`,
     `if mkdir ${LOCK} 2>/dev/null; then`,
-    `  if cat > ${INFO}; then echo deployfile-lock-acquired; exit 0; fi`,
+    `  if IFS= read -r info && printf '%s\\n' "$info" > ${INFO}; then echo deployfile-lock-acquired; exit 0; fi`,
     `  rm -rf ${LOCK}; exit 2`,
     'fi',
     'n=0',
@@ -156,7 +157,12 @@ export const LOCK_RELEASED = 'deployfile-lock-released';
 
 /** The script that removes the lock only while it is still `runId`'s: a lock a later run took survives. */
 export function releaseLockScript(runId: string): string {
-  return [`if grep -qF ${quote(`"runId":${JSON.stringify(runId)}`)} ${INFO} 2>/dev/null; then`, `  rm -rf ${LOCK} && echo ${LOCK_RELEASED}`, 'fi'].join('\n');
+  // info.json is one line (acquireLock writes it so): read, a builtin, where grep would be a process.
+  return [
+    'held=',
+    `{ IFS= read -r held < ${INFO}; } 2>/dev/null`,
+    `case $held in *${quote(`"runId":${JSON.stringify(runId)}`)}*) rm -rf ${LOCK} && echo ${LOCK_RELEASED} ;; esac`,
+  ].join('\n');
 }
 
 /** What `deploy unlock` shows: null when the site is not locked. */

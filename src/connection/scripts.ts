@@ -77,6 +77,7 @@ export async function runScript(transport: Transport, script: string, options: S
       taskId: null,
       options: { warn: true, quiet: true, label: options.label, stdin: options.stdin, timeout: options.timeoutMs },
       internal: true,
+      ownScript: true,
     });
     if (signal.aborted) throw new InterruptedError(`interrupted during: ${options.label} on ${transport.target}`, options.label);
     return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr, timedOut: result.timedOut };

@@ -25,6 +25,8 @@ export interface CommandRequest {
    * no output in the views, and its failure is an answer, not a failed command.
    */
   internal?: boolean;
+  /** The tool's own POSIX sh script (see ExecOptions.ownScript): it need not start the user's shell. */
+  ownScript?: boolean;
 }
 
 /**
@@ -107,6 +109,7 @@ async function runOnce(rt: SiteRuntime, request: CommandRequest): Promise<Result
       // Secret environment values (composed.input) first: the line reads them before the command runs.
       stdin: request.composed.input !== '' ? request.composed.input + (request.options.stdin ?? '') : request.options.stdin,
       signal: controller.signal,
+      ownScript: request.ownScript,
     });
     const durationMs = Math.round(performance.now() - started);
     const ok = exec.exitCode === 0 && !timedOut;

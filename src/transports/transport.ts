@@ -30,6 +30,13 @@ export interface ExecOptions {
   stdin?: string;
   /** Aborting ends the command: the process gets `killSignal` and its channel closes. */
   signal?: AbortSignal;
+  /**
+   * The command is a POSIX sh script the tool wrote itself (the deploy lock,
+   * the history), not the user's: a shell already running on the server may
+   * run it in a subshell instead of starting the user's login shell for it.
+   * Transports without such a shell ignore it.
+   */
+  ownScript?: boolean;
 }
 
 export interface ExecResult {

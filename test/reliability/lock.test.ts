@@ -38,6 +38,16 @@ describe('the lock on the server', () => {
     expect(JSON.parse(await readFile(join(home, '.deployfile/lock/info.json'), 'utf8'))).toMatchObject({ runId: 'run-1' });
   });
 
+  it('keeps what it records byte for byte: backslashes, quotes and spaces in the holder survive the shell', async () => {
+    const { home, transport } = await tempHome();
+    const info = { ...lockInfoFor('run-1', ['deploy']), operator: '  ci \\ "nightly" ', deployfile: 'C:\\sites\\deployfile.ts' };
+    expect(await acquireLock(transport, info)).toEqual({ acquired: true });
+    expect(JSON.parse(await readFile(join(home, '.deployfile/lock/info.json'), 'utf8'))).toEqual(info);
+    const refused = await acquireLock(transport, lockInfoFor('run-2', ['deploy']));
+    expect(!refused.acquired && refused.holder).toEqual(info);
+    expect(await releaseLock(transport, 'run-1')).toBe(true);
+  });
+
   it('of many runs racing for it, exactly one gets it', async () => {
     const { transport } = await tempHome();
     const results = await Promise.all(Array.from({ length: 8 }, (_, i) => acquireLock(transport, lockInfoFor(`run-${i}`, ['deploy']))));
@@ -159,6 +169,14 @@ describe('the end of a site: record, then release, in one script', () => {
     expect(commands).toBe(1);
     expect(existsSync(join(home, '.deployfile/lock'))).toBe(false);
     expect(parseHistory(await readFile(join(home, '.deployfile/history.jsonl'), 'utf8'))).toEqual([record]);
+  });
+
+  it('records an error with quotes, backslashes and leading spaces as it was', async () => {
+    const { home, transport } = await tempHome();
+    await acquireLock(transport, lockInfoFor('run-1', ['deploy']));
+    const failed = { ...record, outcome: 'failed' as const, error: `  it's "C:\\x" \\n %s $HOME` };
+    expect(await recordAndRelease(transport, failed, 'run-1', {})).toEqual({ historyError: undefined, released: true });
+    expect(parseHistory(await readFile(join(home, '.deployfile/history.jsonl'), 'utf8'))).toEqual([failed]);
   });
 
   it('releases the lock even when the history cannot be written, and says why', async () => {

@@ -16,10 +16,10 @@ afterEach(() => {
 });
 
 /** A shared shell over a local `/bin/sh -s`, the same program the SSH transport starts on the server. */
-function localShell(): { shell: SharedShell } {
+function localShell(env: NodeJS.ProcessEnv = process.env): { shell: SharedShell } {
   const shell = new SharedShell(
     (onStdout, onStderr) => {
-      const child = spawn('/bin/sh', ['-s'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      const child = spawn('/bin/sh', ['-s'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env });
       started.push(child.pid!);
       child.stdout.setEncoding('utf8').on('data', onStdout);
       child.stderr.setEncoding('utf8').on('data', onStderr);
@@ -120,6 +120,22 @@ describe('the shared shell, over a local /bin/sh', () => {
     const result = await shell.run('cat; echo done', { stdin: `it's "x"\n$HOME\nno newline`, onStdout: (c) => (stdout += c) });
     expect(result).toEqual({ exitCode: 0, signal: null });
     expect(stdout).toBe(`it's "x"\n$HOME\nno newlinedone\n`);
+  });
+
+  it("runs the tool's own scripts in a subshell, without the user's shell; still nothing carries over", async () => {
+    // A login shell that cannot run anything: a command needs it, the tool's own script does not.
+    const { shell } = localShell({ ...process.env, SHELL: '/nonexistent/shell' });
+    expect((await collect(shell, 'echo user')).result).toEqual({ exitCode: 127, signal: null });
+    let stdout = '';
+    const own = (script: string, stdin?: string) => shell.run(script, { ownScript: true, stdin, onStdout: (c) => (stdout += c) });
+    expect(await own('cd /; X=set; umask 077; echo "$(pwd) $X"; exit 3')).toEqual({ exitCode: 3, signal: null });
+    expect(await own('IFS= read -r l; printf "%s|%s|%s|%s\\n" "$l" "$(pwd)" "${X:-unset}" "$(umask)"', `  it's \\ "x"\n`)).toEqual({ exitCode: 0, signal: null });
+    const umask = process.umask().toString(8).padStart(4, '0');
+    expect(stdout).toBe(`/ set\n  it's \\ "x"|${process.cwd()}|unset|${umask}\n`);
+    // A syntax error ends the script, not the shell it ran in.
+    expect(await own('if then')).toEqual({ exitCode: 2, signal: null });
+    expect(await own('echo alive')).toEqual({ exitCode: 0, signal: null });
+    expect(stdout.endsWith('alive\n')).toBe(true);
   });
 
   it('a timeout ends a command that ignores TERM too: the shell under it waits for the KILL', async () => {
@@ -253,6 +269,7 @@ describe('shellLine and heldBack', () => {
   it('quotes the command for the shell, whatever it holds', () => {
     expect(shellLine(`echo 'a' "$b"`, 'T')).toContain(`-c 'echo '\\''a'\\'' "$b"' </dev/null`);
     expect(shellLine('cat', 'T', `it's`)).toContain(`printf '%s' 'it'\\''s' | "\${SHELL:-/bin/sh}" -c cat;`);
+    expect(shellLine(`echo 'a'`, 'T', '', true)).toContain(`( eval 'echo '\\''a'\\''' ) </dev/null;`);
   });
 
   it('holds back exactly the longest end that could begin the token', () => {
