@@ -52,8 +52,9 @@ export function revisionFrom(shared: ReadonlyMap<string, unknown>, site?: string
 /**
  * The shell line that appends the line it reads on stdin (one record,
  * {@link historyLine}) to the history file, with builtins only once the
- * directory exists; `O_APPEND` writes of a line this short do not interleave. Run at the end
- * of each site, before the lock's release (connection/finish.ts).
+ * directory exists; `O_APPEND` writes of a line this short do not
+ * interleave. Run at the end of each site, before the lock's release
+ * (connection/finish.ts).
  */
 export const APPEND_HISTORY_SCRIPT = `umask 077; { [ -d "$HOME"/.deployfile ] || mkdir -p "$HOME"/.deployfile; } && IFS= read -r line && printf '%s\\n' "$line" >> "$HOME"/${HISTORY_PATH}`;
 
