@@ -367,6 +367,8 @@ export async function ensureLab(count: number, repoRoot: string, say: (s: string
     await startBenchEmperor();
   }
   if (!trackServerCpu(sshdPid)) notes.push('no cgroup CPU accounting: server CPU not measured');
+  const emperor = liveDaemon('emperor');
+  if (!emperor || !trackAppsCpu(emperor.pid)) notes.push("no cgroup CPU accounting for the apps: their reloads' CPU not measured");
   say(`waiting for ${sites.length} vassal(s) to listen`);
   for (const name of sites) await lab.waitForSocket(lab.socketPath(name), 120_000);
   resetEmperorLog();
@@ -472,11 +474,13 @@ export async function stopLab(sites: string[]): Promise<void> {
   // Vassal files first: the emperor then stops those vassals itself.
   for (const name of sites) await fsp.rm(benchVassalPath(name), { force: true });
   await lab.teardown();
-  try {
-    const cg = cgroupDir();
-    if (cg && fs.existsSync(cg.dir)) fs.rmdirSync(cg.dir);
-  } catch {
-    // still has processes (a kept lab elsewhere); harmless
+  for (const name of [SSHD_CGROUP, APPS_CGROUP]) {
+    try {
+      const cg = cgroupDir(name);
+      if (cg && fs.existsSync(cg.dir)) fs.rmdirSync(cg.dir);
+    } catch {
+      // still has processes (a kept lab elsewhere); harmless
+    }
   }
 }
 
@@ -489,42 +493,96 @@ export { lab };
  * times up to the listener, so /proc's cutime can't be used). cgroup v2 when
  * the unified hierarchy is at /sys/fs/cgroup, else v1's cpuacct.
  */
-const CGROUP_NAME = 'deployfile-bench-sshd';
+const SSHD_CGROUP = 'deployfile-bench-sshd';
+/**
+ * The emperor and its vassals, in a cgroup of their own: what reloading the
+ * apps costs, apart from what the tools' sessions cost. A verified deploy
+ * pays for the reloads inside its run; a tool that only touches leaves them
+ * for after it has exited.
+ */
+const APPS_CGROUP = 'deployfile-bench-apps';
 
-function cgroupDir(): { dir: string; usageMs: (dir: string) => number } | undefined {
+function cgroupDir(name: string): { dir: string; usageMs: (dir: string) => number } | undefined {
   if (fs.existsSync('/sys/fs/cgroup/cgroup.controllers')) {
     return {
-      dir: path.join('/sys/fs/cgroup', CGROUP_NAME),
+      dir: path.join('/sys/fs/cgroup', name),
       usageMs: (dir) => Number(/usage_usec (\d+)/.exec(fs.readFileSync(path.join(dir, 'cpu.stat'), 'utf8'))?.[1]) / 1000,
     };
   }
   if (fs.existsSync('/sys/fs/cgroup/cpuacct/cpuacct.usage')) {
-    return { dir: path.join('/sys/fs/cgroup/cpuacct', CGROUP_NAME), usageMs: (dir) => Number(fs.readFileSync(path.join(dir, 'cpuacct.usage'), 'utf8')) / 1e6 };
+    return { dir: path.join('/sys/fs/cgroup/cpuacct', name), usageMs: (dir) => Number(fs.readFileSync(path.join(dir, 'cpuacct.usage'), 'utf8')) / 1e6 };
   }
   return undefined;
 }
 
-/** Puts `pid` (the sshd) in the accounting cgroup; later reads of serverCpuMs() count it and its descendants. */
-export function trackServerCpu(pid: number): boolean {
-  const cg = cgroupDir();
+/** Puts `pids` in the accounting cgroup `name`; what they start later is counted there too. */
+function trackCpu(name: string, pids: number[]): boolean {
+  const cg = cgroupDir(name);
   if (!cg) return false;
   try {
     fs.mkdirSync(cg.dir, { recursive: true });
-    fs.writeFileSync(path.join(cg.dir, 'cgroup.procs'), String(pid));
+    for (const pid of pids) {
+      try {
+        fs.writeFileSync(path.join(cg.dir, 'cgroup.procs'), String(pid));
+      } catch (error) {
+        // exited meanwhile (a vassal reloading); anything else is a real failure
+        if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+      }
+    }
     return Number.isFinite(cg.usageMs(cg.dir));
   } catch {
     return false;
   }
 }
 
-/** CPU time (ms) used so far in the sshd's cgroup: sshd, sessions, shells and the commands they ran. NaN if not tracked. */
-export function serverCpuMs(): number {
-  const cg = cgroupDir();
+function cpuMs(name: string): number {
+  const cg = cgroupDir(name);
   try {
     return cg ? cg.usageMs(cg.dir) : NaN;
   } catch {
     return NaN;
   }
+}
+
+/** Puts `pid` (the sshd) in the accounting cgroup; later reads of serverCpuMs() count it and its descendants. */
+export function trackServerCpu(pid: number): boolean {
+  return trackCpu(SSHD_CGROUP, [pid]);
+}
+
+/**
+ * Puts the emperor and every process it has started (vassal masters and
+ * workers) in the apps' cgroup; the vassals it starts or reloads later are
+ * its children and land there too.
+ */
+export function trackAppsCpu(emperorPid: number): boolean {
+  const children = new Map<number, number[]>();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(d)]);
+    } catch {
+      // exited
+    }
+  }
+  const tree: number[] = [];
+  const walk = (pid: number): void => {
+    tree.push(pid);
+    for (const child of children.get(pid) ?? []) walk(child);
+  };
+  walk(emperorPid);
+  return trackCpu(APPS_CGROUP, tree);
+}
+
+/** CPU time (ms) used so far in the sshd's cgroup: sshd, sessions, shells and the commands they ran. NaN if not tracked. */
+export function serverCpuMs(): number {
+  return cpuMs(SSHD_CGROUP);
+}
+
+/** CPU time (ms) used so far by the uWSGI emperor and its vassals (the apps, their reloads). NaN if not tracked. */
+export function appsCpuMs(): number {
+  return cpuMs(APPS_CGROUP);
 }
 
 /**
@@ -535,7 +593,7 @@ export function serverCpuMs(): number {
  * the next contestant's run would pay for them. Returns how many it ended.
  */
 export function endStrays(listener: number): number {
-  const cg = cgroupDir();
+  const cg = cgroupDir(SSHD_CGROUP);
   if (!cg) return 0;
   let ended = 0;
   try {

@@ -25,6 +25,8 @@ export interface Sample {
   cpuMs: number | undefined;
   /** CPU the run cost the server (set by the caller, which knows the sshd). */
   serverCpuMs?: number;
+  /** CPU the apps (uWSGI emperor and vassals) used from the run's start until the reloads it caused were over (set by the caller). */
+  appsCpuMs?: number;
   log: string;
   /** Epoch ms at spawn and at exit, to line up with the tool's own timestamps. */
   startedAt: number;
