@@ -8,6 +8,10 @@
 #   openssh.sh MODE PORT KEY KNOWN_HOSTS SITE...
 #     MODE recipe   the remote part of the deploy recipe, every step
 #     MODE true:N   N sequential `true` per site
+#     MODE shells:N one command per site, whose shell starts the user's
+#                   login shell N times in a row (`"$SHELL" -c true`): not a
+#                   peer, the least any tool that runs each command in the
+#                   user's login shell, as a session does, can cost the server
 #
 # Vassals are in /etc/uwsgi/deployfile-bench.d (the bench emperor's dir).
 # Host keys are verified (StrictHostKeyChecking=yes against KNOWN_HOSTS);
@@ -50,6 +54,11 @@ site() {
     true:*)
       local i n=${mode#true:}
       for ((i = 0; i < n; i++)); do r true; done
+      ;;
+    shells:*)
+      local n=${mode#shells:}
+      # shellcheck disable=SC2016 # expanded by the remote shell
+      r 'i=0; while [ "$i" -lt '"$n"' ]; do "$SHELL" -c true || exit; i=$((i + 1)); done'
       ;;
     *)
       echo "unknown mode $mode" >&2
