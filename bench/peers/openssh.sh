@@ -8,7 +8,7 @@
 #   openssh.sh MODE PORT KEY KNOWN_HOSTS SITE...
 #     MODE recipe   the remote part of the deploy recipe, every step
 #     MODE true:N   N sequential `true` per site
-#     MODE shells:N one command per site, whose shell starts the user's
+#     MODE shells:N one command per site, a /bin/sh that starts the user's
 #                   login shell N times in a row (`"$SHELL" -c true`): not a
 #                   peer, the least any tool that runs each command in the
 #                   user's login shell, as a session does, can cost the server
@@ -57,8 +57,11 @@ site() {
       ;;
     shells:*)
       local n=${mode#shells:}
-      # shellcheck disable=SC2016 # expanded by the remote shell
-      r 'i=0; while [ "$i" -lt '"$n"' ]; do "$SHELL" -c true || exit; i=$((i + 1)); done'
+      # The loop in /bin/sh, not in the login shell sshd started: forking
+      # dash costs a fraction of forking bash, and a tool's remote side can
+      # be that cheap (deployfile's shared shell is /bin/sh).
+      # shellcheck disable=SC2016 # expanded by the remote shells
+      r 'exec /bin/sh -c '\''i=0; while [ "$i" -lt '"$n"' ]; do "$SHELL" -c true || exit; i=$((i + 1)); done'\'
       ;;
     *)
       echo "unknown mode $mode" >&2
