@@ -637,6 +637,8 @@ async function main(): Promise<void> {
         { tool: 'none', key: 'login shells alone', runs: R.orch, touches: false, make: () => sshInv(w, `shells:${orchCommands}`, sites) },
       ]);
       const [d, o, f, an, ls] = (['deployfile', 'OpenSSH', 'Fabric 2', 'Ansible', 'login shells alone'] as const).map((k) => msOf(res, k)) as [Stats, Stats, Stats, Stats, Stats];
+      // The least wall time the login shells alone keep the server's cores busy for.
+      const lsBound = serverOf(res, 'login shells alone') / os.cpus().length;
       report.push(
         `## 3. Fan-out, orchestration only: ${orchSites} sites at once, ${orchCommands} \`true\` each`,
         '',
@@ -656,7 +658,7 @@ async function main(): Promise<void> {
         '',
         CPU_NOTE,
         '',
-        `The login-shell floor is no tool: one \`ssh\` per site, all at once, whose one command starts the user's login shell ${orchCommands} times in a row (\`"$SHELL" -c true\`, bench/peers/openssh.sh \`shells:${orchCommands}\`). Each command of deployfile, Fabric and a plain session gets a login shell of its own, so this is the least any of them can cost the server here. Fabric 2 / that floor: ${fmtRatio(f.median / ls.median)}, the best any tool that keeps that promise could reach against Fabric on this machine${f.median / ls.median < 3 ? ' (under the 3x target)' : ''}.`,
+        `The login-shell floor is no tool: one \`ssh\` per site, all at once, whose one command is a /bin/sh starting the user's login shell ${orchCommands} times in a row (\`"$SHELL" -c true\`, bench/peers/openssh.sh \`shells:${orchCommands}\`). Each command of deployfile, Fabric and a plain session gets a login shell of its own, so its server CPU, ${fmtMs(serverOf(res, 'login shells alone'))}, is about the least any of them can cost the server here, and on ${os.cpus().length} cores that alone takes ${fmtMs(lsBound)}: even a tool that cost nothing on this side could be at most ${fmtRatio(f.median / lsBound)} faster than Fabric 2 on this machine${f.median / lsBound < 3 ? ' (under the 3x target)' : ''}. Its wall time is no such bound: its ${orchSites} \`ssh\` clients and their masters use this machine's cores too.`,
         '',
         ...['deployfile', 'OpenSSH', 'Fabric 2', 'Ansible', 'login shells alone'].map((k) => failureNote(res, k)).filter(Boolean),
       );
@@ -665,7 +667,7 @@ async function main(): Promise<void> {
       targets.push({ target: `orchestration ${orchSites}×${orchCommands}: ≤ OpenSSH floor`, measured: `${fmtMs(d.median)} vs ${fmtMs(o.median)} (${fmtRatio(d.median / o.median)})`, met: metFloor });
       targets.push({
         target: `orchestration ${orchSites}×${orchCommands}: ≥ 3x faster than Fabric 2`,
-        measured: `${fmtRatio(f.median / d.median)} (the login-shell floor, no tool: ${fmtRatio(f.median / ls.median)})`,
+        measured: `${fmtRatio(f.median / d.median)} (the login shells alone keep the server busy ${fmtMs(lsBound)}: at most ${fmtRatio(f.median / lsBound)})`,
         met: metFab,
       });
       summary.push(
