@@ -175,7 +175,7 @@ function makeWorld(tmp: string, snap: Snapshot, lab: BenchLab, growth: string[] 
 
 const sitesUpTo = (n: number): string[] => Array.from({ length: n }, (_, i) => siteName(i + 1));
 
-/** `none`: no tool, the floor itself (bench/peers/reload-only.sh). */
+/** `none`: no tool, a floor itself (case 3's login shells alone, case 4's tests and reload alone). */
 type Tool = 'deployfile' | 'OpenSSH' | 'Fabric 2' | 'Ansible' | 'none';
 
 interface Contestant {
@@ -284,16 +284,17 @@ async function runCase(name: string, w: World, contestants: Contestant[]): Promi
       // Closed connections' sshd processes are reaped (and their CPU counted) a moment after the client leaves.
       await new Promise((done) => setTimeout(done, 200));
       s.serverCpuMs = serverCpuMs() - server0;
+      if (s.exitCode !== 0) {
+        anyFailure = true;
+        // A run killed at its limit leaves its remote commands running (sshd does not end them): not the next run's
+        // cost, nor the apps' while their reloads settle below.
+        const strays = endStrays(w.lab.sshdPid);
+        if (strays > 0) say(`${name}: ended ${strays} process(es) the failed run left on the server`);
+      }
       // The reloads a run caused are over before the next run starts; a tool that only touches leaves them
       // for after it exits, and they are counted to it all the same.
       if (c.touches) await waitTouchedReloaded(s.startedAt);
       s.appsCpuMs = appsCpuMs() - apps0;
-      if (s.exitCode !== 0) {
-        anyFailure = true;
-        // A run killed at its limit leaves its remote commands running (sshd does not end them): not the next run's cost.
-        const strays = endStrays(w.lab.sshdPid);
-        if (strays > 0) say(`${name}: ended ${strays} process(es) the failed run left on the server`);
-      }
       const bucket = s.exitCode === 0 ? samples : failures;
       bucket.set(c.key, [...(bucket.get(c.key) ?? []), s]);
       say(`${name}: ${c.key} run ${r + 1}/${c.runs}: ${fmtMs(s.ms)}${s.exitCode === 0 ? '' : ` FAILED (exit ${s.exitCode}, ${log})`}`);
